@@ -1,0 +1,3 @@
+module github.com/mismatch-rl/mismatch
+
+go 1.24

@@ -1,0 +1,70 @@
+package kernel
+
+// Act names an activation function.
+type Act uint8
+
+// The activations of the numeric core.
+const (
+	Identity Act = iota
+	ReLU
+	LeakyReLU // slope given per call
+	Tanh
+	Swish // x·sigmoid(x), also called SiLU
+)
+
+// BiasAct adds bias to every row of the rows×cols matrix z (in place) and
+// writes act(z) to h. h may be z itself, for inference; training keeps both
+// to differentiate. slope is LeakyReLU's slope for negative inputs.
+func BiasAct(act Act, slope float32, z, h, bias []float32, rows, cols int) {
+	n := rows * cols
+	if len(z) < n || len(h) < n || len(bias) < cols {
+		panic("kernel: BiasAct slices too short")
+	}
+	if n == 0 {
+		return
+	}
+	biasAct(act, slope, z[:n], h[:n], bias[:cols], rows, cols)
+}
+
+// ActBackward sets dz[i] = dh[i]·act'(z[i]), given h = act(z). dz may be dh.
+func ActBackward(act Act, slope float32, dz, dh, z, h []float32) {
+	n := len(dz)
+	if len(dh) < n || len(z) < n || len(h) < n {
+		panic("kernel: ActBackward slices too short")
+	}
+	if n == 0 {
+		return
+	}
+	actBackward(act, slope, dz, dh[:n], z[:n], h[:n])
+}
+
+// Exp sets dst[i] = exp(x[i]). Inputs are clamped to [-87, 88], the range
+// where float32 exp is finite and normal; NaN stays NaN.
+func Exp(dst, x []float32) {
+	if len(x) < len(dst) {
+		panic("kernel: Exp slices too short")
+	}
+	if len(dst) > 0 {
+		expVec(dst, x[:len(dst)])
+	}
+}
+
+// Sigmoid sets dst[i] = 1/(1+exp(-x[i])).
+func Sigmoid(dst, x []float32) {
+	if len(x) < len(dst) {
+		panic("kernel: Sigmoid slices too short")
+	}
+	if len(dst) > 0 {
+		sigmoidVec(dst, x[:len(dst)])
+	}
+}
+
+// Softplus sets dst[i] = log(1+exp(x[i])), accurate for inputs of any size.
+func Softplus(dst, x []float32) {
+	if len(x) < len(dst) {
+		panic("kernel: Softplus slices too short")
+	}
+	if len(dst) > 0 {
+		softplusVec(dst, x[:len(dst)])
+	}
+}

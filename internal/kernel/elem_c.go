@@ -1,0 +1,29 @@
+//go:build cgo && !purego
+
+package kernel
+
+/*
+#cgo CFLAGS: -O3
+void mm_bias_act(int act, float slope, float *z, float *h, const float *bias, long rows, long cols);
+void mm_act_backward(int act, float slope, float *dz, const float *dh, const float *z, const float *h, long n);
+void mm_exp(float *dst, const float *x, long n);
+void mm_sigmoid(float *dst, const float *x, long n);
+void mm_softplus(float *dst, const float *x, long n);
+*/
+import "C"
+
+import "unsafe"
+
+func fp(s []float32) *C.float { return (*C.float)(unsafe.Pointer(&s[0])) }
+
+func biasAct(act Act, slope float32, z, h, bias []float32, rows, cols int) {
+	C.mm_bias_act(C.int(act), C.float(slope), fp(z), fp(h), fp(bias), C.long(rows), C.long(cols))
+}
+
+func actBackward(act Act, slope float32, dz, dh, z, h []float32) {
+	C.mm_act_backward(C.int(act), C.float(slope), fp(dz), fp(dh), fp(z), fp(h), C.long(len(dz)))
+}
+
+func expVec(dst, x []float32)      { C.mm_exp(fp(dst), fp(x), C.long(len(dst))) }
+func sigmoidVec(dst, x []float32)  { C.mm_sigmoid(fp(dst), fp(x), C.long(len(dst))) }
+func softplusVec(dst, x []float32) { C.mm_softplus(fp(dst), fp(x), C.long(len(dst))) }

@@ -1,0 +1,15 @@
+//go:build !cgo || purego
+
+package kernel
+
+func biasAct(act Act, slope float32, z, h, bias []float32, rows, cols int) {
+	biasActGo(act, slope, z, h, bias, rows, cols)
+}
+
+func actBackward(act Act, slope float32, dz, dh, z, h []float32) {
+	actBackwardGo(act, slope, dz, dh, z, h)
+}
+
+func expVec(dst, x []float32)      { expGo(dst, x) }
+func sigmoidVec(dst, x []float32)  { sigmoidGo(dst, x) }
+func softplusVec(dst, x []float32) { softplusGo(dst, x) }

@@ -1,0 +1,49 @@
+//go:build cgo && !purego
+
+package kernel
+
+/*
+#cgo LDFLAGS: -lopenblas
+
+// Declared here rather than taken from cblas.h, whose Debian variants differ
+// (netlib's lacks openblas_set_num_threads). OpenBLAS as Debian builds it
+// uses 32-bit integers.
+enum { mmRowMajor = 101, mmNoTrans = 111, mmTrans = 112 };
+void openblas_set_num_threads(int n);
+void cblas_sgemm(int order, int transA, int transB, int m, int n, int k,
+	float alpha, const float *a, int lda, const float *b, int ldb,
+	float beta, float *c, int ldc);
+*/
+import "C"
+
+import "unsafe"
+
+// Backend names the matrix-multiply backend compiled in.
+const Backend = "openblas"
+
+func init() {
+	// Callers parallelise over ensemble members and row chunks; OpenBLAS's
+	// own threads would compete with those goroutines and lose at these sizes.
+	C.openblas_set_num_threads(1)
+}
+
+func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	ta, tb := C.int(C.mmNoTrans), C.int(C.mmNoTrans)
+	if transA {
+		ta = C.mmTrans
+	}
+	if transB {
+		tb = C.mmTrans
+	}
+	var pa, pb *float32
+	if len(a) > 0 {
+		pa = &a[0]
+	}
+	if len(b) > 0 {
+		pb = &b[0]
+	}
+	C.cblas_sgemm(C.mmRowMajor, ta, tb, C.int(m), C.int(n), C.int(k),
+		C.float(alpha), (*C.float)(unsafe.Pointer(pa)), C.int(lda),
+		(*C.float)(unsafe.Pointer(pb)), C.int(ldb),
+		C.float(beta), (*C.float)(unsafe.Pointer(&c[0])), C.int(ldc))
+}

@@ -1,0 +1,321 @@
+package kernel
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+type gemmFunc func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int)
+
+func randSlice(r *rand.Rand, n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = float32(r.NormFloat64())
+	}
+	return s
+}
+
+func TestSgemmBackendsMatchFloat64(t *testing.T) {
+	backends := map[string]gemmFunc{"selected(" + Backend + ")": Sgemm, "go": sgemmGo}
+	type shape struct{ m, n, k int }
+	shapes := []shape{{1, 1, 1}, {1, 7, 1}, {5, 1, 3}, {1, 200, 6}, {37, 41, 43}, {64, 8, 200}, {257, 200, 200}, {3, 5, 0}}
+	r := rand.New(rand.NewPCG(1, 2))
+	for name, gemm := range backends {
+		for _, s := range shapes {
+			for _, ta := range []bool{false, true} {
+				for _, tb := range []bool{false, true} {
+					for _, ab := range [][2]float32{{1, 0}, {0.5, 1}, {-2, 0.25}} {
+						t.Run(fmt.Sprintf("%s/%dx%dx%d/tA=%v/tB=%v/a=%g/b=%g", name, s.m, s.n, s.k, ta, tb, ab[0], ab[1]), func(t *testing.T) {
+							compareGemm(t, r, gemm, s.m, s.n, s.k, ta, tb, ab[0], ab[1])
+						})
+					}
+				}
+			}
+		}
+	}
+}
+
+func compareGemm(t *testing.T, r *rand.Rand, gemm gemmFunc, m, n, k int, ta, tb bool, alpha, beta float32) {
+	// Strides larger than the rows exercise lda/ldb/ldc handling.
+	ar, ac := m, k
+	if ta {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if tb {
+		br, bc = n, k
+	}
+	lda, ldb, ldc := ac+3, bc+1, n+2
+	a := randSlice(r, max(ar*lda, 1))
+	b := randSlice(r, max(br*ldb, 1))
+	c := randSlice(r, m*ldc)
+	if beta == 0 {
+		for i := range c {
+			c[i] = float32(math.NaN()) // must not be read
+		}
+	}
+	c0 := append([]float32(nil), c...)
+	at := func(i, p int) float64 {
+		if ta {
+			return float64(a[p*lda+i])
+		}
+		return float64(a[i*lda+p])
+	}
+	bt := func(p, j int) float64 {
+		if tb {
+			return float64(b[j*ldb+p])
+		}
+		return float64(b[p*ldb+j])
+	}
+	gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	for i := 0; i < m; i++ {
+		for j := 0; j < ldc; j++ {
+			got := float64(c[i*ldc+j])
+			if j >= n {
+				if c[i*ldc+j] != c0[i*ldc+j] && !(math.IsNaN(got) && math.IsNaN(float64(c0[i*ldc+j]))) {
+					t.Fatalf("wrote outside C at (%d,%d)", i, j)
+				}
+				continue
+			}
+			var want, scale float64
+			for p := 0; p < k; p++ {
+				want += at(i, p) * bt(p, j)
+				scale += math.Abs(at(i, p) * bt(p, j))
+			}
+			want *= float64(alpha)
+			scale *= math.Abs(float64(alpha))
+			if beta != 0 {
+				want += float64(beta) * float64(c0[i*ldc+j])
+				scale += math.Abs(float64(beta) * float64(c0[i*ldc+j]))
+			}
+			if math.Abs(got-want) > 1e-5*scale+1e-6 || math.IsNaN(got) {
+				t.Fatalf("C[%d,%d] = %g, want %g", i, j, got, want)
+			}
+		}
+	}
+}
+
+func TestSgemmPanicsOnShortSlices(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Fatal("no panic for a too-short A")
+		}
+	}()
+	Sgemm(false, false, 4, 4, 4, 1, make([]float32, 15), 4, make([]float32, 16), 4, 0, make([]float32, 16), 4)
+}
+
+// testInputs spans the ranges the kernels must handle: tiny, moderate, the
+// clamps of exp and beyond.
+func testInputs() []float32 {
+	xs := []float32{0, 1e-30, -1e-30, 1e-8, -1e-8, 1e-4, 0.2499, 0.25, 0.2501, -0.25, 87, -87, 88, -88, 89, -89, 100, -100, 1e6, -1e6}
+	for x := -30.0; x <= 30; x += 0.0137 {
+		xs = append(xs, float32(x))
+	}
+	return xs
+}
+
+type elemBackend struct {
+	name     string
+	exp      func(dst, x []float32)
+	sigmoid  func(dst, x []float32)
+	softplus func(dst, x []float32)
+	biasAct  func(act Act, slope float32, z, h, bias []float32, rows, cols int)
+	backward func(act Act, slope float32, dz, dh, z, h []float32)
+}
+
+func elemBackends() []elemBackend {
+	return []elemBackend{
+		{"selected", Exp, Sigmoid, Softplus, BiasAct, ActBackward},
+		{"go", expGo, sigmoidGo, softplusGo, biasActGo, actBackwardGo},
+	}
+}
+
+// close reports whether got is within rel·|want| + abs of want.
+func close(got float32, want, rel, abs float64) bool {
+	return math.Abs(float64(got)-want) <= rel*math.Abs(want)+abs
+}
+
+func TestElementwiseAgainstFloat64(t *testing.T) {
+	xs := testInputs()
+	dst := make([]float32, len(xs))
+	for _, be := range elemBackends() {
+		t.Run(be.name, func(t *testing.T) {
+			be.exp(dst, xs)
+			for i, x := range xs {
+				want := math.Exp(math.Max(-87, math.Min(88, float64(x))))
+				if !close(dst[i], want, 4e-7, 0) {
+					t.Errorf("exp(%g) = %g, want %g", x, dst[i], want)
+				}
+			}
+			be.sigmoid(dst, xs)
+			for i, x := range xs {
+				want := 1 / (1 + math.Exp(-float64(x)))
+				if !close(dst[i], want, 5e-7, 1e-37) {
+					t.Errorf("sigmoid(%g) = %g, want %g", x, dst[i], want)
+				}
+			}
+			be.softplus(dst, xs)
+			for i, x := range xs {
+				want := math.Log1p(math.Exp(float64(x)))
+				if x > 30 {
+					want = float64(x)
+				}
+				// Absolute error 1e-37 covers results clamped at exp(−87).
+				if !close(dst[i], want, 5e-7, 1e-37) {
+					t.Errorf("softplus(%g) = %g, want %g", x, dst[i], want)
+				}
+			}
+		})
+	}
+}
+
+func refAct(act Act, slope float64, x float64) (y, dy float64) {
+	switch act {
+	case ReLU:
+		if x > 0 {
+			return x, 1
+		}
+		return 0, 0
+	case LeakyReLU:
+		if x > 0 {
+			return x, 1
+		}
+		return slope * x, slope
+	case Tanh:
+		y = math.Tanh(x)
+		return y, 1 - y*y
+	case Swish:
+		s := 1 / (1 + math.Exp(-x))
+		return x * s, s + x*s*(1-s)
+	}
+	return x, 1
+}
+
+func TestActivationsAndDerivatives(t *testing.T) {
+	acts := map[string]Act{"identity": Identity, "relu": ReLU, "leaky": LeakyReLU, "tanh": Tanh, "swish": Swish}
+	xs := testInputs()
+	cols := 3
+	rows := (len(xs) + cols - 1) / cols
+	n := rows * cols
+	bias := []float32{0.5, -0.25, 0}
+	for _, be := range elemBackends() {
+		for name, act := range acts {
+			t.Run(be.name+"/"+name, func(t *testing.T) {
+				z := make([]float32, n)
+				pre := make([]float32, n)
+				for i := range z {
+					z[i] = xs[i%len(xs)] - bias[i%cols]
+				}
+				h := make([]float32, n)
+				be.biasAct(act, 0.01, z, h, bias, rows, cols)
+				for i := range z {
+					pre[i] = xs[i%len(xs)]
+					if d := math.Abs(float64(z[i] - (pre[i] - bias[i%cols] + bias[i%cols]))); d != 0 {
+						t.Fatalf("z[%d] = %g, want the biased input", i, z[i])
+					}
+				}
+				dh := make([]float32, n)
+				for i := range dh {
+					dh[i] = float32(1 + i%5)
+				}
+				dz := make([]float32, n)
+				be.backward(act, 0.01, dz, dh, z, h)
+				for i := range z {
+					y, dy := refAct(act, 0.01, float64(z[i]))
+					if !close(h[i], y, 1e-6, 1e-7) {
+						t.Errorf("act(%g) = %g, want %g", z[i], h[i], y)
+					}
+					if !close(dz[i], dy*float64(dh[i]), 2e-6, 2e-6) {
+						t.Errorf("act'(%g)·%g = %g, want %g", z[i], dh[i], dz[i], dy*float64(dh[i]))
+					}
+				}
+				// In place, as inference uses it.
+				zz := append([]float32(nil), z...)
+				for i := range zz {
+					zz[i] -= bias[i%cols]
+				}
+				be.biasAct(act, 0.01, zz, zz, bias, rows, cols)
+				for i := range zz {
+					if zz[i] != h[i] {
+						t.Fatalf("in-place result %g differs from %g at %d", zz[i], h[i], i)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestNaNPropagates(t *testing.T) {
+	nan := float32(math.NaN())
+	x := []float32{nan, nan, nan, nan, nan, nan, nan, nan, nan}
+	dst := make([]float32, len(x))
+	for _, be := range elemBackends() {
+		for name, f := range map[string]func(d, x []float32){"exp": be.exp, "sigmoid": be.sigmoid, "softplus": be.softplus} {
+			f(dst, x)
+			for _, v := range dst {
+				if v == v {
+					t.Errorf("%s/%s(NaN) = %g, want NaN", be.name, name, v)
+				}
+			}
+		}
+		for _, act := range []Act{Identity, ReLU, LeakyReLU, Tanh, Swish} {
+			z := append([]float32(nil), x...)
+			be.biasAct(act, 0.01, z, dst, make([]float32, 3), 3, 3)
+			for _, v := range dst {
+				if v == v {
+					t.Errorf("%s: activation %d of NaN = %g, want NaN", be.name, act, v)
+				}
+			}
+		}
+	}
+}
+
+func TestBackendsAgree(t *testing.T) {
+	// The C kernels compute the Go formulas; only contraction into FMA may
+	// differ, by an ulp or two.
+	xs := testInputs()
+	a, b := make([]float32, len(xs)), make([]float32, len(xs))
+	pairs := []struct {
+		name string
+		f, g func(d, x []float32)
+	}{{"exp", Exp, expGo}, {"sigmoid", Sigmoid, sigmoidGo}, {"softplus", Softplus, softplusGo}}
+	for _, p := range pairs {
+		p.f(a, xs)
+		p.g(b, xs)
+		for i := range a {
+			if !close(a[i], float64(b[i]), 3e-7, 1e-38) {
+				t.Errorf("%s(%g): %s %g, go %g", p.name, xs[i], Backend, a[i], b[i])
+			}
+		}
+	}
+}
+
+func BenchmarkElementwise(b *testing.B) {
+	const n = 200 * 256
+	x := make([]float32, n)
+	h := make([]float32, n)
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := range x {
+		x[i] = float32(r.NormFloat64() * 3)
+	}
+	bias := make([]float32, 200)
+	for _, be := range elemBackends() {
+		for name, act := range map[string]Act{"swish": Swish, "tanh": Tanh} {
+			b.Run(be.name+"/"+name, func(b *testing.B) {
+				z := append([]float32(nil), x...)
+				for b.Loop() {
+					be.biasAct(act, 0, z, h, bias, n/200, 200)
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/elem")
+			})
+		}
+		b.Run(be.name+"/exp", func(b *testing.B) {
+			for b.Loop() {
+				be.exp(h, x)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/elem")
+		})
+	}
+}
