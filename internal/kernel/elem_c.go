@@ -4,11 +4,14 @@ package kernel
 
 /*
 #cgo CFLAGS: -O3
+#cgo LDFLAGS: -lm
 void mm_bias_act(int act, float slope, float *z, float *h, const float *bias, long rows, long cols);
 void mm_act_backward(int act, float slope, float *dz, const float *dh, const float *z, const float *h, long n);
 void mm_exp(float *dst, const float *x, long n);
 void mm_sigmoid(float *dst, const float *x, long n);
 void mm_softplus(float *dst, const float *x, long n);
+void mm_adam(float *p, const float *g, float *m, float *v, long n, float b1, float b2, float lr, float rbc2, float eps);
+double mm_decay(float *g, const float *w, long n, float lambda);
 */
 import "C"
 
@@ -27,3 +30,11 @@ func actBackward(act Act, slope float32, dz, dh, z, h []float32) {
 func expVec(dst, x []float32)      { C.mm_exp(fp(dst), fp(x), C.long(len(dst))) }
 func sigmoidVec(dst, x []float32)  { C.mm_sigmoid(fp(dst), fp(x), C.long(len(dst))) }
 func softplusVec(dst, x []float32) { C.mm_softplus(fp(dst), fp(x), C.long(len(dst))) }
+
+func adamUpdate(p, g, m, v []float32, b1, b2, lr, rbc2, eps float32) {
+	C.mm_adam(fp(p), fp(g), fp(m), fp(v), C.long(len(p)), C.float(b1), C.float(b2), C.float(lr), C.float(rbc2), C.float(eps))
+}
+
+func decay(g, w []float32, lambda float32) float64 {
+	return float64(C.mm_decay(fp(g), fp(w), C.long(len(w)), C.float(lambda)))
+}

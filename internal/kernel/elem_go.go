@@ -185,3 +185,5 @@ func softplusGo(dst, x []float32) {
 		dst[i] = softplusf(v)
 	}
 }
+
+func sqrtf(x float32) float32 { return float32(math.Sqrt(float64(x))) }

@@ -13,3 +13,9 @@ func actBackward(act Act, slope float32, dz, dh, z, h []float32) {
 func expVec(dst, x []float32)      { expGo(dst, x) }
 func sigmoidVec(dst, x []float32)  { sigmoidGo(dst, x) }
 func softplusVec(dst, x []float32) { softplusGo(dst, x) }
+
+func adamUpdate(p, g, m, v []float32, b1, b2, lr, rbc2, eps float32) {
+	adamUpdateGo(p, g, m, v, b1, b2, lr, rbc2, eps)
+}
+
+func decay(g, w []float32, lambda float32) float64 { return decayGo(g, w, lambda) }

@@ -319,3 +319,46 @@ func BenchmarkElementwise(b *testing.B) {
 		})
 	}
 }
+
+func TestAdamUpdateAndDecayBackendsAgree(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	const n = 1000
+	p0, g := randSlice(r, n), randSlice(r, n)
+	m0, v0 := randSlice(r, n), randSlice(r, n)
+	for i := range v0 {
+		v0[i] *= v0[i]
+	}
+	run := func(f func(p, g, m, v []float32, b1, b2, lr, rbc2, eps float32)) (p, m, v []float32) {
+		p, m, v = append([]float32(nil), p0...), append([]float32(nil), m0...), append([]float32(nil), v0...)
+		f(p, g, m, v, 0.9, 0.999, 0.01, 1.5, 1e-8)
+		return
+	}
+	pa, ma, va := run(AdamUpdate)
+	pb, mb, vb := run(adamUpdateGo)
+	for i := 0; i < n; i++ {
+		// Reference in float64, from the float32 coefficients the kernels
+		// see (1 − float32(0.999) differs from 0.001 by 1.3e-5 relative).
+		b1, b2 := float64(float32(0.9)), float64(float32(0.999))
+		mm := b1*float64(m0[i]) + (1-b1)*float64(g[i])
+		vv := b2*float64(v0[i]) + (1-b2)*float64(g[i])*float64(g[i])
+		want := float64(p0[i]) - 0.01*mm/(math.Sqrt(vv)*1.5+1e-8)
+		for _, got := range [][3]float32{{pa[i], ma[i], va[i]}, {pb[i], mb[i], vb[i]}} {
+			if !close(got[0], want, 1e-6, 1e-6) || !close(got[1], mm, 1e-6, 1e-7) || !close(got[2], vv, 1e-6, 1e-7) {
+				t.Fatalf("element %d: got p,m,v %v, want %g %g %g", i, got, want, mm, vv)
+			}
+		}
+	}
+	w := randSlice(r, 3001)
+	ga, gb := make([]float32, len(w)), make([]float32, len(w))
+	sa, sb := Decay(ga, w, 0.5), decayGo(gb, w, 0.5)
+	var want float64
+	for i, x := range w {
+		want += float64(x) * float64(x)
+		if ga[i] != 0.5*x || gb[i] != 0.5*x {
+			t.Fatalf("decay gradient %d: %g and %g, want %g", i, ga[i], gb[i], 0.5*x)
+		}
+	}
+	if math.Abs(sa-want) > 1e-6*want || math.Abs(sb-want) > 1e-9*want {
+		t.Fatalf("Σw² = %g (%s) and %g (go), want %g", sa, Backend, sb, want)
+	}
+}

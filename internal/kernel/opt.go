@@ -1,0 +1,49 @@
+package kernel
+
+// AdamUpdate applies one Adam step to p given gradient g and the moment
+// estimates m and v, updated in place:
+//
+//	m = b1·m + (1−b1)·g;  v = b2·v + (1−b2)·g²;  p −= lr·m / (√v·rbc2 + eps)
+//
+// lr is the learning rate divided by the first moment's bias correction and
+// rbc2 is 1/√(second moment's bias correction), as PyTorch computes them.
+func AdamUpdate(p, g, m, v []float32, b1, b2, lr, rbc2, eps float32) {
+	n := len(p)
+	if len(g) < n || len(m) < n || len(v) < n {
+		panic("kernel: AdamUpdate slices too short")
+	}
+	if n > 0 {
+		adamUpdate(p, g[:n], m[:n], v[:n], b1, b2, lr, rbc2, eps)
+	}
+}
+
+// Decay adds lambda·w to g and returns Σ w², accumulated in float64.
+func Decay(g, w []float32, lambda float32) float64 {
+	if len(g) < len(w) {
+		panic("kernel: Decay slices too short")
+	}
+	if len(w) == 0 {
+		return 0
+	}
+	return decay(g[:len(w)], w, lambda)
+}
+
+func adamUpdateGo(p, g, m, v []float32, b1, b2, lr, rbc2, eps float32) {
+	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
+	for j, gj := range g {
+		mj := b1*m[j] + (1-b1)*gj
+		vj := b2*v[j] + (1-b2)*gj*gj
+		m[j], v[j] = mj, vj
+		p[j] -= lr * mj / (sqrtf(vj)*rbc2 + eps)
+	}
+}
+
+func decayGo(g, w []float32, lambda float32) float64 {
+	g = g[:len(w)]
+	var ss float64
+	for j, x := range w {
+		ss += float64(x) * float64(x)
+		g[j] += lambda * x
+	}
+	return ss
+}

@@ -1,0 +1,247 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/mismatch-rl/mismatch/internal/kernel"
+)
+
+// Default soft bounds of a Gaussian head's log-variance (PETS's initial
+// values).
+const (
+	DefaultMaxLogVar = 0.5
+	DefaultMinLogVar = -10
+)
+
+// Gaussian reads an MLP's 2·Dim outputs per row as a mean (the first Dim)
+// and a raw log-variance (the last Dim) that is soft-clamped between
+// per-dimension bounds:
+//
+//	lv = max − softplus(max − raw)
+//	lv = min + softplus(lv − min)
+//
+// The bounds are parameters too: PETS learns them (with BoundPenalty in the
+// loss), mbrl-lib keeps them fixed by default.
+type Gaussian struct {
+	Dim       int
+	MaxLogVar []float32
+	MinLogVar []float32
+}
+
+// NewGaussian returns a head for dim-dimensional targets with the default
+// bounds.
+func NewGaussian(dim int) *Gaussian {
+	g := &Gaussian{Dim: dim, MaxLogVar: make([]float32, dim), MinLogVar: make([]float32, dim)}
+	for i := range dim {
+		g.MaxLogVar[i] = DefaultMaxLogVar
+		g.MinLogVar[i] = DefaultMinLogVar
+	}
+	return g
+}
+
+func (g *Gaussian) check(out []float32, rows int) error {
+	if g.Dim < 1 || len(g.MaxLogVar) != g.Dim || len(g.MinLogVar) != g.Dim {
+		return fmt.Errorf("nn: Gaussian head of %d dimensions has %d max and %d min bounds", g.Dim, len(g.MaxLogVar), len(g.MinLogVar))
+	}
+	if rows < 0 || len(out) < rows*2*g.Dim {
+		return fmt.Errorf("nn: %d outputs for %d rows of a %d-dimensional Gaussian (want %d)", len(out), rows, g.Dim, rows*2*g.Dim)
+	}
+	return nil
+}
+
+// Split writes the mean and the clamped log-variance of rows output rows
+// (rows×2·Dim) into mean and logVar (rows×Dim each).
+func (g *Gaussian) Split(mean, logVar, out []float32, rows int) error {
+	if err := g.check(out, rows); err != nil {
+		return err
+	}
+	d := g.Dim
+	if len(mean) < rows*d || len(logVar) < rows*d {
+		return fmt.Errorf("nn: mean or log-variance buffer shorter than %d×%d", rows, d)
+	}
+	for r := 0; r < rows; r++ {
+		o := out[r*2*d : (r+1)*2*d]
+		copy(mean[r*d:(r+1)*d], o[:d])
+		lv := logVar[r*d : (r+1)*d]
+		for j, raw := range o[d:] {
+			lv[j] = g.MaxLogVar[j] - raw
+		}
+	}
+	// Vectorised softplus over the whole block, twice.
+	lv := logVar[:rows*d]
+	kernel.Softplus(lv, lv)
+	for i := range lv {
+		j := i % d
+		lv[i] = g.MaxLogVar[j] - lv[i] - g.MinLogVar[j]
+	}
+	kernel.Softplus(lv, lv)
+	for i := range lv {
+		lv[i] += g.MinLogVar[i%d]
+	}
+	return nil
+}
+
+// clamp returns the clamped log-variance and its derivatives with respect to
+// the raw value and the two bounds, in float64.
+func clamp(raw, hi, lo float64) (lv, dRaw, dHi, dLo float64) {
+	a := hi - raw
+	lv1 := hi - softplus64(a)
+	s1 := sigmoid64(a)
+	b := lv1 - lo
+	lv = lo + softplus64(b)
+	s2 := sigmoid64(b)
+	return lv, s2 * s1, s2 * (1 - s1), 1 - s2
+}
+
+func softplus64(x float64) float64 {
+	if x > 0 {
+		return x + math.Log1p(math.Exp(-x))
+	}
+	return math.Log1p(math.Exp(x))
+}
+
+func sigmoid64(x float64) float64 {
+	if x >= 0 {
+		return 1 / (1 + math.Exp(-x))
+	}
+	e := math.Exp(x)
+	return e / (1 + e)
+}
+
+// Loss returns the Gaussian training loss of a batch, summed over members:
+//
+//	Σ_e 1/(rows·Dim) Σ_b w_b Σ_d [(μ−y)²·exp(−lv) + lv]
+//
+// out is Members×rows×2·Dim, y Members×rows×Dim and w Members×rows (nil for
+// unit weights). It sets dOut (out's shape) to the loss's gradient and adds
+// the gradient with respect to the bounds to dMax and dMin when they are not
+// nil. The constant ½ and log 2π terms are left out, as PETS does; NLL gives
+// the full density.
+func (g *Gaussian) Loss(out, y, w []float32, members, rows int, dOut, dMax, dMin []float32) (float64, error) {
+	d := g.Dim
+	n := members * rows
+	if err := g.check(out, n); err != nil {
+		return 0, err
+	}
+	if err := checkLossIO(y, w, dOut, members, rows, d, 2*d); err != nil {
+		return 0, err
+	}
+	if (dMax != nil && len(dMax) < d) || (dMin != nil && len(dMin) < d) {
+		return 0, fmt.Errorf("nn: bound gradients shorter than %d", d)
+	}
+	c := 1 / float64(rows*d)
+	var loss float64
+	for i := 0; i < n; i++ {
+		wi := 1.0
+		if w != nil {
+			wi = float64(w[i])
+		}
+		o := out[i*2*d : (i+1)*2*d]
+		do := dOut[i*2*d : (i+1)*2*d]
+		yi := y[i*d : (i+1)*d]
+		for j := 0; j < d; j++ {
+			lv, dRaw, dHi, dLo := clamp(float64(o[d+j]), float64(g.MaxLogVar[j]), float64(g.MinLogVar[j]))
+			e := float64(o[j]) - float64(yi[j])
+			iv := math.Exp(-lv)
+			loss += c * wi * (e*e*iv + lv)
+			do[j] = float32(c * wi * 2 * e * iv)
+			dlv := c * wi * (1 - e*e*iv)
+			do[d+j] = float32(dlv * dRaw)
+			if dMax != nil {
+				dMax[j] += float32(dlv * dHi)
+			}
+			if dMin != nil {
+				dMin[j] += float32(dlv * dLo)
+			}
+		}
+	}
+	return loss, nil
+}
+
+// BoundPenalty returns coef·(Σ max − Σ min), PETS's term that keeps learned
+// bounds tight, and adds its gradient to dMax and dMin.
+func (g *Gaussian) BoundPenalty(coef float32, dMax, dMin []float32) float64 {
+	var s float64
+	for j := 0; j < g.Dim; j++ {
+		s += float64(g.MaxLogVar[j]) - float64(g.MinLogVar[j])
+		dMax[j] += coef
+		dMin[j] -= coef
+	}
+	return float64(coef) * s
+}
+
+// log2Pi is log(2π), the Gaussian density's constant.
+var log2Pi = math.Log(2 * math.Pi)
+
+// NLL writes into dst each row's negative log-likelihood of y in nats under
+// the full Gaussian density, ½ Σ_d [(μ−y)²·exp(−lv) + lv + log 2π], for rows
+// output rows (rows×2·Dim) and targets (rows×Dim).
+func (g *Gaussian) NLL(dst []float64, out, y []float32, rows int) error {
+	d := g.Dim
+	if err := g.check(out, rows); err != nil {
+		return err
+	}
+	if len(y) < rows*d || len(dst) < rows {
+		return fmt.Errorf("nn: NLL needs %d targets and %d results, got %d and %d", rows*d, rows, len(y), len(dst))
+	}
+	for i := 0; i < rows; i++ {
+		o := out[i*2*d : (i+1)*2*d]
+		var s float64
+		for j := 0; j < d; j++ {
+			lv, _, _, _ := clamp(float64(o[d+j]), float64(g.MaxLogVar[j]), float64(g.MinLogVar[j]))
+			e := float64(o[j]) - float64(y[i*d+j])
+			s += e*e*math.Exp(-lv) + lv + log2Pi
+		}
+		dst[i] = 0.5 * s
+	}
+	return nil
+}
+
+// MSE returns the squared-error loss of a batch summed over members,
+//
+//	Σ_e 1/(rows·dim) Σ_b w_b Σ_d (μ−y)²,
+//
+// for out and y of Members×rows×dim and w of Members×rows (nil for unit
+// weights), and sets dOut (out's shape) to its gradient. It is the loss of
+// deterministic models.
+func MSE(out, y, w []float32, members, rows, dim int, dOut []float32) (float64, error) {
+	n := members * rows
+	if dim < 1 || len(out) < n*dim {
+		return 0, fmt.Errorf("nn: %d outputs for %d rows of width %d", len(out), n, dim)
+	}
+	if err := checkLossIO(y, w, dOut, members, rows, dim, dim); err != nil {
+		return 0, err
+	}
+	c := 1 / float64(rows*dim)
+	var loss float64
+	for i := 0; i < n; i++ {
+		wi := 1.0
+		if w != nil {
+			wi = float64(w[i])
+		}
+		for j := i * dim; j < (i+1)*dim; j++ {
+			e := float64(out[j]) - float64(y[j])
+			loss += c * wi * e * e
+			dOut[j] = float32(c * wi * 2 * e)
+		}
+	}
+	return loss, nil
+}
+
+func checkLossIO(y, w, dOut []float32, members, rows, dim, outWidth int) error {
+	n := members * rows
+	if members < 1 || rows < 1 {
+		return fmt.Errorf("nn: loss of %d members × %d rows", members, rows)
+	}
+	if len(y) < n*dim {
+		return fmt.Errorf("nn: %d targets, want %d×%d×%d", len(y), members, rows, dim)
+	}
+	if w != nil && len(w) < n {
+		return fmt.Errorf("nn: %d weights, want %d×%d", len(w), members, rows)
+	}
+	if len(dOut) < n*outWidth {
+		return fmt.Errorf("nn: output gradient has %d elements, want %d", len(dOut), n*outWidth)
+	}
+	return nil
+}

@@ -1,0 +1,484 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/mismatch-rl/mismatch/internal/kernel"
+	"github.com/mismatch-rl/mismatch/rng"
+)
+
+var allActivations = []Activation{Swish, Tanh, ReLU, LeakyReLU, Identity}
+
+func randInput(src *rng.Source, n int) []float32 {
+	x := make([]float32, n)
+	src.FillNormal(x, 0, 1)
+	return x
+}
+
+func mustNew(t testing.TB, cfg Config, seed uint64) *MLP {
+	t.Helper()
+	m, err := New(cfg, rng.New(seed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestForwardMatchesFloat64Reference(t *testing.T) {
+	shapes := []struct {
+		members, in, out, rows int
+		hidden                 []int
+	}{
+		{1, 1, 1, 1, []int{3}},
+		{2, 1, 4, 7, []int{5, 5}},
+		{3, 6, 8, 300, []int{16, 9}}, // rows not a multiple of the chunk
+		{5, 6, 8, 513, []int{20, 20, 20}},
+		{2, 4, 3, 2, nil}, // linear
+	}
+	for _, act := range allActivations {
+		for _, s := range shapes {
+			name := fmt.Sprintf("%v/E%d_in%d_h%v_out%d_B%d", act, s.members, s.in, s.hidden, s.out, s.rows)
+			t.Run(name, func(t *testing.T) {
+				cfg := Config{Members: s.members, In: s.in, Hidden: s.hidden, Out: s.out, Activation: act}
+				m := mustNew(t, cfg, 11)
+				// Non-zero biases, so bias handling is tested.
+				src := rng.New(12)
+				for _, l := range m.Layers {
+					src.FillNormal(l.B, 0, 0.3)
+				}
+				x := randInput(src, s.members*s.rows*s.in)
+				for _, threads := range []int{1, 2, 3} {
+					ev := NewEvaluator(m, threads)
+					got := make([]float32, s.members*s.rows*s.out)
+					if err := ev.Forward(got, x, s.rows); err != nil {
+						t.Fatal(err)
+					}
+					ev.Close()
+					want := refFromMLP(m).forwardAll(x, s.rows)
+					for i := range got {
+						if math.Abs(float64(got[i])-want[i]) > 2e-5*(1+math.Abs(want[i])) {
+							t.Fatalf("threads %d: output %d = %g, reference %g (backend %s)", threads, i, got[i], want[i], kernel.Backend)
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestForwardMembersAndThreadsAgree(t *testing.T) {
+	cfg := Config{Members: 4, In: 5, Hidden: []int{32, 32}, Out: 3, Activation: Swish}
+	m := mustNew(t, cfg, 3)
+	const rows = 700
+	x := randInput(rng.New(4), cfg.Members*rows*cfg.In)
+	all := make([]float32, cfg.Members*rows*cfg.Out)
+	ev := NewEvaluator(m, 1)
+	defer ev.Close()
+	if err := ev.Forward(all, x, rows); err != nil {
+		t.Fatal(err)
+	}
+	// Bit-identical whatever the number of goroutines.
+	ev2 := NewEvaluator(m, 2)
+	defer ev2.Close()
+	all2 := make([]float32, len(all))
+	if err := ev2.Forward(all2, x, rows); err != nil {
+		t.Fatal(err)
+	}
+	for i := range all {
+		if all[i] != all2[i] {
+			t.Fatalf("1 and 2 goroutines differ at %d: %g vs %g", i, all[i], all2[i])
+		}
+	}
+	// Members 2 and 0, fed blocks 2 and 0 of x, reproduce those blocks.
+	members := []int{2, 0}
+	xs := append(append([]float32(nil), x[2*rows*cfg.In:3*rows*cfg.In]...), x[:rows*cfg.In]...)
+	sub := make([]float32, 2*rows*cfg.Out)
+	if err := ev.ForwardMembers(sub, xs, rows, members); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < rows*cfg.Out; i++ {
+		if sub[i] != all[2*rows*cfg.Out+i] || sub[rows*cfg.Out+i] != all[i] {
+			t.Fatalf("member subset differs at %d", i)
+		}
+	}
+	if err := ev.ForwardMembers(sub, xs, rows, []int{4}); err == nil {
+		t.Fatal("member 4 of 4 accepted")
+	}
+}
+
+// fdCheck compares analytic gradients with central differences of f in
+// float64, for every parameter index in idx.
+func fdCheck(t *testing.T, what string, p []float64, grad []float32, f func([]float64) float64) {
+	t.Helper()
+	const h = 1e-6
+	worst := 0.0
+	for i := range p {
+		orig := p[i]
+		p[i] = orig + h
+		fp := f(p)
+		p[i] = orig - h
+		fm := f(p)
+		p[i] = orig
+		fd := (fp - fm) / (2 * h)
+		err := math.Abs(float64(grad[i]) - fd)
+		// float32 gradients carry relative error of order 1e-6; a wrong
+		// formula is off by O(1).
+		if err > 2e-3*math.Abs(fd)+2e-5 {
+			t.Errorf("%s: gradient %d = %.7g, finite difference %.7g", what, i, grad[i], fd)
+		}
+		worst = math.Max(worst, err)
+	}
+	t.Logf("%s: %d gradients, worst absolute error %.2g", what, len(p), worst)
+}
+
+func TestGradientsAgainstFiniteDifferences(t *testing.T) {
+	for _, act := range allActivations {
+		for _, learnBounds := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%v/learnBounds=%v", act, learnBounds), func(t *testing.T) {
+				const members, rows, d = 2, 6, 3
+				cfg := Config{Members: members, In: 4, Hidden: []int{7, 5}, Out: 2 * d, Activation: act, LeakySlope: 0.1}
+				m := mustNew(t, cfg, 21)
+				src := rng.New(22)
+				for _, l := range m.Layers {
+					src.FillNormal(l.B, 0, 0.2)
+				}
+				x := randInput(src, members*rows*cfg.In)
+				y := randInput(src, members*rows*d)
+				w := make([]float32, members*rows)
+				src.FillUniform(w, 0, 2)
+				g := NewGaussian(d)
+				// Bounds near the outputs' range, so both softpluses bend.
+				for j := range d {
+					g.MaxLogVar[j] = 0.3 + 0.1*float32(j)
+					g.MinLogVar[j] = -1.5 - 0.2*float32(j)
+				}
+				lambda := []float32{1e-2, 2e-2, 5e-2}
+				const penalty = 0.01
+
+				p := NewPass(m, 2)
+				defer p.Close()
+				out, err := p.Forward(x, rows)
+				if err != nil {
+					t.Fatal(err)
+				}
+				dOut := make([]float32, len(out))
+				dMax, dMin := make([]float32, d), make([]float32, d)
+				if _, err := g.Loss(out, y, w, members, rows, dOut, dMax, dMin); err != nil {
+					t.Fatal(err)
+				}
+				if err := p.Backward(dOut); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := m.WeightDecay(lambda, p.Grad); err != nil {
+					t.Fatal(err)
+				}
+				g.BoundPenalty(penalty, dMax, dMin)
+
+				ref := refFromMLP(m)
+				hi := make([]float64, d)
+				lo := make([]float64, d)
+				for j := range d {
+					hi[j], lo[j] = float64(g.MaxLogVar[j]), float64(g.MinLogVar[j])
+				}
+				total := func() float64 {
+					l := refGaussianLoss(ref.forwardAll(x, rows), y, w, members, rows, d, hi, lo)
+					var s float64
+					for j := range d {
+						s += hi[j] - lo[j]
+					}
+					return l + ref.refDecay(lambda) + penalty*s
+				}
+				fdCheck(t, "weights", ref.params, p.Grad, func([]float64) float64 { return total() })
+				if learnBounds {
+					fdCheck(t, "max log-variance", hi, dMax, func([]float64) float64 { return total() })
+					fdCheck(t, "min log-variance", lo, dMin, func([]float64) float64 { return total() })
+				}
+			})
+		}
+	}
+}
+
+func TestMSEGradient(t *testing.T) {
+	const members, rows, d = 3, 5, 2
+	cfg := Config{Members: members, In: 3, Hidden: []int{8}, Out: d, Activation: Tanh}
+	m := mustNew(t, cfg, 31)
+	src := rng.New(32)
+	x := randInput(src, members*rows*cfg.In)
+	y := randInput(src, members*rows*d)
+	w := make([]float32, members*rows)
+	src.FillUniform(w, 0, 1)
+	p := NewPass(m, 1)
+	defer p.Close()
+	out, _ := p.Forward(x, rows)
+	dOut := make([]float32, len(out))
+	loss, err := MSE(out, y, w, members, rows, d, dOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := refFromMLP(m)
+	if want := refMSE(ref.forwardAll(x, rows), y, w, members, rows, d); math.Abs(loss-want) > 1e-5*want {
+		t.Fatalf("MSE %g, reference %g", loss, want)
+	}
+	if err := p.Backward(dOut); err != nil {
+		t.Fatal(err)
+	}
+	fdCheck(t, "mse", ref.params, p.Grad, func(q []float64) float64 {
+		return refMSE(ref.forwardAll(x, rows), y, w, members, rows, d)
+	})
+}
+
+func TestGaussianSplitAndNLL(t *testing.T) {
+	g := NewGaussian(2)
+	g.MaxLogVar[1], g.MinLogVar[1] = 1, -3
+	raws := []float32{-40, -12, -3.5, -1, 0, 0.4, 0.6, 3, 40}
+	out := make([]float32, 0, 4*len(raws))
+	for _, r := range raws {
+		out = append(out, 0.5, -0.5, r, r)
+	}
+	n := len(raws)
+	mean, lv := make([]float32, 2*n), make([]float32, 2*n)
+	if err := g.Split(mean, lv, out, n); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range raws {
+		for j := 0; j < 2; j++ {
+			want := refClamp(float64(r), float64(g.MaxLogVar[j]), float64(g.MinLogVar[j]))
+			if math.Abs(float64(lv[2*i+j])-want) > 2e-6*(1+math.Abs(want)) {
+				t.Errorf("clamp(%g) dim %d = %g, want %g", r, j, lv[2*i+j], want)
+			}
+			// The clamp is soft: the min-side softplus lifts values at the
+			// top by log1p(exp(−(max−min))), 2.8e-5 for bounds 0.5 and −10.
+			slack := math.Log1p(math.Exp(-float64(g.MaxLogVar[j] - g.MinLogVar[j])))
+			if float64(lv[2*i+j]) > float64(g.MaxLogVar[j])+slack+1e-6 || lv[2*i+j] < g.MinLogVar[j]-1e-6 {
+				t.Errorf("clamp(%g) = %g escapes [%g, %g+%.2g]", r, lv[2*i+j], g.MinLogVar[j], g.MaxLogVar[j], slack)
+			}
+		}
+		if mean[2*i] != 0.5 || mean[2*i+1] != -0.5 {
+			t.Fatalf("mean row %d = %v", i, mean[2*i:2*i+2])
+		}
+	}
+	// Far outside the bounds the clamp saturates at them.
+	if math.Abs(float64(lv[2*(n-1)])-0.5) > 3e-5 || math.Abs(float64(lv[0])+10) > 1e-6 {
+		t.Errorf("saturation: clamp(40) = %g, clamp(−40) = %g, want 0.5 and −10", lv[2*(n-1)], lv[0])
+	}
+	// NLL of the mean itself at unit variance is ½·D·log 2π; at variance v
+	// and error e per dimension it is ½ Σ (e²/v + log v + log 2π).
+	one := NewGaussian(1)
+	one.MaxLogVar[0], one.MinLogVar[0] = 50, -50
+	raw := float32(math.Log(0.25))
+	rawOut := []float32{1, raw, 1, raw}
+	dst := make([]float64, 2)
+	if err := one.NLL(dst, rawOut, []float32{1, 1.5}, 2); err != nil {
+		t.Fatal(err)
+	}
+	lvv := refClamp(float64(raw), 50, -50)
+	want0 := 0.5 * (lvv + math.Log(2*math.Pi))
+	want1 := 0.5 * (0.25/math.Exp(lvv) + lvv + math.Log(2*math.Pi))
+	if math.Abs(dst[0]-want0) > 1e-9 || math.Abs(dst[1]-want1) > 1e-9 {
+		t.Fatalf("NLL %v, want [%g %g]", dst, want0, want1)
+	}
+}
+
+func TestInitialisation(t *testing.T) {
+	cfg := Config{Members: 5, In: 200, Hidden: []int{200}, Out: 200, Activation: Swish}
+	m := mustNew(t, cfg, 1)
+	sigma := 1 / (2 * math.Sqrt(200))
+	for li, l := range m.Layers {
+		var s, ss float64
+		for _, w := range l.W {
+			if math.Abs(float64(w)) > 2*sigma*(1+1e-6) {
+				t.Fatalf("layer %d weight %g beyond 2σ = %g", li, w, 2*sigma)
+			}
+			s += float64(w)
+			ss += float64(w) * float64(w)
+		}
+		n := float64(len(l.W))
+		mean, std := s/n, math.Sqrt(ss/n-(s/n)*(s/n))
+		// A normal truncated at ±2σ has standard deviation 0.8796σ.
+		if math.Abs(mean) > 0.01*sigma || math.Abs(std-0.8796*sigma) > 0.01*sigma {
+			t.Fatalf("layer %d: mean %g std %g, want 0 and %g", li, mean, std, 0.8796*sigma)
+		}
+		for _, b := range l.B {
+			if b != 0 {
+				t.Fatalf("layer %d has a non-zero initial bias", li)
+			}
+		}
+	}
+	same := mustNew(t, cfg, 1)
+	other := mustNew(t, cfg, 2)
+	diff := false
+	for i := range m.params {
+		if m.params[i] != same.params[i] {
+			t.Fatal("same seed gave different weights")
+		}
+		diff = diff || m.params[i] != other.params[i]
+	}
+	if !diff {
+		t.Fatal("seeds 1 and 2 gave the same weights")
+	}
+}
+
+// TestAdamFitsRegression trains a small tanh network on y = sin(2x) over
+// [−2, 2] with full-batch Adam and requires the MSE to fall below 1e-3 (the
+// initial MSE is about 0.45).
+func TestAdamFitsRegression(t *testing.T) {
+	const rows = 128
+	cfg := Config{Members: 1, In: 1, Hidden: []int{32, 32}, Out: 1, Activation: Tanh}
+	m := mustNew(t, cfg, 5)
+	x := make([]float32, rows)
+	y := make([]float32, rows)
+	for i := range x {
+		x[i] = -2 + 4*float32(i)/(rows-1)
+		y[i] = float32(math.Sin(2 * float64(x[i])))
+	}
+	p := NewPass(m, 1)
+	defer p.Close()
+	opt := NewAdam(1e-2)
+	dOut := make([]float32, rows)
+	var first, loss float64
+	for step := 0; step < 1500; step++ {
+		out, err := p.Forward(x, rows)
+		if err != nil {
+			t.Fatal(err)
+		}
+		loss, _ = MSE(out, y, nil, 1, rows, 1, dOut)
+		if step == 0 {
+			first = loss
+		}
+		if err := p.Backward(dOut); err != nil {
+			t.Fatal(err)
+		}
+		if err := opt.Step([][]float32{m.Params()}, [][]float32{p.Grad}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("MSE %.3g → %.3g", first, loss)
+	if loss > 1e-3 {
+		t.Fatalf("MSE after 1500 Adam steps is %.3g, want < 1e-3 (started at %.3g)", loss, first)
+	}
+}
+
+func TestAdamFirstStepIsLR(t *testing.T) {
+	// With bias correction the first step moves every parameter by lr in
+	// the direction against its gradient's sign (up to ε).
+	p := []float32{1, -2, 3}
+	g := []float32{0.5, -3, 1e-3}
+	opt := NewAdam(0.1)
+	if err := opt.Step([][]float32{p}, [][]float32{g}); err != nil {
+		t.Fatal(err)
+	}
+	want := []float32{0.9, -1.9, 2.9}
+	for i := range p {
+		if math.Abs(float64(p[i]-want[i])) > 1e-5 {
+			t.Fatalf("after one step %v, want %v", p, want)
+		}
+	}
+	if err := opt.Step([][]float32{p[:2]}, [][]float32{g[:2]}); err == nil {
+		t.Fatal("a parameter changing length was accepted")
+	}
+}
+
+func TestTrainingIsReproducible(t *testing.T) {
+	run := func(threads int) []float32 {
+		cfg := Config{Members: 3, In: 4, Hidden: []int{16, 16}, Out: 4, Activation: Swish}
+		m := mustNew(t, cfg, 9)
+		src := rng.New(10)
+		x := randInput(src, 3*40*4)
+		y := randInput(src, 3*40*2)
+		p := NewPass(m, threads)
+		defer p.Close()
+		g := NewGaussian(2)
+		opt := NewAdam(1e-3)
+		dOut := make([]float32, 3*40*4)
+		for i := 0; i < 20; i++ {
+			out, _ := p.Forward(x, 40)
+			g.Loss(out, y, nil, 3, 40, dOut, nil, nil)
+			p.Backward(dOut)
+			opt.Step([][]float32{m.Params()}, [][]float32{p.Grad})
+		}
+		return append([]float32(nil), m.Params()...)
+	}
+	a, b, c := run(1), run(1), run(3)
+	for i := range a {
+		if a[i] != b[i] || a[i] != c[i] {
+			t.Fatalf("parameter %d differs between runs: %g %g %g", i, a[i], b[i], c[i])
+		}
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	if _, err := New(Config{Members: 0, In: 2, Out: 1}, rng.New(1)); err == nil || !strings.Contains(err.Error(), "members") {
+		t.Fatalf("zero members: %v", err)
+	}
+	if _, err := New(Config{Members: 1, In: 2, Out: 1, Hidden: []int{4, 0}}, rng.New(1)); err == nil || !strings.Contains(err.Error(), "hidden layer 1") {
+		t.Fatalf("zero-width hidden layer: %v", err)
+	}
+	m := mustNew(t, Config{Members: 2, In: 3, Hidden: []int{4}, Out: 2}, 1)
+	ev := NewEvaluator(m, 1)
+	defer ev.Close()
+	dst := make([]float32, 2*5*2)
+	if err := ev.Forward(dst, make([]float32, 2*5*3-1), 5); err == nil {
+		t.Fatal("short input accepted")
+	}
+	if err := ev.Forward(dst[:3], make([]float32, 2*5*3), 5); err == nil {
+		t.Fatal("short output accepted")
+	}
+	x := make([]float32, 2*5*3)
+	x[17] = float32(math.NaN())
+	if err := ev.Forward(dst, x, 5); err != nil {
+		t.Fatalf("NaN rejected without CheckFinite: %v", err)
+	}
+	ev.CheckFinite = true
+	if err := ev.Forward(dst, x, 5); err == nil || !strings.Contains(err.Error(), "NaN") {
+		t.Fatalf("NaN input with CheckFinite: %v", err)
+	}
+	x[17] = float32(math.Inf(-1))
+	if err := ev.Forward(dst, x, 5); err == nil || !strings.Contains(err.Error(), "Inf") {
+		t.Fatalf("Inf input with CheckFinite: %v", err)
+	}
+	p := NewPass(m, 1)
+	defer p.Close()
+	if err := p.Backward(make([]float32, 20)); err == nil {
+		t.Fatal("Backward before Forward accepted")
+	}
+	if _, err := p.Forward(make([]float32, 5), 5); err == nil {
+		t.Fatal("short training input accepted")
+	}
+	if _, err := m.WeightDecay([]float32{1}, p.Grad); err == nil {
+		t.Fatal("one decay coefficient for two layers accepted")
+	}
+	g := NewGaussian(2)
+	if _, err := g.Loss(make([]float32, 8), make([]float32, 3), nil, 1, 2, make([]float32, 8), nil, nil); err == nil {
+		t.Fatal("short targets accepted")
+	}
+	if _, err := ParseActivation("sigmoidal"); err == nil {
+		t.Fatal("unknown activation name accepted")
+	}
+	for _, a := range allActivations {
+		if b, err := ParseActivation(a.String()); err != nil || b != a {
+			t.Fatalf("ParseActivation(%q) = %v, %v", a.String(), b, err)
+		}
+	}
+}
+
+func TestForwardDoesNotAllocate(t *testing.T) {
+	cfg := Config{Members: 5, In: 6, Hidden: []int{64, 64}, Out: 8, Activation: Swish}
+	m := mustNew(t, cfg, 1)
+	ev := NewEvaluator(m, 2)
+	defer ev.Close()
+	const rows = 600
+	x := randInput(rng.New(2), cfg.Members*rows*cfg.In)
+	dst := make([]float32, cfg.Members*rows*cfg.Out)
+	if a := testing.AllocsPerRun(20, func() { ev.Forward(dst, x, rows) }); a != 0 {
+		t.Fatalf("Forward allocated %.1f times per call", a)
+	}
+	p := NewPass(m, 2)
+	defer p.Close()
+	dOut := make([]float32, len(dst))
+	if a := testing.AllocsPerRun(20, func() { p.Forward(x, rows); p.Backward(dOut) }); a != 0 {
+		t.Fatalf("a training pass allocated %.1f times per call", a)
+	}
+}
