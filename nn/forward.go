@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"errors"
 	"fmt"
 	"math"
 
@@ -26,6 +27,7 @@ type Evaluator struct {
 	scratch [][2][]float32
 	// CheckFinite makes Forward reject inputs holding NaN or ±Inf.
 	CheckFinite bool
+	closed      bool
 
 	// The current call, read by the tasks.
 	x, dst  []float32
@@ -52,7 +54,10 @@ func NewEvaluator(m *MLP, threads int) *Evaluator {
 }
 
 // Close stops the Evaluator's goroutines.
-func (e *Evaluator) Close() { e.pool.Close() }
+func (e *Evaluator) Close() {
+	e.closed = true
+	e.pool.Close()
+}
 
 // Forward computes dst = MLP(x) for all members: x is Members×rows×In and
 // dst Members×rows×Out.
@@ -64,6 +69,9 @@ func (e *Evaluator) Forward(dst, x []float32, rows int) error {
 // block i of x (rows×In) goes through member members[i] into block i of dst.
 // A member may be listed more than once. nil means every member in order.
 func (e *Evaluator) ForwardMembers(dst, x []float32, rows int, members []int) error {
+	if e.closed {
+		return errClosed
+	}
 	cfg := &e.m.cfg
 	k := cfg.Members
 	if members != nil {
@@ -94,6 +102,8 @@ func (e *Evaluator) ForwardMembers(dst, x []float32, rows int, members []int) er
 	e.x, e.dst, e.members = nil, nil, nil
 	return nil
 }
+
+var errClosed = errors.New("nn: used after Close")
 
 func checkIO(what string, s []float32, blocks, rows, width int) error {
 	if rows < 0 {

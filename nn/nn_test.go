@@ -457,6 +457,14 @@ func TestBadInput(t *testing.T) {
 	if _, err := ParseActivation("sigmoidal"); err == nil {
 		t.Fatal("unknown activation name accepted")
 	}
+	ev.Close()
+	if err := ev.Forward(dst, x, 5); err == nil {
+		t.Fatal("Forward after Close accepted")
+	}
+	p.Close()
+	if _, err := p.Forward(x, 5); err == nil {
+		t.Fatal("training Forward after Close accepted")
+	}
 	for _, a := range allActivations {
 		if b, err := ParseActivation(a.String()); err != nil || b != a {
 			t.Fatalf("ParseActivation(%q) = %v, %v", a.String(), b, err)

@@ -26,6 +26,7 @@ type Pass struct {
 	// scratch holds two backward buffers per worker of rows×max width.
 	scratch [][2][]float32
 	dOut    []float32
+	closed  bool
 
 	fwd, bwd func(worker, task int)
 }
@@ -43,7 +44,10 @@ func NewPass(m *MLP, threads int) *Pass {
 }
 
 // Close stops the Pass's goroutines.
-func (p *Pass) Close() { p.pool.Close() }
+func (p *Pass) Close() {
+	p.closed = true
+	p.pool.Close()
+}
 
 func grow(s []float32, n int) []float32 {
 	if cap(s) < n {
@@ -56,6 +60,9 @@ func grow(s []float32, n int) []float32 {
 // (Members×rows×Out), a buffer owned by the Pass and valid until its next
 // Forward. x must stay unchanged until Backward has run.
 func (p *Pass) Forward(x []float32, rows int) ([]float32, error) {
+	if p.closed {
+		return nil, errClosed
+	}
 	cfg := &p.m.cfg
 	if err := checkIO("input", x, cfg.Members, rows, cfg.In); err != nil {
 		return nil, err
@@ -105,6 +112,9 @@ func (p *Pass) forwardMember(_, e int) {
 // Backward sets Grad to the gradient of the loss given dOut, the loss's
 // gradient with respect to the outputs of the last Forward.
 func (p *Pass) Backward(dOut []float32) error {
+	if p.closed {
+		return errClosed
+	}
 	cfg := &p.m.cfg
 	if p.rows == 0 {
 		return fmt.Errorf("nn: Backward before Forward")

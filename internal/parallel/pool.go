@@ -17,8 +17,9 @@ type Pool struct {
 
 type state struct {
 	workers int
-	mu      sync.Mutex // serialises Run
-	wake    []chan struct{}
+	mu      sync.Mutex // serialises Run and Close
+	closed  bool
+	wake    []chan struct{} // fixed after New
 	wg      sync.WaitGroup
 
 	fn    func(worker, task int)
@@ -38,7 +39,7 @@ func New(workers int) *Pool {
 	s := &state{workers: workers, wake: make([]chan struct{}, workers)}
 	for w := 1; w < workers; w++ {
 		s.wake[w] = make(chan struct{})
-		go s.loop(w)
+		go s.loop(w, s.wake[w])
 	}
 	p := &Pool{s}
 	runtime.AddCleanup(p, func(s *state) { s.close() }, s)
@@ -61,6 +62,9 @@ func (p *Pool) Run(n int, fn func(worker, task int)) {
 	s := p.state
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		panic("parallel: Run on a closed pool")
+	}
 	s.fn, s.n = fn, int64(n)
 	s.next.Store(0)
 	helpers := min(s.workers, n) - 1
@@ -82,16 +86,17 @@ func (p *Pool) Close() { p.state.close() }
 func (s *state) close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
 	for w := 1; w < s.workers; w++ {
-		if s.wake[w] != nil {
-			close(s.wake[w])
-			s.wake[w] = nil
-		}
+		close(s.wake[w])
 	}
 }
 
-func (s *state) loop(w int) {
-	for range s.wake[w] {
+func (s *state) loop(w int, wake <-chan struct{}) {
+	for range wake {
 		s.work(w)
 		s.wg.Done()
 	}
