@@ -1,0 +1,39 @@
+# mismatch: model-based RL and objective mismatch, in Go.
+#
+#   make demo    the main job: a short PETS run and its report
+#   make test    the test suite (installs system packages when missing)
+#   make bench   the speed benchmarks (with OPENBLAS_CORETYPE unset)
+
+GO ?= go
+BIN := bin/mismatch
+
+.PHONY: all deps build demo test test-purego bench vet clean
+
+all: build
+
+deps:
+	@./scripts/deps.sh
+
+build: deps
+	$(GO) build -o $(BIN) ./cmd/mismatch
+
+demo: build
+	./$(BIN) demo
+
+# The suite runs twice for the numeric core: with OpenBLAS and with the
+# pure-Go fallback, which must pass the same tests.
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -tags purego ./internal/kernel/ ./nn/
+
+# OPENBLAS_CORETYPE=Haswell, set on some machines, halves sgemm speed on
+# AVX-512 processors: benchmarks run without it.
+bench: deps
+	env -u OPENBLAS_CORETYPE $(GO) test -run '^$$' -bench . -benchtime 2s ./nn/ ./internal/kernel/
+
+vet:
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,316 @@
+package mujoco
+
+import (
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mismatch-rl/mismatch/env"
+	"github.com/mismatch-rl/mismatch/env/envtest"
+)
+
+var allTasks = []env.Task{CartpoleSwingup, HalfCheetah, Reacher, Pusher}
+
+// TestMain runs the tests in a scratch directory and fails if MuJoCo wrote
+// a log file there.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mujoco-test")
+	if err != nil {
+		panic(err)
+	}
+	wd, _ := os.Getwd()
+	os.Chdir(dir)
+	code := m.Run()
+	if _, err := os.Stat(filepath.Join(dir, "MUJOCO_LOG.TXT")); err == nil {
+		println("MuJoCo wrote MUJOCO_LOG.TXT")
+		code = 1
+	}
+	os.Chdir(wd)
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func TestContracts(t *testing.T) {
+	for _, task := range allTasks {
+		t.Run(task.Name(), func(t *testing.T) {
+			envtest.Check(t, task, envtest.Options{Steps: 120})
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	if v := Version(); v < 220 || v >= 300 {
+		t.Fatalf("MuJoCo version %d, want 2.2 or later 2.x", v)
+	}
+}
+
+func taskModel(t testing.TB, tk env.Task) *Model {
+	t.Helper()
+	m, err := tk.(*task).load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestModelsMatchPublishedParameters(t *testing.T) {
+	cp := taskModel(t, CartpoleSwingup)
+	if m := cp.TotalMass(); math.Abs(m-15.49) > 0.005 {
+		t.Errorf("cartpole total mass %.4f kg, want 15.49", m)
+	}
+	if cp.Timestep() != 0.02 {
+		t.Errorf("cartpole timestep %g, want 0.02", cp.Timestep())
+	}
+	hc := taskModel(t, HalfCheetah)
+	if m := hc.TotalMass(); math.Abs(m-14) > 1e-9 {
+		t.Errorf("half-cheetah total mass %.4f kg, want 14", m)
+	}
+	if hc.NQ != 9 || hc.NV != 9 || hc.NU != 6 {
+		t.Errorf("half-cheetah has nq=%d nv=%d nu=%d, want 9 9 6", hc.NQ, hc.NV, hc.NU)
+	}
+	for _, task := range allTasks {
+		m := taskModel(t, task)
+		lo, hi := m.CtrlRange()
+		b := task.ActionSpace()
+		for i := range lo {
+			if float32(lo[i]) != b.Low[i] || float32(hi[i]) != b.High[i] {
+				t.Errorf("%s actuator %d range [%g, %g], action space [%g, %g]", task.Name(), i, lo[i], hi[i], b.Low[i], b.High[i])
+			}
+		}
+	}
+}
+
+func newEnv(t testing.TB, tk env.Task) *simEnv {
+	t.Helper()
+	s, err := tk.(*task).newSim()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestCartpoleHangingStaysAtRest(t *testing.T) {
+	e := newEnv(t, CartpoleSwingup)
+	e.Reset(0)
+	if err := e.SetObservation([]float32{0, 0, 0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 200; i++ {
+		obs, r, _, _, err := e.Step([]float32{0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The pole's capsule ends 1 mm off its axis (as in PETS's model),
+		// so its rest angle is 1.7 mrad off vertical: released at 0 it swings
+		// about that angle with at most twice the offset, at a few mrad/s.
+		bound := []float64{2e-3, 4e-3, 1e-2, 2e-2}
+		for j, v := range obs {
+			if math.Abs(float64(v)) > bound[j] {
+				t.Fatalf("step %d: observation %d moved to %g (bound %g)", i, j, v, bound[j])
+			}
+		}
+		// The tip hangs 1.2 below the target: exp(−1.2²/0.6²) = exp(−4).
+		if math.Abs(r-math.Exp(-4)) > 1e-5 {
+			t.Fatalf("reward at rest %g, want exp(−4)", r)
+		}
+	}
+}
+
+func TestCartRespectsRail(t *testing.T) {
+	for _, push := range []float32{3, -3} {
+		e := newEnv(t, CartpoleSwingup)
+		e.Reset(1)
+		maxX := 0.0
+		for i := 0; i < 200; i++ {
+			obs, _, _, _, err := e.Step([]float32{push})
+			if err != nil {
+				t.Fatal(err)
+			}
+			maxX = math.Max(maxX, math.Abs(float64(obs[0])))
+		}
+		// The limit is a soft constraint (MuJoCo's default stiffness, as in
+		// PETS's model): full force presses the cart 0.13 past it.
+		if maxX > 2.65 || maxX < 2.4 {
+			t.Fatalf("pushing %g: cart reached |x| = %.3f, want the rail's end at 2.5", push, maxX)
+		}
+	}
+}
+
+func TestHalfCheetahStaysOnFloor(t *testing.T) {
+	e := newEnv(t, HalfCheetah)
+	e.Reset(2)
+	torso, err := e.sim.Model.BodyID("torso")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 1000; i++ {
+		if _, _, _, _, err := e.Step(make([]float32, 6)); err != nil {
+			t.Fatal(err)
+		}
+		z := e.sim.BodyPos(torso)[2]
+		if z < 0.05 || z > 1 {
+			t.Fatalf("step %d: undriven torso at height %.3f", i, z)
+		}
+	}
+	// At rest, it has settled: no forward velocity to speak of.
+	if v := e.sim.QVel()[0]; math.Abs(v) > 0.05 {
+		t.Fatalf("undriven cheetah drifts at %.3f m/s", v)
+	}
+}
+
+func TestActionBounds(t *testing.T) {
+	for _, task := range allTasks {
+		e := newEnv(t, task)
+		e.Reset(3)
+		b := task.ActionSpace()
+		big := make([]float32, b.Dim())
+		for i := range big {
+			big[i] = 1e6
+		}
+		if _, _, _, _, err := e.Step(big); err != nil {
+			t.Fatal(err)
+		}
+		for i, c := range e.ctrl {
+			if float32(c) != b.High[i] {
+				t.Fatalf("%s: control %d is %g after clipping, want %g", task.Name(), i, c, b.High[i])
+			}
+		}
+	}
+}
+
+func TestMalformedModel(t *testing.T) {
+	for _, xml := range []string{
+		"<mujoco><worldbody><bogus/></worldbody></mujoco>",
+		"<mujoco><worldbody><body><joint type='hinge'/></body>",
+		"",
+	} {
+		_, err := LoadXML(xml)
+		var me *Error
+		if !errors.As(err, &me) || me.Msg == "" {
+			t.Fatalf("LoadXML(%q): %v, want a MuJoCo error with its message", xml, err)
+		}
+		t.Logf("%q: %v", xml, err)
+	}
+	_, err := LoadXML("<mujoco><worldbody><bogus/></worldbody></mujoco>")
+	if !strings.Contains(err.Error(), "bogus") {
+		t.Fatalf("error %q does not name the bad element", err)
+	}
+	if _, err := LoadFile("/nonexistent/model.xml"); err == nil {
+		t.Fatal("loading a missing file succeeded")
+	}
+}
+
+// A stack that suffices to compile the half-cheetah but not for its
+// contacts makes MuJoCo raise an error mid-step, once the cheetah lands: it
+// must come back as a Go error, and the simulation stay usable.
+func TestMuJoCoErrorDuringStep(t *testing.T) {
+	xml := strings.Replace(halfcheetahXML, `nstack="20000"`, `nstack="200"`, 1)
+	m, err := LoadXML(xml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := m.NewSim()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := 0; i < 100 && err == nil; i++ {
+		err = s.Step(make([]float64, 6), 5, false)
+	}
+	var me *Error
+	if !errors.As(err, &me) || !strings.Contains(me.Msg, "Stack") {
+		t.Fatalf("stepping with a tiny stack: %v, want MuJoCo's stack error", err)
+	}
+	if err := s.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Step(make([]float64, 6), 5, false); err != nil {
+		t.Fatalf("a step after the error and a reset: %v", err)
+	}
+}
+
+func TestUnstableStepIsAnError(t *testing.T) {
+	e := newEnv(t, CartpoleSwingup)
+	e.Reset(0)
+	e.sim.QVel()[1] = math.NaN()
+	_, _, _, _, err := e.Step([]float32{0})
+	var ue *UnstableError
+	if !errors.As(err, &ue) {
+		t.Fatalf("step from a NaN velocity: %v, want an UnstableError", err)
+	}
+	if _, _, _, _, err := e.Step([]float32{0}); !errors.Is(err, env.ErrEpisodeOver) {
+		t.Fatalf("step after an unstable step: %v, want ErrEpisodeOver", err)
+	}
+	if _, err := e.Reset(1); err != nil {
+		t.Fatalf("Reset after an unstable step: %v", err)
+	}
+}
+
+func TestDroppedSimsAreFreed(t *testing.T) {
+	m := taskModel(t, HalfCheetah)
+	before := m.h.sims
+	for i := 0; i < 50; i++ {
+		if _, err := m.NewSim(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		runtime.GC()
+		m.h.mu.Lock()
+		n := m.h.sims
+		m.h.mu.Unlock()
+		if n <= before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 50 dropped simulations still hold their data", n-before)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Close is deterministic, idempotent, and blocks closing the model.
+	own, _ := LoadXML(cartpoleXML)
+	s, _ := own.NewSim()
+	if err := own.Close(); err == nil {
+		t.Fatal("closed a model with an open simulation")
+	}
+	s.Close()
+	s.Close()
+	if err := s.Step([]float64{0}, 1, false); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Step after Close: %v", err)
+	}
+	if err := own.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := own.NewSim(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("NewSim on a closed model: %v", err)
+	}
+}
+
+func TestSetObservationOnlyWhereDefined(t *testing.T) {
+	e := newEnv(t, HalfCheetah)
+	if err := e.SetObservation(make([]float32, 18)); err == nil {
+		t.Fatal("half-cheetah accepted an observation as a state")
+	}
+	r := newEnv(t, Reacher)
+	obs := make([]float32, 17)
+	for i := range obs {
+		obs[i] = 0.1 * float32(i%5)
+	}
+	obs[3] = -0.3 // elbow within its range
+	if err := r.SetObservation(obs); err != nil {
+		t.Fatal(err)
+	}
+	got := r.observation()
+	for i := range obs {
+		if got[i] != obs[i] {
+			t.Fatalf("observation %d is %g after SetObservation(%g)", i, got[i], obs[i])
+		}
+	}
+}

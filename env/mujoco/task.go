@@ -1,0 +1,150 @@
+package mujoco
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/mismatch-rl/mismatch/env"
+	"github.com/mismatch-rl/mismatch/rng"
+)
+
+// spec defines a MuJoCo task. Its functions see simulator records: qpos,
+// qvel, then the world positions of the listed bodies and sites, as laid
+// out by layout.
+type spec struct {
+	name      string
+	xml       string
+	frameSkip int
+	steps     int
+	obsDim    int
+	act       env.Box // must equal the model's control range; a test checks
+	bodies    []string
+	sites     []string
+
+	// reset draws the initial state: qpos starts at the model's reference
+	// positions and qvel at zero.
+	reset func(src *rng.Source, qpos, qvel []float64)
+	// observe writes the observation after a step from cur, the record
+	// after it, and prev, the record before it.
+	observe func(dst []float32, cur, prev record)
+	// stepReward is the reward Step reports, computed from simulator
+	// quantities; rewardRow computes it from observations for planning.
+	stepReward func(prev, cur record, act []float32, dt float64) float64
+	rewardRow  func(obs, act, next []float32) float32
+
+	inputDim   int
+	preprocess func(dst, obs []float32) // one row
+	absolute   []int
+	// fromObs sets the state whose observation is obs, for tasks whose
+	// observation determines their state; nil otherwise.
+	fromObs func(qpos, qvel []float64, obs []float32)
+}
+
+// record is one step's simulator record.
+type record struct {
+	v      []float64
+	nq, nv int
+}
+
+func (r record) qpos() []float64 { return r.v[:r.nq] }
+func (r record) qvel() []float64 { return r.v[r.nq : r.nq+r.nv] }
+
+// pos returns the position of the i-th listed body, or of the i-th site
+// after the bodies (sites are numbered after bodies).
+func (r record) pos(i int) []float64 { return r.v[r.nq+r.nv+3*i : r.nq+r.nv+3*i+3] }
+
+// task implements env.Task for a spec; the model is loaded on first use
+// and shared by all the task's environments.
+type task struct {
+	spec
+	once   sync.Once
+	model  *Model
+	ids    []int32 // body then site ids
+	nbody  int
+	loadEr error
+}
+
+func (t *task) load() (*Model, error) {
+	t.once.Do(func() {
+		m, err := LoadXML(t.xml)
+		if err != nil {
+			t.loadEr = fmt.Errorf("task %s: %w", t.name, err)
+			return
+		}
+		for _, b := range t.bodies {
+			id, err := m.BodyID(b)
+			if err != nil {
+				t.loadEr = err
+				return
+			}
+			t.ids = append(t.ids, int32(id))
+		}
+		t.nbody = len(t.bodies)
+		for _, s := range t.sites {
+			id, err := m.SiteID(s)
+			if err != nil {
+				t.loadEr = err
+				return
+			}
+			t.ids = append(t.ids, int32(id))
+		}
+		t.model = m
+	})
+	return t.model, t.loadEr
+}
+
+func (t *task) Name() string              { return t.name }
+func (t *task) ObservationSpace() env.Box { return env.Unbounded(t.obsDim) }
+func (t *task) ActionSpace() env.Box      { return t.act }
+func (t *task) EpisodeSteps() int         { return t.steps }
+func (t *task) InputDim() int             { return t.inputDim }
+func (t *task) AbsoluteTargets() []int    { return append([]int(nil), t.absolute...) }
+
+func (t *task) Preprocess(dst, obs []float32) {
+	n := len(obs) / t.obsDim
+	for i := 0; i < n; i++ {
+		t.preprocess(dst[i*t.inputDim:(i+1)*t.inputDim], obs[i*t.obsDim:(i+1)*t.obsDim])
+	}
+}
+
+func (t *task) Reward(dst []float32, obs, act, next []float32) {
+	od, ad := t.obsDim, t.act.Dim()
+	var buf [16]float32
+	for i := range dst {
+		a := buf[:ad]
+		copy(a, act[i*ad:(i+1)*ad])
+		t.act.Clip(a)
+		dst[i] = t.rewardRow(obs[i*od:(i+1)*od], a, next[i*od:(i+1)*od])
+	}
+}
+
+// Terminated is always false: the PETS tasks only end by truncation.
+func (t *task) Terminated(dst []bool, _, _, _ []float32) { clear(dst) }
+
+func (t *task) New() (env.Env, error) {
+	s, err := t.newSim()
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (t *task) newSim() (*simEnv, error) {
+	m, err := t.load()
+	if err != nil {
+		return nil, err
+	}
+	s, err := m.NewSim()
+	if err != nil {
+		return nil, err
+	}
+	w := s.RecordWidth(t.nbody, len(t.ids)-t.nbody)
+	e := &simEnv{
+		t: t, sim: s, done: true,
+		cur:  record{v: make([]float64, w), nq: m.NQ, nv: m.NV},
+		prev: record{v: make([]float64, w), nq: m.NQ, nv: m.NV},
+		ctrl: make([]float64, m.NU),
+		dt:   m.Timestep() * float64(t.frameSkip),
+	}
+	return e, nil
+}

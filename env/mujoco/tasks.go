@@ -1,0 +1,290 @@
+package mujoco
+
+import (
+	_ "embed"
+	"math"
+
+	"github.com/mismatch-rl/mismatch/env"
+	"github.com/mismatch-rl/mismatch/rng"
+)
+
+//go:embed models/cartpole.xml
+var cartpoleXML string
+
+//go:embed models/halfcheetah.xml
+var halfcheetahXML string
+
+//go:embed models/reacher.xml
+var reacherXML string
+
+//go:embed models/pusher.xml
+var pusherXML string
+
+// The tasks, also registered with package env under their names.
+var (
+	// CartpoleSwingup is PETS's cartpole swing-up: observation
+	// [x, θ, ẋ, θ̇] with θ = 0 hanging down, one action in [−3, 3], reward
+	// exp(−‖p − (0, 0.6)‖²/0.6²) − 0.01‖a‖² for the pole tip p after the
+	// step, 200 steps of 0.04 s from rest hanging down (N(0, 0.1) noise).
+	// Model input [sin θ, cos θ, x, ẋ, θ̇].
+	CartpoleSwingup env.Task = &task{spec: cartpoleSpec}
+	// HalfCheetah is PETS's half-cheetah: observation 18,
+	// [(x_t − x_{t−1})/dt, qpos[1:], qvel], six actions in [−1, 1], reward
+	// obs[0] − 0.1‖a‖², 1000 steps of 0.05 s. Model input 18 (the pitch as
+	// sine and cosine, the velocity left out); the velocity is predicted
+	// as a value, the rest as changes.
+	HalfCheetah env.Task = &task{spec: halfcheetahSpec}
+	// Reacher is PETS's 3-D reacher: observation 17, the arm's seven joint
+	// angles, the goal and the arm's seven joint velocities; seven torques
+	// in [−20, 20]; reward −‖ee − goal‖² − 0.01‖a‖² after the step;
+	// 150 steps of 0.02 s.
+	Reacher env.Task = &task{spec: reacherSpec}
+	// Pusher is PETS's pusher: observation 23, the arm's joint angles and
+	// velocities and the positions of the arm's tip, the object and the
+	// goal; seven torques in [−2, 2]; reward
+	// −1.25‖obj − goal‖₁ − 0.5‖obj − tip‖₁ − 0.1‖a‖² of the state before
+	// the step (as PETS's environment computes it); 150 steps of 0.04 s.
+	Pusher env.Task = &task{spec: pusherSpec}
+)
+
+func init() {
+	for _, t := range []env.Task{CartpoleSwingup, HalfCheetah, Reacher, Pusher} {
+		env.Register(t)
+	}
+}
+
+func sumSq32(a []float32) float64 {
+	var s float64
+	for _, v := range a {
+		s += float64(v) * float64(v)
+	}
+	return s
+}
+
+func toF32(dst []float32, src []float64) {
+	for i, v := range src {
+		dst[i] = float32(v)
+	}
+}
+
+// Cartpole swing-up.
+
+const cartpoleLen = 0.6
+
+func cartpoleReward(tipX, tipZ, ctrlSq float64) float64 {
+	dz := tipZ - cartpoleLen
+	return math.Exp(-(tipX*tipX+dz*dz)/(cartpoleLen*cartpoleLen)) - 0.01*ctrlSq
+}
+
+var cartpoleSpec = spec{
+	name: "cartpole-swingup", xml: cartpoleXML, frameSkip: 2, steps: 200, obsDim: 4,
+	act:   env.Uniform(1, -3, 3),
+	sites: []string{"tip"},
+	reset: func(src *rng.Source, qpos, qvel []float64) {
+		for i := range qpos {
+			qpos[i] += 0.1 * src.Normal()
+		}
+		for i := range qvel {
+			qvel[i] += 0.1 * src.Normal()
+		}
+	},
+	observe: func(dst []float32, cur, _ record) {
+		q, v := cur.qpos(), cur.qvel()
+		dst[0], dst[1], dst[2], dst[3] = float32(q[0]), float32(q[1]), float32(v[0]), float32(v[1])
+	},
+	stepReward: func(_, cur record, act []float32, _ float64) float64 {
+		tip := cur.pos(0)
+		return cartpoleReward(tip[0], tip[2], sumSq32(act))
+	},
+	rewardRow: func(_, act, next []float32) float32 {
+		x, th := float64(next[0]), float64(next[1])
+		sin, cos := math.Sincos(th)
+		return float32(cartpoleReward(x-cartpoleLen*sin, -cartpoleLen*cos, sumSq32(act)))
+	},
+	inputDim: 5,
+	preprocess: func(dst, obs []float32) {
+		sin, cos := math.Sincos(float64(obs[1]))
+		dst[0], dst[1], dst[2], dst[3], dst[4] = float32(sin), float32(cos), obs[0], obs[2], obs[3]
+	},
+	fromObs: func(qpos, qvel []float64, obs []float32) {
+		qpos[0], qpos[1], qvel[0], qvel[1] = float64(obs[0]), float64(obs[1]), float64(obs[2]), float64(obs[3])
+	},
+}
+
+// Half-cheetah.
+
+var halfcheetahSpec = spec{
+	name: "halfcheetah", xml: halfcheetahXML, frameSkip: 5, steps: 1000, obsDim: 18,
+	act: env.Uniform(6, -1, 1),
+	reset: func(src *rng.Source, qpos, qvel []float64) {
+		for i := range qpos {
+			qpos[i] += 0.001 * src.Normal()
+		}
+		for i := range qvel {
+			qvel[i] += 0.001 * src.Normal()
+		}
+	},
+	observe: func(dst []float32, cur, prev record) {
+		q := cur.qpos()
+		dst[0] = float32((q[0] - prev.qpos()[0]) / (0.01 * 5))
+		toF32(dst[1:9], q[1:])
+		toF32(dst[9:18], cur.qvel())
+	},
+	stepReward: func(prev, cur record, act []float32, dt float64) float64 {
+		return (cur.qpos()[0]-prev.qpos()[0])/dt - 0.1*sumSq32(act)
+	},
+	rewardRow: func(_, act, next []float32) float32 {
+		return float32(float64(next[0]) - 0.1*sumSq32(act))
+	},
+	inputDim: 18,
+	preprocess: func(dst, obs []float32) {
+		sin, cos := math.Sincos(float64(obs[2]))
+		dst[0], dst[1], dst[2] = obs[1], float32(sin), float32(cos)
+		copy(dst[3:], obs[3:])
+	},
+	absolute: []int{0},
+}
+
+// Reacher.
+
+// reacherEE is the forward kinematics of the reacher's end effector from
+// the first six joint angles (the seventh rolls about the last link):
+// rotations about z, y, x (shoulder), y, x (elbow), y (wrist) and links of
+// 0.1, 0.4, 0.321 and 0.16828 m from the shoulder at (0, −0.188, 0). It is
+// PETS's end effector; PETS's own closed form derives each link's hinge axis
+// from a cross product whose sign follows the sine of the elbow and wrist
+// angles, and so departs from the arm when those angles pass zero (which
+// their soft limits allow). Composing rotation matrices has no such case.
+func reacherEE(th []float32) [3]float64 {
+	r := rotZ(float64(th[0]))
+	p := [3]float64{0, -0.188, 0}
+	p = addScaled(p, r, 0.1)
+	r = mul(mul(r, rotY(float64(th[1]))), rotX(float64(th[2])))
+	p = addScaled(p, r, 0.4)
+	r = mul(mul(r, rotY(float64(th[3]))), rotX(float64(th[4])))
+	p = addScaled(p, r, 0.321)
+	r = mul(r, rotY(float64(th[5])))
+	return addScaled(p, r, 0.16828)
+}
+
+type mat3 [3][3]float64
+
+func rotX(a float64) mat3 {
+	s, c := math.Sincos(a)
+	return mat3{{1, 0, 0}, {0, c, -s}, {0, s, c}}
+}
+
+func rotY(a float64) mat3 {
+	s, c := math.Sincos(a)
+	return mat3{{c, 0, s}, {0, 1, 0}, {-s, 0, c}}
+}
+
+func rotZ(a float64) mat3 {
+	s, c := math.Sincos(a)
+	return mat3{{c, -s, 0}, {s, c, 0}, {0, 0, 1}}
+}
+
+func mul(a, b mat3) mat3 {
+	var m mat3
+	for i := range 3 {
+		for j := range 3 {
+			m[i][j] = a[i][0]*b[0][j] + a[i][1]*b[1][j] + a[i][2]*b[2][j]
+		}
+	}
+	return m
+}
+
+// addScaled returns p moved by l along the x axis of frame r.
+func addScaled(p [3]float64, r mat3, l float64) [3]float64 {
+	return [3]float64{p[0] + l*r[0][0], p[1] + l*r[1][0], p[2] + l*r[2][0]}
+}
+
+func sqDist(a, b []float64) float64 {
+	var s float64
+	for i := range a {
+		d := a[i] - b[i]
+		s += d * d
+	}
+	return s
+}
+
+var reacherSpec = spec{
+	name: "reacher", xml: reacherXML, frameSkip: 2, steps: 150, obsDim: 17,
+	act:   env.Uniform(7, -20, 20),
+	sites: []string{"ee"},
+	reset: func(src *rng.Source, qpos, qvel []float64) {
+		for i := 7; i < 10; i++ {
+			qpos[i] += 0.1 * src.Normal()
+		}
+	},
+	observe: func(dst []float32, cur, _ record) {
+		toF32(dst[:10], cur.qpos())
+		toF32(dst[10:17], cur.qvel()[:7])
+	},
+	stepReward: func(_, cur record, act []float32, _ float64) float64 {
+		// The goal body's slide joints have reference positions equal to
+		// its placement, so its world position is qpos[7:10].
+		return -sqDist(cur.pos(0), cur.qpos()[7:10]) - 0.01*sumSq32(act)
+	},
+	rewardRow: func(_, act, next []float32) float32 {
+		ee := reacherEE(next[:7])
+		goal := []float64{float64(next[7]), float64(next[8]), float64(next[9])}
+		return float32(-sqDist(ee[:], goal) - 0.01*sumSq32(act))
+	},
+	inputDim:   17,
+	preprocess: func(dst, obs []float32) { copy(dst, obs) },
+	fromObs: func(qpos, qvel []float64, obs []float32) {
+		for i := 0; i < 10; i++ {
+			qpos[i] = float64(obs[i])
+		}
+		for i := 0; i < 7; i++ {
+			qvel[i] = float64(obs[10+i])
+		}
+	},
+}
+
+// Pusher.
+
+func pusherReward(tip, obj, goal []float64, ctrlSq float64) float64 {
+	var near, dist float64
+	for k := 0; k < 3; k++ {
+		near += math.Abs(obj[k] - tip[k])
+		dist += math.Abs(obj[k] - goal[k])
+	}
+	return -1.25*dist - 0.1*ctrlSq - 0.5*near
+}
+
+var pusherSpec = spec{
+	name: "pusher", xml: pusherXML, frameSkip: 4, steps: 150, obsDim: 23,
+	act:    env.Uniform(7, -2, 2),
+	bodies: []string{"tips_arm", "object", "goal"},
+	reset: func(src *rng.Source, qpos, qvel []float64) {
+		// Object offset (y, x) around (−0.25, 0.15); goal at rest at its
+		// reference; small arm velocities.
+		qpos[7] = -0.25 + 0.025*src.Normal()
+		qpos[8] = 0.15 + 0.025*src.Normal()
+		qpos[9], qpos[10] = 0, 0
+		for i := range 7 {
+			qvel[i] = src.Uniform(-0.005, 0.005)
+		}
+	},
+	observe: func(dst []float32, cur, _ record) {
+		toF32(dst[:7], cur.qpos()[:7])
+		toF32(dst[7:14], cur.qvel()[:7])
+		toF32(dst[14:17], cur.pos(0))
+		toF32(dst[17:20], cur.pos(1))
+		toF32(dst[20:23], cur.pos(2))
+	},
+	stepReward: func(prev, _ record, act []float32, _ float64) float64 {
+		return pusherReward(prev.pos(0), prev.pos(1), prev.pos(2), sumSq32(act))
+	},
+	rewardRow: func(obs, act, _ []float32) float32 {
+		var p [9]float64
+		for i := range p {
+			p[i] = float64(obs[14+i])
+		}
+		return float32(pusherReward(p[0:3], p[3:6], p[6:9], sumSq32(act)))
+	},
+	inputDim:   23,
+	preprocess: func(dst, obs []float32) { copy(dst, obs) },
+}

@@ -1,0 +1,44 @@
+#!/bin/sh
+# Installs the system libraries mismatch builds on (OpenBLAS and MuJoCo 2.2.2)
+# when they are missing. Debian and Ubuntu only; elsewhere it says what to
+# install. Uses sudo when not run as root.
+set -eu
+
+pkgs="libopenblas-dev libmujoco-dev"
+missing=""
+if command -v dpkg-query >/dev/null 2>&1; then
+	for p in $pkgs; do
+		if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+			missing="$missing $p"
+		fi
+	done
+else
+	# Not a Debian system: check for the libraries themselves.
+	for lib in openblas mujoco; do
+		if ! ldconfig -p 2>/dev/null | grep -q "lib$lib"; then
+			echo "mismatch needs lib$lib (OpenBLAS, and MuJoCo 2.2.x with headers)." >&2
+			echo "This is not a Debian/Ubuntu system; install them with your package manager," >&2
+			echo "or build with 'go build -tags purego' for the BLAS part (MuJoCo tasks need libmujoco)." >&2
+			exit 1
+		fi
+	done
+	exit 0
+fi
+[ -z "$missing" ] && exit 0
+
+if ! command -v apt-get >/dev/null 2>&1; then
+	echo "missing packages:$missing, and apt-get is not available to install them" >&2
+	exit 1
+fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+	if command -v sudo >/dev/null 2>&1; then
+		sudo="sudo"
+	else
+		echo "missing packages:$missing; run as root or install sudo" >&2
+		exit 1
+	fi
+fi
+echo "installing:$missing"
+$sudo apt-get update -q
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends $missing
