@@ -1,0 +1,475 @@
+package dynamics
+
+import (
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mismatch-rl/mismatch/data"
+	"github.com/mismatch-rl/mismatch/env"
+	"github.com/mismatch-rl/mismatch/nn"
+	"github.com/mismatch-rl/mismatch/rng"
+)
+
+// spec is a synthetic task: identity features, optional absolute targets.
+type spec struct {
+	name     string
+	od, ad   int
+	absolute []int
+}
+
+func (s spec) Name() string                  { return s.name }
+func (s spec) ObservationSpace() env.Box     { return env.Unbounded(s.od) }
+func (s spec) ActionSpace() env.Box          { return env.Uniform(s.ad, -1, 1) }
+func (s spec) InputDim() int                 { return s.od }
+func (s spec) Preprocess(dst, obs []float32) { copy(dst, obs) }
+func (s spec) AbsoluteTargets() []int        { return s.absolute }
+
+// linearGaussian draws n transitions of x' = x + A x + B u + ε with
+// ε ~ N(0, diag(sigma²)), x and u uniform in [−1, 1].
+func linearGaussian(n int, sigma []float64, seed uint64) *data.Buffer {
+	src := rng.New(seed)
+	A := [][]float64{{-0.1, 0.2}, {0.3, -0.2}}
+	B := []float64{0.5, -0.4}
+	b := data.NewBuffer(2, 1)
+	for i := 0; i < n; i++ {
+		x := []float32{float32(src.Uniform(-1, 1)), float32(src.Uniform(-1, 1))}
+		u := []float32{float32(src.Uniform(-1, 1))}
+		next := make([]float32, 2)
+		for d := 0; d < 2; d++ {
+			v := float64(x[d]) + A[d][0]*float64(x[0]) + A[d][1]*float64(x[1]) + B[d]*float64(u[0]) + sigma[d]*src.Normal()
+			next[d] = float32(v)
+		}
+		b.Add(x, u, next, 0, false, true)
+	}
+	return b
+}
+
+func train(t testing.TB, m *Model, buf *data.Buffer, c TrainConfig) TrainResult {
+	t.Helper()
+	tr := NewTrainer(m, 1e-3, 2)
+	defer tr.Close()
+	res, err := tr.Train(buf, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// TestLearnsLinearGaussian: a P model's held-out NLL must come within 0.05
+// nats of the true conditional entropy, ½·Σ log(2πe·σ²) = −2.4604 for
+// σ = (0.05, 0.1), and within 0.03 of the true model's own NLL on the same
+// held-out data (which differs from the entropy by sampling only); its
+// predicted variances must be within 15% of σ².
+func TestLearnsLinearGaussian(t *testing.T) {
+	sigma := []float64{0.05, 0.1}
+	sp := spec{name: "lg", od: 2, ad: 1}
+	m, err := New(sp, Config{Probabilistic: true, Members: 1, Hidden: []int{32, 32}, Activation: nn.Swish}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	train(t, m, linearGaussian(4000, sigma, 2), TrainConfig{Epochs: 100, BatchSize: 64, Seed: 3})
+	test := linearGaussian(20000, sigma, 4)
+	met, err := m.Evaluate(test, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h, truth float64
+	for _, s := range sigma {
+		h += 0.5 * math.Log(2*math.Pi*math.E*s*s)
+	}
+	A := [][]float64{{-0.1, 0.2}, {0.3, -0.2}}
+	B := []float64{0.5, -0.4}
+	for i := 0; i < test.Len(); i++ {
+		x0, x1, u := float64(test.Obs[2*i]), float64(test.Obs[2*i+1]), float64(test.Act[i])
+		for d, s := range sigma {
+			e := float64(test.Next[2*i+d]) - (float64(test.Obs[2*i+d]) + A[d][0]*x0 + A[d][1]*x1 + B[d]*u)
+			truth += 0.5 * (e*e/(s*s) + math.Log(2*math.Pi*s*s))
+		}
+	}
+	truth /= float64(test.Len())
+	t.Logf("held-out NLL %.4f, true model's %.4f, conditional entropy %.4f, MSE %.5f", met.NLL, truth, h, met.MSE)
+	if math.Abs(met.NLL-h) > 0.05 || met.NLL-truth > 0.03 {
+		t.Fatalf("held-out NLL %.4f, want within 0.05 of the entropy %.4f and 0.03 of the true model's %.4f", met.NLL, h, truth)
+	}
+	p := m.NewPredictor(1)
+	defer p.Close()
+	mean := make([]float32, test.Len()*2)
+	vari := make([]float32, test.Len()*2)
+	if err := p.Moments(mean, vari, test.Obs, test.Act, test.Len(), nil); err != nil {
+		t.Fatal(err)
+	}
+	for d, s := range sigma {
+		var v float64
+		for i := 0; i < test.Len(); i++ {
+			v += float64(vari[2*i+d])
+		}
+		v /= float64(test.Len())
+		if math.Abs(v/(s*s)-1) > 0.15 {
+			t.Fatalf("dimension %d: mean predicted variance %.5g, noise variance %.5g", d, v, s*s)
+		}
+	}
+}
+
+// TestDeterministicFitsNonlinearMap: a D model fits
+// x' = x + 0.3·sin(2x) + 0.2·u·cos(x) to a held-out MSE below 2e-4 (the
+// targets' variance is about 0.05).
+func TestDeterministicFitsNonlinearMap(t *testing.T) {
+	gen := func(n int, seed uint64) *data.Buffer {
+		src := rng.New(seed)
+		b := data.NewBuffer(1, 1)
+		for i := 0; i < n; i++ {
+			x := src.Uniform(-2, 2)
+			u := src.Uniform(-1, 1)
+			nx := x + 0.3*math.Sin(2*x) + 0.2*u*math.Cos(x)
+			b.Add([]float32{float32(x)}, []float32{float32(u)}, []float32{float32(nx)}, 0, false, true)
+		}
+		return b
+	}
+	m, _ := New(spec{name: "nl", od: 1, ad: 1}, Config{Members: 1, Hidden: []int{64, 64}, Activation: nn.Tanh}, 5)
+	train(t, m, gen(3000, 6), TrainConfig{Epochs: 80, BatchSize: 32, Seed: 7})
+	met, err := m.Evaluate(gen(2000, 8), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("held-out MSE %.3g", met.MSE)
+	if met.MSE > 2e-4 {
+		t.Fatalf("held-out MSE %.3g, want below 2e-4", met.MSE)
+	}
+}
+
+func sameParams(t *testing.T, what string, a, b *Model) {
+	t.Helper()
+	pa, pb := a.Net.Params(), b.Net.Params()
+	for i := range pa {
+		if pa[i] != pb[i] {
+			t.Fatalf("%s: parameter %d differs: %v vs %v", what, i, pa[i], pb[i])
+		}
+	}
+	for i := range a.InMean {
+		if a.InMean[i] != b.InMean[i] || a.InStd[i] != b.InStd[i] {
+			t.Fatalf("%s: normaliser %d differs", what, i)
+		}
+	}
+}
+
+func peConfig() Config {
+	return Config{Probabilistic: true, Members: 3, Hidden: []int{16, 16}, Activation: nn.Swish, LearnLogVarBounds: true, WeightDecay: []float32{1e-4}}
+}
+
+func TestWeights(t *testing.T) {
+	sp := spec{name: "lg", od: 2, ad: 1}
+	buf := linearGaussian(300, []float64{0.05, 0.1}, 9)
+	// Zero weight on every third transition, one on the rest.
+	w := make([]float32, buf.Len())
+	var keep []int
+	for i := range w {
+		if i%3 != 0 {
+			w[i] = 1
+			keep = append(keep, i)
+		}
+	}
+	cfg := TrainConfig{Epochs: 3, BatchSize: 16, Seed: 10}
+	a, _ := New(sp, peConfig(), 11)
+	b, _ := New(sp, peConfig(), 11)
+	ca := cfg
+	ca.Weights = w
+	train(t, a, buf, ca)
+	train(t, b, buf.Subset(keep), cfg)
+	sameParams(t, "zero weights vs leaving the transitions out", a, b)
+
+	// Doubling all weights changes nothing.
+	w2 := make([]float32, len(w))
+	src := rng.New(12)
+	for i := range w {
+		w[i] = src.Float32()
+		w2[i] = 2 * w[i]
+	}
+	c, _ := New(sp, peConfig(), 13)
+	d, _ := New(sp, peConfig(), 13)
+	cc, cd := cfg, cfg
+	cc.Weights, cd.Weights = w, w2
+	train(t, c, buf, cc)
+	train(t, d, buf, cd)
+	sameParams(t, "doubled weights", c, d)
+
+	// Weights matter: non-uniform weights train a different model.
+	e, _ := New(sp, peConfig(), 13)
+	train(t, e, buf, cfg)
+	if e.Net.Params()[0] == c.Net.Params()[0] && e.Net.Params()[1] == c.Net.Params()[1] {
+		t.Fatal("random weights trained the same model as none")
+	}
+	bad := cfg
+	bad.Weights = make([]float32, buf.Len())
+	bad.Weights[3] = float32(math.NaN())
+	tr := NewTrainer(e, 1e-3, 1)
+	defer tr.Close()
+	if _, err := tr.Train(buf, bad); err == nil {
+		t.Fatal("a NaN weight was accepted")
+	}
+	bad.Weights = make([]float32, buf.Len())
+	if _, err := tr.Train(buf, bad); err == nil {
+		t.Fatal("all-zero weights were accepted")
+	}
+}
+
+func TestReproducible(t *testing.T) {
+	sp := spec{name: "lg", od: 2, ad: 1}
+	buf := linearGaussian(500, []float64{0.05, 0.1}, 14)
+	run := func(threads int) *Model {
+		m, _ := New(sp, peConfig(), 15)
+		tr := NewTrainer(m, 1e-3, threads)
+		defer tr.Close()
+		if _, err := tr.Train(buf, TrainConfig{Epochs: 3, BatchSize: 32, HoldOut: 0.1, Seed: 16}); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	a, b, c := run(1), run(1), run(3)
+	sameParams(t, "same seed", a, b)
+	sameParams(t, "another thread count", a, c)
+}
+
+func TestCallbackEarlyStoppingAndElites(t *testing.T) {
+	sp := spec{name: "lg", od: 2, ad: 1}
+	buf := linearGaussian(600, []float64{0.05, 0.1}, 17)
+	m, _ := New(sp, peConfig(), 18)
+	var epochs []EpochStats
+	res := train(t, m, buf, TrainConfig{Epochs: 400, BatchSize: 32, HoldOut: 0.2, Patience: 3, Elites: 2, Seed: 19,
+		OnEpoch: func(s EpochStats) error { epochs = append(epochs, s); return nil }})
+	if len(epochs) != res.Epochs || epochs[0].Epoch != 1 || epochs[0].HoldOut == nil {
+		t.Fatalf("callback saw %d epochs, training ran %d", len(epochs), res.Epochs)
+	}
+	if res.Epochs == 400 || res.BestEpoch > res.Epochs-3 {
+		t.Fatalf("patience 3: ran %d epochs, best %d", res.Epochs, res.BestEpoch)
+	}
+	// The kept weights are those of the best epoch.
+	if res.HoldOut == nil || res.HoldOut.MSE != epochs[res.BestEpoch-1].HoldOut.MSE {
+		t.Fatalf("kept hold-out MSE %v, epoch %d had %v", res.HoldOut, res.BestEpoch, epochs[res.BestEpoch-1].HoldOut.MSE)
+	}
+	if len(m.Elites) != 2 {
+		t.Fatalf("elites %v, want 2", m.Elites)
+	}
+	if mm := res.HoldOut.MemberMSE; mm[m.Elites[0]] > mm[m.Elites[1]] {
+		t.Fatalf("elites %v not ranked by %v", m.Elites, mm)
+	}
+	stopped := train(t, m, buf, TrainConfig{Epochs: 50, BatchSize: 32, Seed: 1,
+		OnEpoch: func(s EpochStats) error {
+			if s.Epoch == 4 {
+				return ErrStop
+			}
+			return nil
+		}})
+	if stopped.Epochs != 4 {
+		t.Fatalf("ErrStop at epoch 4 stopped after %d", stopped.Epochs)
+	}
+	tr := NewTrainer(m, 1e-3, 1)
+	defer tr.Close()
+	if _, err := tr.Train(buf, TrainConfig{Epochs: 5, BatchSize: 8, OnEpoch: func(EpochStats) error { return errors.New("boom") }}); err == nil || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("callback error: %v", err)
+	}
+}
+
+func TestMetricsAndOpenLoop(t *testing.T) {
+	sp := spec{name: "lg", od: 2, ad: 1}
+	m, _ := New(sp, peConfig(), 20)
+	// Episodes of 10 chained steps.
+	b := data.NewBuffer(2, 1)
+	src := rng.New(21)
+	for ep := 0; ep < 20; ep++ {
+		x := []float32{float32(src.Uniform(-1, 1)), float32(src.Uniform(-1, 1))}
+		for s := 0; s < 10; s++ {
+			u := []float32{float32(src.Uniform(-1, 1))}
+			nx := []float32{0.9*x[0] + 0.1*u[0], 0.8*x[1] - 0.2*u[0]}
+			b.Add(x, u, nx, 0, false, s == 9)
+			x = nx
+		}
+	}
+	train(t, m, b, TrainConfig{Epochs: 5, BatchSize: 16, Seed: 22})
+	met, err := m.Evaluate(b, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if met.MixtureNLL > met.NLL+1e-9 {
+		t.Fatalf("mixture NLL %g above the members' mean %g (Jensen)", met.MixtureNLL, met.NLL)
+	}
+	ol, err := m.OpenLoopError(b, 4, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, _ := m.OpenLoopError(b, 1, 1)
+	// One step from every transition is the ensemble mean's MSE.
+	if math.Abs(one[0]-met.MSE) > 1e-6*met.MSE {
+		t.Fatalf("1-step open-loop error %g, evaluation MSE %g", one[0], met.MSE)
+	}
+	if len(ol) != 4 || ol[3] < ol[0] {
+		t.Fatalf("open-loop errors %v should grow with the horizon", ol)
+	}
+	if _, err := m.OpenLoopError(b, 11, 1); err == nil {
+		t.Fatal("a horizon longer than every episode was accepted")
+	}
+}
+
+func TestAbsoluteTargetsAndSampling(t *testing.T) {
+	// Dimension 1 is absolute: next[1] = 2·u regardless of the state.
+	sp := spec{name: "abs", od: 2, ad: 1, absolute: []int{1}}
+	b := data.NewBuffer(2, 1)
+	src := rng.New(23)
+	for i := 0; i < 2000; i++ {
+		x := []float32{float32(src.Uniform(-1, 1)), float32(src.Uniform(-5, 5))}
+		u := []float32{float32(src.Uniform(-1, 1))}
+		b.Add(x, u, []float32{x[0], 2 * u[0]}, 0, false, true)
+	}
+	m, _ := New(sp, Config{Probabilistic: true, Members: 2, Hidden: []int{32}, Activation: nn.Swish}, 24)
+	train(t, m, b, TrainConfig{Epochs: 40, BatchSize: 32, Seed: 25})
+	p := m.NewPredictor(1)
+	defer p.Close()
+	obs := []float32{0.5, 4, 0.5, -4}
+	act := []float32{0.25, 0.25}
+	next := make([]float32, 4)
+	if err := p.Next(next, obs, act, 1, []int{0, 1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for e := 0; e < 2; e++ {
+		if math.Abs(float64(next[2*e+1])-0.5) > 0.1 || math.Abs(float64(next[2*e])-0.5) > 0.1 {
+			t.Fatalf("member %d predicts %v, want about [0.5 0.5] whatever the old absolute value", e, next[2*e:2*e+2])
+		}
+	}
+	// Samples spread around the mean with the predicted variance.
+	const n = 4000
+	ob := make([]float32, 2*n)
+	ac := make([]float32, n)
+	for i := 0; i < n; i++ {
+		ob[2*i], ob[2*i+1], ac[i] = 0.2, 1, -0.5
+	}
+	mean := make([]float32, 2*n)
+	vari := make([]float32, 2*n)
+	p.Moments(mean, vari, ob, ac, n, []int{0})
+	samp := make([]float32, 2*n)
+	if err := p.Next(samp, ob, ac, n, []int{0}, rng.New(26)); err != nil {
+		t.Fatal(err)
+	}
+	var s, ss float64
+	for i := 0; i < n; i++ {
+		d := float64(samp[2*i] - mean[2*i])
+		s += d
+		ss += d * d
+	}
+	if sd := math.Sqrt(float64(vari[0])); math.Abs(s/n) > 4*sd/math.Sqrt(n) || math.Abs(math.Sqrt(ss/n)/sd-1) > 0.1 {
+		t.Fatalf("samples: mean offset %g, std %g, predicted std %g", s/n, math.Sqrt(ss/n), sd)
+	}
+}
+
+func TestCheckpoints(t *testing.T) {
+	sp := spec{name: "lg", od: 2, ad: 1}
+	buf := linearGaussian(300, []float64{0.05, 0.1}, 27)
+	m, _ := New(sp, peConfig(), 28)
+	train(t, m, buf, TrainConfig{Epochs: 2, BatchSize: 32, HoldOut: 0.2, Elites: 2, Seed: 29})
+	dir := t.TempDir()
+	path := filepath.Join(dir, "model.safetensors")
+	if err := m.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Load(path, sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Config().Class() != "PE" || len(l.Elites) != 2 || l.Elites[0] != m.Elites[0] {
+		t.Fatalf("loaded %s with elites %v, saved PE with %v", l.Config().Class(), l.Elites, m.Elites)
+	}
+	predict := func(m *Model) []float32 {
+		p := m.NewPredictor(1)
+		defer p.Close()
+		out := make([]float32, 3*buf.Len()*2)
+		obs := append(append(append([]float32(nil), buf.Obs...), buf.Obs...), buf.Obs...)
+		act := append(append(append([]float32(nil), buf.Act...), buf.Act...), buf.Act...)
+		if err := p.Next(out, obs, act, buf.Len(), nil, rng.New(1)); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	a, b := predict(m), predict(l)
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			t.Fatalf("prediction %d differs after loading: %v vs %v", i, a[i], b[i])
+		}
+	}
+	weights, _ := os.ReadFile(path)
+	side, _ := os.ReadFile(SidecarPath(path))
+	restore := func() {
+		os.WriteFile(path, weights, 0o644)
+		os.WriteFile(SidecarPath(path), side, 0o644)
+	}
+	cases := []struct {
+		name   string
+		change func()
+		spec   Spec
+		want   string
+	}{
+		{"truncated weights", func() { os.WriteFile(path, weights[:len(weights)/2], 0o644) }, sp, "checksum"},
+		{"altered weight", func() {
+			w := append([]byte(nil), weights...)
+			w[len(w)-3] ^= 1
+			os.WriteFile(path, w, 0o644)
+		}, sp, "checksum"},
+		{"altered sidecar shape", func() {
+			os.WriteFile(SidecarPath(path), []byte(strings.Replace(string(side), `"hidden": [
+      16,`, `"hidden": [
+      17,`, 1)), 0o644)
+		}, sp, "shape"},
+		{"unknown sidecar field", func() {
+			os.WriteFile(SidecarPath(path), []byte(strings.Replace(string(side), `"version"`, `"colour": 1, "version"`, 1)), 0o644)
+		}, sp, "unknown field"},
+		{"missing sidecar", func() { os.Remove(SidecarPath(path)) }, sp, "no such file"},
+		{"another task", func() {}, spec{name: "lg", od: 3, ad: 1}, "widths"},
+		{"another task name", func() {}, spec{name: "other", od: 2, ad: 1}, `saved for task "lg"`},
+		{"unregistered task", func() {}, nil, "unknown task"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			defer restore()
+			c.change()
+			_, err := Load(path, c.spec)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want one mentioning %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	sp := spec{name: "lg", od: 2, ad: 1}
+	if _, err := New(sp, Config{Members: 0}, 1); err == nil {
+		t.Fatal("zero members accepted")
+	}
+	if _, err := New(sp, Config{Members: 1, Hidden: []int{4}, WeightDecay: []float32{1, 2, 3}}, 1); err == nil {
+		t.Fatal("three decay coefficients for two layers accepted")
+	}
+	for _, c := range []string{"P", "PE", "D", "DE"} {
+		p, n, err := ParseClass(c, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := (Config{Probabilistic: p, Members: n}).Class(); got != c {
+			t.Fatalf("class %s round-trips to %s", c, got)
+		}
+	}
+	if _, _, err := ParseClass("X", 0); err == nil {
+		t.Fatal("class X accepted")
+	}
+	m, _ := New(sp, peConfig(), 1)
+	tr := NewTrainer(m, 1e-3, 1)
+	defer tr.Close()
+	buf := linearGaussian(10, []float64{0.1, 0.1}, 1)
+	for _, c := range []TrainConfig{{Epochs: 0, BatchSize: 1}, {Epochs: 1, BatchSize: 0}, {Epochs: 1, BatchSize: 1, HoldOut: 0.7}} {
+		if _, err := tr.Train(buf, c); err == nil {
+			t.Fatalf("config %+v accepted", c)
+		}
+	}
+	if _, err := tr.Train(data.NewBuffer(3, 1), TrainConfig{Epochs: 1, BatchSize: 1}); err == nil {
+		t.Fatal("data of the wrong width accepted")
+	}
+}

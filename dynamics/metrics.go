@@ -1,0 +1,187 @@
+package dynamics
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/mismatch-rl/mismatch/data"
+)
+
+// Metrics are a model's scores on a dataset. Errors are measured on the
+// prediction targets, which equal errors on the next observation.
+type Metrics struct {
+	N int // transitions scored
+	// NLL is the mean negative log-likelihood per transition in nats under
+	// the full Gaussian density (½·Σ_d [(y−μ)²/σ² + log σ² + log 2π]),
+	// averaged over members. Deterministic models are scored with unit
+	// variance, which ranks them as their squared error does.
+	NLL float64
+	// MixtureNLL scores the ensemble as a uniform mixture of its members.
+	MixtureNLL float64
+	// MSE is the mean squared error of the ensemble's mean prediction,
+	// over transitions and dimensions; DimMSE splits it by dimension.
+	MSE    float64
+	DimMSE []float64
+	// MemberMSE and MemberNLL score each member alone.
+	MemberMSE []float64
+	MemberNLL []float64
+}
+
+// LogLikelihood is −NLL: the mean log-likelihood per transition.
+func (m Metrics) LogLikelihood() float64 { return -m.NLL }
+
+// Evaluate scores the model on every transition of buf.
+func (m *Model) Evaluate(buf *data.Buffer, threads int) (Metrics, error) {
+	p := m.NewPredictor(threads)
+	defer p.Close()
+	return m.evaluate(p, buf)
+}
+
+// evalChunk bounds the rows evaluated at once (times the members).
+const evalChunk = 4096
+
+var log2Pi = math.Log(2 * math.Pi)
+
+func (m *Model) evaluate(p *Predictor, buf *data.Buffer) (Metrics, error) {
+	if buf.ObsDim != m.obsDim || buf.ActDim != m.actDim {
+		return Metrics{}, fmt.Errorf("dynamics: %d/%d-wide data for a %d/%d model", buf.ObsDim, buf.ActDim, m.obsDim, m.actDim)
+	}
+	n := buf.Len()
+	if n == 0 {
+		return Metrics{}, errors.New("dynamics: no transitions to evaluate")
+	}
+	E, od, ad := m.cfg.Members, m.obsDim, m.actDim
+	met := Metrics{N: n, DimMSE: make([]float64, od), MemberMSE: make([]float64, E), MemberNLL: make([]float64, E)}
+	obs := make([]float32, E*evalChunk*od)
+	act := make([]float32, E*evalChunk*ad)
+	y := make([]float32, evalChunk*od)
+	nll := make([]float64, E)
+	avg := make([]float64, od)
+	for c0 := 0; c0 < n; c0 += evalChunk {
+		r := min(evalChunk, n-c0)
+		for e := 0; e < E; e++ {
+			copy(obs[e*r*od:(e+1)*r*od], buf.Obs[c0*od:(c0+r)*od])
+			copy(act[e*r*ad:(e+1)*r*ad], buf.Act[c0*ad:(c0+r)*ad])
+		}
+		m.targets(y, buf.Obs[c0*od:], buf.Next[c0*od:], r)
+		if _, err := p.forward(obs, act, r, nil); err != nil {
+			return Metrics{}, err
+		}
+		for i := 0; i < r; i++ {
+			clear(avg)
+			for e := 0; e < E; e++ {
+				row := e*r + i
+				var s, se float64
+				for d := 0; d < od; d++ {
+					mu := float64(p.mean[row*od+d])
+					err := float64(y[i*od+d]) - mu
+					avg[d] += mu / float64(E)
+					se += err * err
+					if m.Head != nil {
+						lv := float64(p.lv[row*od+d])
+						s += err*err*math.Exp(-lv) + lv + log2Pi
+					} else {
+						s += err*err + log2Pi
+					}
+				}
+				nll[e] = 0.5 * s
+				met.MemberNLL[e] += nll[e]
+				met.MemberMSE[e] += se / float64(od)
+			}
+			// −log((1/E)·Σ exp(−nll_e)), stably.
+			lo := math.Inf(1)
+			for _, v := range nll {
+				lo = math.Min(lo, v)
+			}
+			var sum float64
+			for _, v := range nll {
+				sum += math.Exp(lo - v)
+			}
+			met.MixtureNLL += lo - math.Log(sum/float64(E))
+			for d := 0; d < od; d++ {
+				err := float64(y[i*od+d]) - avg[d]
+				met.DimMSE[d] += err * err
+			}
+		}
+	}
+	fn := float64(n)
+	for e := 0; e < E; e++ {
+		met.MemberNLL[e] /= fn
+		met.MemberMSE[e] /= fn
+		met.NLL += met.MemberNLL[e] / float64(E)
+	}
+	met.MixtureNLL /= fn
+	for d := range met.DimMSE {
+		met.DimMSE[d] /= fn
+		met.MSE += met.DimMSE[d] / float64(od)
+	}
+	if math.IsNaN(met.NLL) || math.IsNaN(met.MSE) {
+		return met, errors.New("dynamics: the model predicts NaN on this data")
+	}
+	return met, nil
+}
+
+// OpenLoopError measures long-horizon accuracy along the buffer's
+// episodes: from every step t with k recorded steps after it in its
+// episode, the ensemble's mean prediction is rolled forward k steps with
+// the recorded actions, feeding each prediction back as the next input.
+// The result's element h−1 is the mean squared error (over starts and
+// dimensions) of the h-step prediction.
+func (m *Model) OpenLoopError(buf *data.Buffer, k, threads int) ([]float64, error) {
+	if k < 1 {
+		return nil, fmt.Errorf("dynamics: horizon %d", k)
+	}
+	var starts []int
+	for _, ep := range buf.Episodes() {
+		for t := ep.Start; t+k <= ep.End; t++ {
+			starts = append(starts, t)
+		}
+	}
+	if len(starts) == 0 {
+		return nil, fmt.Errorf("dynamics: no episode has %d steps", k)
+	}
+	p := m.NewPredictor(threads)
+	defer p.Close()
+	E, od, ad := m.cfg.Members, m.obsDim, m.actDim
+	out := make([]float64, k)
+	for c0 := 0; c0 < len(starts); c0 += evalChunk {
+		ss := starts[c0:min(c0+evalChunk, len(starts))]
+		r := len(ss)
+		state := make([]float32, r*od)
+		for i, t := range ss {
+			copy(state[i*od:(i+1)*od], buf.Obs[t*od:(t+1)*od])
+		}
+		obs := make([]float32, E*r*od)
+		act := make([]float32, E*r*ad)
+		mean := make([]float32, E*r*od)
+		vari := make([]float32, E*r*od)
+		for h := 0; h < k; h++ {
+			for e := 0; e < E; e++ {
+				copy(obs[e*r*od:(e+1)*r*od], state)
+				for i, t := range ss {
+					copy(act[(e*r+i)*ad:(e*r+i+1)*ad], buf.Act[(t+h)*ad:(t+h+1)*ad])
+				}
+			}
+			if err := p.Moments(mean, vari, obs, act, r, nil); err != nil {
+				return nil, err
+			}
+			for i, t := range ss {
+				for d := 0; d < od; d++ {
+					var s float64
+					for e := 0; e < E; e++ {
+						s += float64(mean[(e*r+i)*od+d])
+					}
+					s /= float64(E)
+					state[i*od+d] = float32(s)
+					err := s - float64(buf.Next[(t+h)*od+d])
+					out[h] += err * err
+				}
+			}
+		}
+	}
+	for h := range out {
+		out[h] /= float64(len(starts) * od)
+	}
+	return out, nil
+}

@@ -1,0 +1,401 @@
+// Package dynamics holds learned dynamics models: ensembles of neural
+// networks that predict the next observation from an observation and an
+// action, in the four classes the objective-mismatch paper compares —
+// P (one probabilistic network), PE (an ensemble of them), D (one
+// deterministic network) and DE — with input normalisation, training by
+// likelihood with per-sample weights, evaluation metrics and checkpoints.
+//
+// A model's inputs are the task's preprocessed observation features with the
+// action appended, z-scored with statistics of the training data. Its
+// targets are the changes next − obs, except for the dimensions the task
+// marks absolute, which are predicted as values; targets are not scaled.
+package dynamics
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/mismatch-rl/mismatch/env"
+	"github.com/mismatch-rl/mismatch/internal/kernel"
+	"github.com/mismatch-rl/mismatch/nn"
+	"github.com/mismatch-rl/mismatch/rng"
+)
+
+// Spec is what a model needs to know of its task; every env.Task is one.
+type Spec interface {
+	Name() string
+	ObservationSpace() env.Box
+	ActionSpace() env.Box
+	InputDim() int
+	Preprocess(dst, obs []float32)
+	AbsoluteTargets() []int
+}
+
+// Config is a model's architecture.
+type Config struct {
+	// Probabilistic models predict a mean and a log-variance per target
+	// (P, PE) and train on Gaussian likelihood; deterministic ones (D, DE)
+	// predict the mean and train on squared error.
+	Probabilistic bool
+	Members       int // ensemble size: 1 for P and D
+	Hidden        []int
+	Activation    nn.Activation
+	// LearnLogVarBounds makes the soft log-variance bounds trainable, as
+	// PETS does; otherwise they stay at +0.5 and −10 (mbrl-lib's default).
+	LearnLogVarBounds bool
+	// WeightDecay holds one L2 coefficient per layer (hidden layers then
+	// the output layer), or one for all layers, or none.
+	WeightDecay []float32
+}
+
+// Class names the paper's four model classes: "P", "PE", "D", "DE".
+func (c Config) Class() string {
+	s := "D"
+	if c.Probabilistic {
+		s = "P"
+	}
+	if c.Members > 1 {
+		s += "E"
+	}
+	return s
+}
+
+// ParseClass sets Probabilistic and Members for a class name; ensembles get
+// members (at least 2), single models 1.
+func ParseClass(class string, members int) (probabilistic bool, n int, err error) {
+	switch strings.ToUpper(class) {
+	case "P":
+		return true, 1, nil
+	case "D":
+		return false, 1, nil
+	case "PE":
+		if members < 2 {
+			members = 5
+		}
+		return true, members, nil
+	case "DE":
+		if members < 2 {
+			members = 5
+		}
+		return false, members, nil
+	}
+	return false, 0, fmt.Errorf("unknown model class %q (want P, PE, D or DE)", class)
+}
+
+// Validate reports what is wrong with c.
+func (c Config) Validate() error {
+	if c.Members < 1 {
+		return fmt.Errorf("dynamics: %d ensemble members, want at least 1", c.Members)
+	}
+	if n := len(c.WeightDecay); n > 1 && n != len(c.Hidden)+1 {
+		return fmt.Errorf("dynamics: %d weight-decay coefficients for %d layers (give one per layer, or one)", n, len(c.Hidden)+1)
+	}
+	for i, w := range c.WeightDecay {
+		if !(w >= 0) {
+			return fmt.Errorf("dynamics: weight decay %d is %g, want a non-negative number", i, w)
+		}
+	}
+	return nil
+}
+
+func (c Config) decay() []float32 {
+	d := make([]float32, len(c.Hidden)+1)
+	switch len(c.WeightDecay) {
+	case 0:
+	case 1:
+		for i := range d {
+			d[i] = c.WeightDecay[0]
+		}
+	default:
+		copy(d, c.WeightDecay)
+	}
+	return d
+}
+
+// Model is a dynamics model for one task.
+type Model struct {
+	spec Spec
+	cfg  Config
+	// Net maps normalised inputs to targets (mean and raw log-variance
+	// for probabilistic models).
+	Net *nn.MLP
+	// Head reads probabilistic outputs; nil for deterministic models.
+	Head *nn.Gaussian
+	// InMean and InStd normalise the inputs (features, then action).
+	InMean, InStd []float32
+	// Elites lists the members judged best on held-out data, in order;
+	// all members when there was no held-out data.
+	Elites []int
+
+	obsDim, actDim, featDim int
+	absolute                []bool
+}
+
+// New returns an untrained model for the task spec.
+func New(spec Spec, cfg Config, seed uint64) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.Hidden = append([]int(nil), cfg.Hidden...)
+	cfg.WeightDecay = append([]float32(nil), cfg.WeightDecay...)
+	m := &Model{spec: spec, cfg: cfg,
+		obsDim: spec.ObservationSpace().Dim(), actDim: spec.ActionSpace().Dim(), featDim: spec.InputDim()}
+	if m.obsDim < 1 || m.actDim < 1 || m.featDim < 1 {
+		return nil, errors.New("dynamics: task with empty observations, actions or features")
+	}
+	m.absolute = make([]bool, m.obsDim)
+	for _, d := range spec.AbsoluteTargets() {
+		if d < 0 || d >= m.obsDim {
+			return nil, fmt.Errorf("dynamics: absolute target %d out of range", d)
+		}
+		m.absolute[d] = true
+	}
+	out := m.obsDim
+	if cfg.Probabilistic {
+		out *= 2
+		m.Head = nn.NewGaussian(m.obsDim)
+	}
+	net, err := nn.New(nn.Config{Members: cfg.Members, In: m.featDim + m.actDim, Hidden: cfg.Hidden, Out: out, Activation: cfg.Activation}, rng.New(seed))
+	if err != nil {
+		return nil, fmt.Errorf("dynamics: %w", err)
+	}
+	m.Net = net
+	m.InMean = make([]float32, m.featDim+m.actDim)
+	m.InStd = make([]float32, m.featDim+m.actDim)
+	for i := range m.InStd {
+		m.InStd[i] = 1
+	}
+	m.Elites = make([]int, cfg.Members)
+	for i := range m.Elites {
+		m.Elites[i] = i
+	}
+	return m, nil
+}
+
+// Spec returns the model's task spec.
+func (m *Model) Spec() Spec { return m.spec }
+
+// Config returns the model's architecture.
+func (m *Model) Config() Config {
+	c := m.cfg
+	c.Hidden = append([]int(nil), c.Hidden...)
+	c.WeightDecay = append([]float32(nil), c.WeightDecay...)
+	return c
+}
+
+// Members is the ensemble size.
+func (m *Model) Members() int { return m.cfg.Members }
+
+// ObsDim and ActDim are the widths of observations and actions.
+func (m *Model) ObsDim() int { return m.obsDim }
+
+// ActDim is the width of actions.
+func (m *Model) ActDim() int { return m.actDim }
+
+// InputDim is the width of the network's input: features and action.
+func (m *Model) InputDim() int { return m.featDim + m.actDim }
+
+// Clone returns a deep copy of m.
+func (m *Model) Clone() *Model {
+	c := *m
+	c.cfg = m.Config()
+	c.Net = m.Net.Clone()
+	if m.Head != nil {
+		h := *m.Head
+		h.MaxLogVar = append([]float32(nil), m.Head.MaxLogVar...)
+		h.MinLogVar = append([]float32(nil), m.Head.MinLogVar...)
+		c.Head = &h
+	}
+	c.InMean = append([]float32(nil), m.InMean...)
+	c.InStd = append([]float32(nil), m.InStd...)
+	c.Elites = append([]int(nil), m.Elites...)
+	c.absolute = append([]bool(nil), m.absolute...)
+	return &c
+}
+
+// normEps is the standard deviation below which an input is not scaled.
+const normEps = 1e-8
+
+// FitNormalizer sets the input statistics from n observations and actions.
+func (m *Model) FitNormalizer(obs, act []float32, n int) {
+	w := m.InputDim()
+	in := make([]float32, n*w)
+	m.features(in, obs, act, n)
+	mean := make([]float64, w)
+	sq := make([]float64, w)
+	for i := 0; i < n; i++ {
+		for j := 0; j < w; j++ {
+			v := float64(in[i*w+j])
+			mean[j] += v
+			sq[j] += v * v
+		}
+	}
+	for j := 0; j < w; j++ {
+		mu := mean[j] / float64(n)
+		v := sq[j]/float64(n) - mu*mu
+		std := 0.0
+		if v > 0 {
+			std = math.Sqrt(v)
+		}
+		if std < normEps {
+			std = 1
+		}
+		m.InMean[j], m.InStd[j] = float32(mu), float32(std)
+	}
+}
+
+// features writes the un-normalised network inputs of n rows.
+func (m *Model) features(dst, obs, act []float32, n int) {
+	w, f := m.InputDim(), m.featDim
+	for i := 0; i < n; i++ {
+		row := dst[i*w : (i+1)*w]
+		m.spec.Preprocess(row[:f], obs[i*m.obsDim:(i+1)*m.obsDim])
+		copy(row[f:], act[i*m.actDim:(i+1)*m.actDim])
+	}
+}
+
+// inputs writes the normalised network inputs of n rows into dst.
+func (m *Model) inputs(dst, obs, act []float32, n int) {
+	m.features(dst, obs, act, n)
+	w := m.InputDim()
+	for i := 0; i < n; i++ {
+		row := dst[i*w : (i+1)*w]
+		for j, v := range row {
+			row[j] = (v - m.InMean[j]) / m.InStd[j]
+		}
+	}
+}
+
+// targets writes the training targets of n transitions.
+func (m *Model) targets(dst, obs, next []float32, n int) {
+	for i := 0; i < n*m.obsDim; i++ {
+		if m.absolute[i%m.obsDim] {
+			dst[i] = next[i]
+		} else {
+			dst[i] = next[i] - obs[i]
+		}
+	}
+}
+
+// Predictor evaluates a model for planning: many rows at once, buffers
+// reused, no allocation after the first calls of a given size. A Predictor
+// is not safe for concurrent use.
+type Predictor struct {
+	m        *Model
+	ev       *nn.Evaluator
+	in, out  []float32
+	mean, lv []float32
+	noise    []float32
+}
+
+// NewPredictor returns a Predictor on the given number of goroutines
+// (threads < 1: GOMAXPROCS).
+func (m *Model) NewPredictor(threads int) *Predictor {
+	return &Predictor{m: m, ev: nn.NewEvaluator(m.Net, threads)}
+}
+
+// Close stops the Predictor's goroutines.
+func (p *Predictor) Close() { p.ev.Close() }
+
+func growTo(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
+}
+
+// forward evaluates blocks of rows (block i through members[i]; nil means
+// every member in order) and splits the outputs.
+func (p *Predictor) forward(obs, act []float32, rows int, members []int) (int, error) {
+	m := p.m
+	k := m.cfg.Members
+	if members != nil {
+		k = len(members)
+	}
+	n := k * rows
+	if len(obs) < n*m.obsDim || len(act) < n*m.actDim {
+		return 0, fmt.Errorf("dynamics: %d observations and %d actions for %d rows", len(obs)/m.obsDim, len(act)/m.actDim, n)
+	}
+	p.in = growTo(p.in, n*m.InputDim())
+	p.out = growTo(p.out, n*m.Net.Config().Out)
+	m.inputs(p.in, obs, act, n)
+	if err := p.ev.ForwardMembers(p.out, p.in, rows, members); err != nil {
+		return 0, err
+	}
+	p.mean = growTo(p.mean, n*m.obsDim)
+	if m.Head == nil {
+		copy(p.mean, p.out)
+		return n, nil
+	}
+	p.lv = growTo(p.lv, n*m.obsDim)
+	if err := m.Head.Split(p.mean, p.lv, p.out, n); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// Next writes into next the predicted next observations of k blocks of rows
+// observations and actions, block i through member members[i] (nil: one
+// block per member). With src, it samples the predicted Gaussian (drawing
+// from src in row order); without, it takes the mean. Deterministic models
+// ignore src.
+func (p *Predictor) Next(next, obs, act []float32, rows int, members []int, src *rng.Source) error {
+	n, err := p.forward(obs, act, rows, members)
+	if err != nil {
+		return err
+	}
+	m := p.m
+	nd := n * m.obsDim
+	if len(next) < nd {
+		return fmt.Errorf("dynamics: next buffer holds %d values, want %d", len(next), nd)
+	}
+	delta := p.mean[:nd]
+	if src != nil && m.Head != nil {
+		// σ = exp(lv/2), vectorised, then mean + σ·ε.
+		p.noise = growTo(p.noise, nd)
+		for i, v := range p.lv[:nd] {
+			p.noise[i] = 0.5 * v
+		}
+		kernel.Exp(p.noise, p.noise)
+		for i := range delta {
+			delta[i] += p.noise[i] * float32(src.Normal())
+		}
+	}
+	for i := 0; i < nd; i++ {
+		if m.absolute[i%m.obsDim] {
+			next[i] = delta[i]
+		} else {
+			next[i] = obs[i] + delta[i]
+		}
+	}
+	return nil
+}
+
+// Moments writes the predicted mean next observation and its variance
+// (zero for deterministic models) for blocks of rows, as Next arranges them.
+func (p *Predictor) Moments(mean, variance, obs, act []float32, rows int, members []int) error {
+	n, err := p.forward(obs, act, rows, members)
+	if err != nil {
+		return err
+	}
+	m := p.m
+	nd := n * m.obsDim
+	if len(mean) < nd || len(variance) < nd {
+		return fmt.Errorf("dynamics: result buffers shorter than %d", nd)
+	}
+	for i := 0; i < nd; i++ {
+		if m.absolute[i%m.obsDim] {
+			mean[i] = p.mean[i]
+		} else {
+			mean[i] = obs[i] + p.mean[i]
+		}
+	}
+	if m.Head == nil {
+		clear(variance[:nd])
+		return nil
+	}
+	kernel.Exp(variance[:nd], p.lv[:nd])
+	return nil
+}

@@ -1,0 +1,363 @@
+package dynamics
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/mismatch-rl/mismatch/data"
+	"github.com/mismatch-rl/mismatch/nn"
+	"github.com/mismatch-rl/mismatch/rng"
+)
+
+// TrainConfig controls one call of Trainer.Train.
+type TrainConfig struct {
+	Epochs    int // maximum number of passes over the training data
+	BatchSize int // rows per member per minibatch
+	// HoldOut is the fraction of transitions held out for validation, in
+	// [0, 0.5); held-out data drives early stopping and elite selection.
+	HoldOut float64
+	// Patience stops training after this many epochs in which no member
+	// improved its held-out error by 1%, then restores the best weights.
+	// 0 trains for all epochs. It needs HoldOut > 0.
+	Patience int
+	// NoBootstrap trains every member on the same data; by default each
+	// member of an ensemble draws its own resample with replacement.
+	NoBootstrap bool
+	// Weights, when not nil, weight each transition's loss (one
+	// non-negative value per transition of the buffer). Transitions of
+	// weight zero are left out altogether and the others scaled to mean 1,
+	// so training with them is training without the zero-weight ones, and
+	// scaling all weights changes nothing.
+	Weights []float32
+	// Elites is the number of members kept as elites, ranked on held-out
+	// error (0 or more than the ensemble: all).
+	Elites int
+	Seed   uint64
+	// OnEpoch is called after every epoch. Returning ErrStop ends training
+	// early without error; any other error ends it with that error.
+	OnEpoch func(EpochStats) error
+}
+
+// ErrStop, returned by an OnEpoch callback, stops training cleanly.
+var ErrStop = errors.New("dynamics: training stopped by callback")
+
+// EpochStats describes one finished epoch.
+type EpochStats struct {
+	Epoch     int     // from 1
+	TrainLoss float64 // mean minibatch loss (likelihood or squared-error term)
+	HoldOut   *Metrics
+}
+
+// TrainResult summarises a training call.
+type TrainResult struct {
+	Epochs    int      // epochs run
+	BestEpoch int      // the epoch whose weights the model holds
+	TrainLoss float64  // of the last epoch
+	HoldOut   *Metrics // of the kept weights; nil without held-out data
+	Train     int      // transitions trained on
+	Held      int      // transitions held out
+}
+
+// boundPenalty is PETS's coefficient on Σmax − Σmin of learned bounds.
+const boundPenalty = 0.01
+
+// Trainer trains a model with Adam. It keeps the optimiser's state between
+// calls, as PETS and mbrl-lib do from one trial to the next.
+type Trainer struct {
+	m       *Model
+	pass    *nn.Pass
+	pred    *Predictor
+	opt     *nn.Adam
+	decay   []float32
+	params  [][]float32
+	grads   [][]float32
+	dMax    []float32
+	dMin    []float32
+	x, y, w []float32
+	dOut    []float32
+}
+
+// NewTrainer returns a trainer for m with learning rate lr, running on the
+// given number of goroutines (threads < 1: GOMAXPROCS).
+func NewTrainer(m *Model, lr float64, threads int) *Trainer {
+	t := &Trainer{m: m, pass: nn.NewPass(m.Net, threads), pred: m.NewPredictor(threads), opt: nn.NewAdam(lr), decay: m.cfg.decay()}
+	t.params = [][]float32{m.Net.Params()}
+	t.grads = [][]float32{t.pass.Grad}
+	if m.Head != nil && m.cfg.LearnLogVarBounds {
+		t.dMax, t.dMin = make([]float32, m.obsDim), make([]float32, m.obsDim)
+		t.params = append(t.params, m.Head.MaxLogVar, m.Head.MinLogVar)
+		t.grads = append(t.grads, t.dMax, t.dMin)
+	}
+	return t
+}
+
+// Close stops the trainer's goroutines.
+func (t *Trainer) Close() {
+	t.pass.Close()
+	t.pred.Close()
+}
+
+func (c TrainConfig) validate(n int) error {
+	switch {
+	case c.Epochs < 1:
+		return fmt.Errorf("dynamics: %d epochs, want at least 1", c.Epochs)
+	case c.BatchSize < 1:
+		return fmt.Errorf("dynamics: batch size %d, want at least 1", c.BatchSize)
+	case !(c.HoldOut >= 0 && c.HoldOut < 0.5):
+		return fmt.Errorf("dynamics: hold-out fraction %g, want it in [0, 0.5)", c.HoldOut)
+	case c.Patience < 0:
+		return fmt.Errorf("dynamics: patience %d", c.Patience)
+	case c.Weights != nil && len(c.Weights) != n:
+		return fmt.Errorf("dynamics: %d weights for %d transitions", len(c.Weights), n)
+	}
+	for i, w := range c.Weights {
+		if !(w >= 0) || math.IsInf(float64(w), 0) {
+			return fmt.Errorf("dynamics: weight %d is %g, want a finite non-negative number", i, w)
+		}
+	}
+	return nil
+}
+
+// Train fits the model to the buffer's transitions: it refits the input
+// normaliser on the training transitions, then runs minibatch epochs.
+func (t *Trainer) Train(buf *data.Buffer, c TrainConfig) (TrainResult, error) {
+	m := t.m
+	var res TrainResult
+	if buf.ObsDim != m.obsDim || buf.ActDim != m.actDim {
+		return res, fmt.Errorf("dynamics: %d/%d-wide data for a %d/%d model", buf.ObsDim, buf.ActDim, m.obsDim, m.actDim)
+	}
+	n := buf.Len()
+	if err := c.validate(n); err != nil {
+		return res, err
+	}
+	if n == 0 {
+		return res, errors.New("dynamics: no transitions to train on")
+	}
+	src := rng.New(c.Seed)
+	perm := make([]int, n)
+	src.Child(0).Perm(perm)
+	held := int(float64(n) * c.HoldOut)
+	hold := slices.Sorted(slices.Values(perm[:held]))
+	// The training set keeps the buffer's order, so that which
+	// transitions are held out or weighted zero is the only thing that
+	// changes it.
+	train := slices.Sorted(slices.Values(perm[held:]))
+	var weights []float32
+	if c.Weights != nil {
+		kept := train[:0:0]
+		var sum float64
+		for _, i := range train {
+			if c.Weights[i] > 0 {
+				kept = append(kept, i)
+				sum += float64(c.Weights[i])
+			}
+		}
+		train = kept
+		mean := sum / float64(len(train))
+		weights = make([]float32, len(train))
+		for j, i := range train {
+			weights[j] = float32(float64(c.Weights[i]) / mean)
+		}
+	}
+	if len(train) == 0 {
+		return res, errors.New("dynamics: every training transition has weight zero")
+	}
+	res.Train, res.Held = len(train), held
+
+	// Inputs and targets of the training rows, computed once, with the
+	// normaliser fitted on them.
+	nt := len(train)
+	sub := buf.Subset(train)
+	m.FitNormalizer(sub.Obs, sub.Act, nt)
+	inW, outW, od := m.InputDim(), m.Net.Config().Out, m.obsDim
+	X := make([]float32, nt*inW)
+	Y := make([]float32, nt*od)
+	m.inputs(X, sub.Obs, sub.Act, nt)
+	m.targets(Y, sub.Obs, sub.Next, nt)
+	var holdBuf *data.Buffer
+	if held > 0 {
+		holdBuf = buf.Subset(hold)
+	}
+
+	E := m.cfg.Members
+	seqs := make([][]int, E)
+	for e := range seqs {
+		s := make([]int, nt)
+		r := src.Child(uint64(1 + e))
+		if E > 1 && !c.NoBootstrap {
+			for i := range s {
+				s[i] = r.IntN(nt)
+			}
+		} else {
+			for i := range s {
+				s[i] = i
+			}
+		}
+		seqs[e] = s
+	}
+	B := min(c.BatchSize, nt)
+	t.x = growTo(t.x, E*B*inW)
+	t.y = growTo(t.y, E*B*od)
+	t.w = growTo(t.w, E*B)
+	t.dOut = growTo(t.dOut, E*B*outW)
+
+	bestMember := make([]float64, E)
+	for e := range bestMember {
+		bestMember[e] = math.Inf(1)
+	}
+	var snapshot *Model
+	since := 0
+	for epoch := 1; epoch <= c.Epochs; epoch++ {
+		for e := range seqs {
+			src.Child(uint64(1000 + epoch*E + e)).Shuffle(seqs[e])
+		}
+		var total float64
+		batches := 0
+		for b0 := 0; b0 < nt; b0 += B {
+			nb := min(B, nt-b0)
+			loss, err := t.step(X, Y, weights, seqs, b0, nb)
+			if err != nil {
+				return res, fmt.Errorf("dynamics: epoch %d: %w", epoch, err)
+			}
+			total += loss
+			batches++
+		}
+		res.Epochs, res.TrainLoss = epoch, total/float64(batches)
+		if math.IsNaN(res.TrainLoss) || math.IsInf(res.TrainLoss, 0) {
+			return res, fmt.Errorf("dynamics: training loss became %g in epoch %d", res.TrainLoss, epoch)
+		}
+		stats := EpochStats{Epoch: epoch, TrainLoss: res.TrainLoss}
+		improved := true
+		if holdBuf != nil {
+			met, err := m.evaluate(t.pred, holdBuf)
+			if err != nil {
+				return res, err
+			}
+			stats.HoldOut = &met
+			// A member improves when its error falls by 1% (mbrl-lib's
+			// rule); any member improving keeps this epoch's weights.
+			improved = false
+			for e, v := range met.MemberMSE {
+				if v < bestMember[e]*(1-0.01) || math.IsInf(bestMember[e], 1) {
+					improved = true
+				}
+			}
+			if improved {
+				copy(bestMember, met.MemberMSE)
+				snapshot = m.Clone()
+				res.BestEpoch = epoch
+				res.HoldOut = &met
+				since = 0
+			} else {
+				since++
+			}
+		} else {
+			res.BestEpoch = epoch
+		}
+		if c.OnEpoch != nil {
+			if err := c.OnEpoch(stats); err != nil {
+				if errors.Is(err, ErrStop) {
+					break
+				}
+				return res, err
+			}
+		}
+		if c.Patience > 0 && holdBuf != nil && since >= c.Patience {
+			break
+		}
+	}
+	if snapshot != nil {
+		m.restore(snapshot)
+	}
+	m.Elites = rankElites(bestMember, c.Elites, holdBuf != nil)
+	return res, nil
+}
+
+// step trains on one minibatch: rows b0..b0+nb of every member's sequence.
+func (t *Trainer) step(X, Y, weights []float32, seqs [][]int, b0, nb int) (float64, error) {
+	m := t.m
+	inW, od, E := m.InputDim(), m.obsDim, m.cfg.Members
+	x, y := t.x[:E*nb*inW], t.y[:E*nb*od]
+	var w []float32
+	if weights != nil {
+		w = t.w[:E*nb]
+	}
+	for e := 0; e < E; e++ {
+		for r := 0; r < nb; r++ {
+			i := seqs[e][b0+r]
+			row := e*nb + r
+			copy(x[row*inW:(row+1)*inW], X[i*inW:(i+1)*inW])
+			copy(y[row*od:(row+1)*od], Y[i*od:(i+1)*od])
+			if w != nil {
+				w[row] = weights[i]
+			}
+		}
+	}
+	out, err := t.pass.Forward(x, nb)
+	if err != nil {
+		return 0, err
+	}
+	dOut := t.dOut[:len(out)]
+	var loss float64
+	if m.Head != nil {
+		if t.dMax != nil {
+			clear(t.dMax)
+			clear(t.dMin)
+		}
+		loss, err = m.Head.Loss(out, y, w, E, nb, dOut, t.dMax, t.dMin)
+		if err == nil && t.dMax != nil {
+			m.Head.BoundPenalty(boundPenalty, t.dMax, t.dMin)
+		}
+	} else {
+		loss, err = nn.MSE(out, y, w, E, nb, od, dOut)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if err := t.pass.Backward(dOut); err != nil {
+		return 0, err
+	}
+	if _, err := m.Net.WeightDecay(t.decay, t.pass.Grad); err != nil {
+		return 0, err
+	}
+	if err := t.opt.Step(t.params, t.grads); err != nil {
+		return 0, err
+	}
+	return loss, nil
+}
+
+// restore copies the weights, bounds and normaliser of s into m.
+func (m *Model) restore(s *Model) {
+	m.Net.SetParams(s.Net.Params())
+	if m.Head != nil {
+		copy(m.Head.MaxLogVar, s.Head.MaxLogVar)
+		copy(m.Head.MinLogVar, s.Head.MinLogVar)
+	}
+}
+
+// rankElites orders members by held-out error and keeps the first k; with
+// no held-out data every member is an elite.
+func rankElites(score []float64, k int, ranked bool) []int {
+	idx := make([]int, len(score))
+	for i := range idx {
+		idx[i] = i
+	}
+	if !ranked {
+		return idx
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		switch {
+		case score[a] < score[b]:
+			return -1
+		case score[a] > score[b]:
+			return 1
+		}
+		return 0
+	})
+	if k > 0 && k < len(idx) {
+		idx = idx[:k]
+	}
+	return idx
+}
