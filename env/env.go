@@ -80,6 +80,8 @@ type Simulator interface {
 	// State returns a snapshot of the current state, including the
 	// episode's step count.
 	State() State
+	// Observation returns the observation of the current state.
+	Observation() []float32
 	// SetState restores a snapshot taken from the same task.
 	SetState(State) error
 	// Clone returns an independent simulator in the same state.

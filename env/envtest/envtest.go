@@ -195,10 +195,12 @@ func checkState(t *testing.T, task env.Task, o Options) {
 	s.Reset(7)
 	run(t, s, acts[:k*ad])
 	st := s.State()
+	obs := s.Observation()
 	ref := run(t, s, acts[k*ad:])
 	if err := s.SetState(st); err != nil {
 		t.Fatal(err)
 	}
+	same(t, "observation after SetState", []step{{obs: obs}}, []step{{obs: s.Observation()}})
 	same(t, "replay after SetState", ref, run(t, s, acts[k*ad:]))
 	if err := s.SetState(st[:len(st)-1]); err == nil {
 		t.Fatal("SetState accepted a state one value short")

@@ -46,6 +46,9 @@ func (e *simEnv) capture(r record) {
 	}
 }
 
+// Observation returns the observation of the current state.
+func (e *simEnv) Observation() []float32 { return e.observation() }
+
 func (e *simEnv) observation() []float32 {
 	o := make([]float32, e.t.obsDim)
 	e.t.observe(o, e.cur, e.prev)

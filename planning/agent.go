@@ -1,0 +1,86 @@
+package planning
+
+import (
+	"fmt"
+	"time"
+)
+
+// Agent is a model-predictive controller: every ReplanEvery steps it
+// optimises an action sequence from the current observation, warm-started
+// from its previous plan shifted by the steps since (new steps filled with
+// the action box's middle), and it executes the plan's actions in turn.
+type Agent struct {
+	opt     Optimizer
+	obj     Objective
+	prepare func(obs []float32) error
+	b       Bounds
+	every   int
+	plan    []float32
+	next    int // index of the next plan step to execute
+	mid     []float32
+
+	// PlanTime accumulates the time spent optimising; Plans counts calls.
+	PlanTime time.Duration
+	Plans    int
+}
+
+// NewAgent returns an agent that optimises obj with opt. prepare is called
+// with the current observation before each optimisation (to set the
+// objective's start); replanEvery is 1 for PETS's replanning at every step.
+func NewAgent(opt Optimizer, obj Objective, prepare func(obs []float32) error, b Bounds, replanEvery int) (*Agent, error) {
+	if err := b.validate(); err != nil {
+		return nil, err
+	}
+	if replanEvery < 1 || replanEvery > opt.Horizon() {
+		return nil, fmt.Errorf("planning: replanning every %d steps with a horizon of %d", replanEvery, opt.Horizon())
+	}
+	a := &Agent{opt: opt, obj: obj, prepare: prepare, b: b, every: replanEvery,
+		plan: make([]float32, opt.Horizon()*b.dim()), mid: b.Mid()}
+	a.Reset()
+	return a, nil
+}
+
+// Reset starts a new episode: the plan returns to the box's middle.
+func (a *Agent) Reset() {
+	d := a.b.dim()
+	for i := range a.plan {
+		a.plan[i] = a.mid[i%d]
+	}
+	a.next = 0
+	a.opt.Reset()
+}
+
+// Plan returns the current plan (horizon×actDim); it is the agent's own.
+func (a *Agent) Plan() []float32 { return a.plan }
+
+// Act writes the action for obs into act; its signature is data.Policy's.
+func (a *Agent) Act(act, obs []float32) error {
+	d := a.b.dim()
+	if len(act) != d {
+		return fmt.Errorf("planning: action buffer of %d, want %d", len(act), d)
+	}
+	if a.next%a.every == 0 {
+		// Shift out the executed steps.
+		if a.next > 0 {
+			copy(a.plan, a.plan[a.next*d:])
+			for i := len(a.plan) - a.next*d; i < len(a.plan); i++ {
+				a.plan[i] = a.mid[i%d]
+			}
+			a.next = 0
+		}
+		if a.prepare != nil {
+			if err := a.prepare(obs); err != nil {
+				return err
+			}
+		}
+		t := time.Now()
+		if err := a.opt.Optimize(a.plan, a.obj, a.plan); err != nil {
+			return err
+		}
+		a.PlanTime += time.Since(t)
+		a.Plans++
+	}
+	copy(act, a.plan[a.next*d:(a.next+1)*d])
+	a.next++
+	return nil
+}

@@ -1,0 +1,433 @@
+package planning
+
+import (
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/mismatch-rl/mismatch/data"
+	"github.com/mismatch-rl/mismatch/dynamics"
+	"github.com/mismatch-rl/mismatch/env"
+	"github.com/mismatch-rl/mismatch/env/classic"
+	"github.com/mismatch-rl/mismatch/nn"
+	"github.com/mismatch-rl/mismatch/rng"
+)
+
+// quadratic is a concave return with its maximum, 0, at target.
+func quadratic(target []float32) Objective {
+	n := len(target)
+	return func(returns []float64, seqs []float32, k int) error {
+		for s := 0; s < k; s++ {
+			var r float64
+			for i, v := range seqs[s*n : (s+1)*n] {
+				d := float64(v - target[i])
+				r -= d * d
+			}
+			returns[s] = r
+		}
+		return nil
+	}
+}
+
+func target(h, d int) ([]float32, Bounds) {
+	b := Bounds{Low: make([]float32, d), High: make([]float32, d)}
+	for j := range d {
+		b.Low[j], b.High[j] = -2, 2
+	}
+	t := make([]float32, h*d)
+	for i := range t {
+		t[i] = float32(1.5 * math.Sin(float64(i)))
+	}
+	return t, b
+}
+
+func score(obj Objective, seq []float32) float64 {
+	r := make([]float64, 1)
+	obj(r, seq, 1)
+	return r[0]
+}
+
+func TestOptimizersFindKnownOptimum(t *testing.T) {
+	const h, d = 10, 2
+	tgt, b := target(h, d)
+	obj := quadratic(tgt)
+	cem, err := NewCEM(CEMConfig{Horizon: h, Population: 400, Elites: 40, Iterations: 50, Alpha: 0.1, MinVariance: 1e-7}, b, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	icem, err := NewICEM(ICEMConfig{Horizon: h, Population: 400, Elites: 40, Iterations: 30, Alpha: 0.1, NoiseBeta: 0.5, PopDecay: 1.05, KeepElites: 0.3}, b, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, opt := range map[string]Optimizer{"cem": cem, "icem": icem} {
+		plan := make([]float32, h*d)
+		if err := opt.Optimize(plan, obj, make([]float32, h*d)); err != nil {
+			t.Fatal(err)
+		}
+		worst := 0.0
+		for i := range plan {
+			worst = math.Max(worst, math.Abs(float64(plan[i]-tgt[i])))
+		}
+		t.Logf("%s: largest error %.4f, return %.2e", name, worst, score(obj, plan))
+		if worst > 0.02 {
+			t.Fatalf("%s: plan is %.4f from the optimum in some element", name, worst)
+		}
+	}
+	// MPPI moves towards the optimum from its start.
+	mppi, err := NewMPPI(MPPIConfig{Horizon: h, Population: 400, Iterations: 5, Gamma: 10, Sigma: 0.5, Beta: 0.7}, b, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := make([]float32, h*d)
+	plan := make([]float32, h*d)
+	if err := mppi.Optimize(plan, obj, start); err != nil {
+		t.Fatal(err)
+	}
+	before, after := score(obj, start), score(obj, plan)
+	t.Logf("mppi: return %.3f → %.3f", before, after)
+	if after < 0.5*before {
+		t.Fatalf("MPPI's return went from %.3f to %.3f, want it at least halved in magnitude", before, after)
+	}
+	rs, _ := NewRandomShooting(h, 200, b, 4)
+	if err := rs.Optimize(plan, obj, start); err != nil {
+		t.Fatal(err)
+	}
+	if score(obj, plan) < before {
+		t.Fatal("random shooting returned a plan worse than its start")
+	}
+}
+
+func TestSamplesStayInBoundsAndSmallVariance(t *testing.T) {
+	const h = 5
+	b := Bounds{Low: []float32{-1}, High: []float32{3}}
+	seen := 0
+	check := func(returns []float64, seqs []float32, n int) error {
+		for _, v := range seqs[:n*h] {
+			if v < -1 || v > 3 {
+				t.Fatalf("sample %v outside [−1, 3]", v)
+			}
+		}
+		seen += n
+		return quadratic([]float32{3, 3, -1, -1, 0})(returns, seqs, n)
+	}
+	for name, mk := range map[string]func() (Optimizer, error){
+		"cem":   func() (Optimizer, error) { return NewCEM(CEMConfig{Horizon: h, Population: 50, Elites: 5, Iterations: 20, Alpha: 0.1, MinVariance: 0.001}, b, 5) },
+		"icem":  func() (Optimizer, error) { return NewICEM(ICEMConfig{Horizon: h, Population: 50, Elites: 5, Iterations: 5, NoiseBeta: 2, PopDecay: 1.25, KeepElites: 0.3}, b, 6) },
+		"mppi":  func() (Optimizer, error) { return NewMPPI(MPPIConfig{Horizon: h, Population: 50, Iterations: 3, Gamma: 1, Sigma: 3, Beta: 0.5}, b, 7) },
+		"shoot": func() (Optimizer, error) { return NewRandomShooting(h, 50, b, 8) },
+	} {
+		opt, err := mk()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen = 0
+		plan := make([]float32, h)
+		if err := opt.Optimize(plan, check, make([]float32, h)); err != nil {
+			t.Fatal(name, err)
+		}
+		if name == "cem" && seen >= 20*50 {
+			t.Fatalf("CEM ran all iterations though its variance fell below the threshold")
+		}
+	}
+}
+
+func TestBrokenSequencesRankLast(t *testing.T) {
+	const h = 3
+	b := Bounds{Low: []float32{-1}, High: []float32{1}}
+	// Sequences starting above 0.5 "diverge"; the rest score −(a−0.9)²,
+	// so the valid optimum sits at the edge of the broken region.
+	obj := func(returns []float64, seqs []float32, n int) error {
+		for s := 0; s < n; s++ {
+			switch {
+			case seqs[s*h] > 0.5:
+				returns[s] = math.NaN()
+			case seqs[s*h] > 0.45:
+				returns[s] = math.Inf(1) // a broken rollout reporting +Inf
+			default:
+				var r float64
+				for _, v := range seqs[s*h : (s+1)*h] {
+					r -= float64((v - 0.9) * (v - 0.9))
+				}
+				returns[s] = r
+			}
+		}
+		return nil
+	}
+	cem, _ := NewCEM(CEMConfig{Horizon: h, Population: 200, Elites: 20, Iterations: 10, Alpha: 0.1}, b, 9)
+	plan := make([]float32, h)
+	if err := cem.Optimize(plan, obj, plan); err != nil {
+		t.Fatal(err)
+	}
+	if plan[0] > 0.45 {
+		t.Fatalf("the plan starts at %g, inside the broken region", plan[0])
+	}
+	allNaN := func(returns []float64, _ []float32, n int) error {
+		for i := range returns[:n] {
+			returns[i] = math.NaN()
+		}
+		return nil
+	}
+	if err := cem.Optimize(plan, allNaN, plan); err == nil || !strings.Contains(err.Error(), "diverged") {
+		t.Fatalf("all-NaN returns: %v", err)
+	}
+}
+
+func TestColoredNoise(t *testing.T) {
+	src := rng.New(10)
+	for _, beta := range []float64{0, 1, 2} {
+		const H, n = 30, 4000
+		x := make([]float64, H)
+		var ss, lag float64
+		for i := 0; i < n; i++ {
+			coloredNoise(x, beta, src)
+			for t := range x {
+				ss += x[t] * x[t]
+				if t > 0 {
+					lag += x[t] * x[t-1]
+				}
+			}
+		}
+		v := ss / (n * H)
+		rho := lag / (n * (H - 1)) / v
+		t.Logf("β=%g: variance %.3f, lag-1 correlation %.3f", beta, v, rho)
+		if math.Abs(v-1) > 0.05 {
+			t.Fatalf("β=%g: variance %.3f, want 1", beta, v)
+		}
+		want := map[float64][2]float64{0: {-0.05, 0.05}, 1: {0.3, 0.9}, 2: {0.85, 1}}[beta]
+		if rho < want[0] || rho > want[1] {
+			t.Fatalf("β=%g: lag-1 correlation %.3f, want it in %v", beta, rho, want)
+		}
+	}
+}
+
+// pointMassModel trains a small deterministic model of the point mass.
+func pointMassModel(t *testing.T, cfg dynamics.Config) *dynamics.Model {
+	t.Helper()
+	buf, err := data.RandomEpisodes(classic.PointMass, 20, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := dynamics.New(classic.PointMass, cfg, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := dynamics.NewTrainer(m, 3e-3, 1)
+	defer tr.Close()
+	if _, err := tr.Train(buf, dynamics.TrainConfig{Epochs: 30, BatchSize: 32, Seed: 3}); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestModelRolloutsMatchManualRollout: the returns of the model objective
+// equal rollouts computed step by step through the predictor.
+func TestModelRolloutsMatchManualRollout(t *testing.T) {
+	task := classic.PointMass
+	m := pointMassModel(t, dynamics.Config{Members: 1, Hidden: []int{16}, Activation: nn.Tanh})
+	const h, n = 6, 5
+	seqs := make([]float32, n*h)
+	rng.New(4).FillUniform(seqs, -1, 1)
+	start := []float32{0.2, -0.1}
+	p := m.NewPredictor(1)
+	defer p.Close()
+	want := make([]float64, n)
+	for s := 0; s < n; s++ {
+		obs := append([]float32(nil), start...)
+		next := make([]float32, 2)
+		r := make([]float32, 1)
+		for t := 0; t < h; t++ {
+			a := seqs[s*h+t : s*h+t+1]
+			p.Next(next, obs, a, 1, []int{0}, nil)
+			task.Reward(r, obs, a, next)
+			want[s] += float64(r[0])
+			copy(obs, next)
+		}
+	}
+	for _, prop := range []Propagation{TSInf, TS1, Expectation, Mean} {
+		o, err := NewModelObjective(task, m, h, 3, prop, 1, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.SetStart(start)
+		got := make([]float64, n)
+		if err := o.Evaluate(got, seqs, n); err != nil {
+			t.Fatal(err)
+		}
+		o.Close()
+		for s := range got {
+			// A deterministic single model: every propagation agrees.
+			if math.Abs(got[s]-want[s]) > 1e-5*(1+math.Abs(want[s])) {
+				t.Fatalf("%v: sequence %d return %g, manual rollout %g", prop, s, got[s], want[s])
+			}
+		}
+	}
+}
+
+func TestDivergingModelScoresMinusInf(t *testing.T) {
+	m := pointMassModel(t, dynamics.Config{Probabilistic: true, Members: 2, Hidden: []int{8}, Activation: nn.Swish})
+	// Poison one member's output bias: its particles become NaN.
+	l := m.Net.Layers[len(m.Net.Layers)-1]
+	for j := range l.MemberB(1) {
+		l.MemberB(1)[j] = float32(math.NaN())
+	}
+	o, err := NewModelObjective(classic.PointMass, m, 4, 4, TSInf, 1, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	o.SetStart([]float32{0, 0})
+	ret := make([]float64, 10)
+	if err := o.Evaluate(ret, make([]float32, 40), 10); err != nil {
+		t.Fatal(err)
+	}
+	for s, r := range ret {
+		// With 4 particles on 2 members, every sequence has a particle
+		// on the poisoned member.
+		if !math.IsInf(r, -1) {
+			t.Fatalf("sequence %d scored %g with a diverging member", s, r)
+		}
+	}
+}
+
+func TestSimObjectiveMatchesStepping(t *testing.T) {
+	e, _ := classic.CartPole.New()
+	sim := e.(env.Simulator)
+	sim.Reset(3)
+	const h, n = 20, 8
+	o, err := NewSimObjective(sim, h, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	o.SetStart(sim.State())
+	seqs := make([]float32, n*h)
+	rng.New(7).FillUniform(seqs, -1, 1)
+	got := make([]float64, n)
+	if err := o.Evaluate(got, seqs, n); err != nil {
+		t.Fatal(err)
+	}
+	st := sim.State()
+	for s := 0; s < n; s++ {
+		sim.SetState(st)
+		var want float64
+		for t := 0; t < h; t++ {
+			_, r, term, _, err := sim.Step(seqs[s*h+t : s*h+t+1])
+			if err != nil {
+				break
+			}
+			want += r
+			if term {
+				break
+			}
+		}
+		if got[s] != want {
+			t.Fatalf("sequence %d: objective %g, stepping %g", s, got[s], want)
+		}
+	}
+}
+
+// TestExpertOnPointMass: CEM over the true simulator drives the point mass
+// to its goal. Random actions score about −80 (the mass wanders near its
+// start, a unit from the goal, for 50 steps); the expert must score above
+// −15, which needs the goal reached within about a second and held.
+func TestExpertOnPointMass(t *testing.T) {
+	task := classic.PointMass
+	e, _ := task.New()
+	sim := e.(env.Simulator)
+	sim.Reset(0)
+	obj, err := NewSimObjective(sim, 15, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Close()
+	b := BoundsOf(task.ActionSpace())
+	cem, _ := NewCEM(CEMConfig{Horizon: 15, Population: 100, Elites: 10, Iterations: 5, Alpha: 0.1, MinVariance: 0.001}, b, 11)
+	agent, err := NewAgent(cem, obj.Evaluate, func([]float32) error { obj.SetStart(sim.State()); return nil }, b, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expert, err := data.RunEpisode(sim, agent.Act, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var random float64
+	for i := uint64(0); i < 5; i++ {
+		r, _ := data.RunEpisode(sim, data.RandomPolicy(task.ActionSpace(), i), i, nil)
+		random += r / 5
+	}
+	t.Logf("expert %.2f, random %.2f", expert, random)
+	if expert < -15 || random > -30 {
+		t.Fatalf("expert scored %.2f (want > −15), random %.2f (want < −30)", expert, random)
+	}
+	if agent.Plans != 50 {
+		t.Fatalf("the agent planned %d times in 50 steps", agent.Plans)
+	}
+}
+
+func TestAgentShiftsPlan(t *testing.T) {
+	b := Bounds{Low: []float32{-1}, High: []float32{1}}
+	var starts [][]float32
+	fake := &recordingOptimizer{h: 4, starts: &starts}
+	a, err := NewAgent(fake, nil, nil, b, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	act := make([]float32, 1)
+	for i := 0; i < 4; i++ {
+		a.Act(act, nil)
+		if want := float32(0.1 * float64(i%2+1)); math.Abs(float64(act[0]-want)) > 1e-6 {
+			t.Fatalf("step %d executed %v, want %v", i, act[0], want)
+		}
+	}
+	// Replanning every 2 steps: the second start is the first plan shifted
+	// by two, its tail at the box's middle (0).
+	if len(starts) != 2 || starts[1][0] != 0.3 || starts[1][1] != 0.4 || starts[1][2] != 0 || starts[1][3] != 0 {
+		t.Fatalf("optimiser starts %v", starts)
+	}
+	if _, err := NewAgent(fake, nil, nil, b, 5); err == nil {
+		t.Fatal("replanning less often than the horizon accepted")
+	}
+}
+
+// recordingOptimizer records its starts and returns 0.1, 0.2, ….
+type recordingOptimizer struct {
+	h      int
+	starts *[][]float32
+}
+
+func (r *recordingOptimizer) Optimize(plan []float32, _ Objective, init []float32) error {
+	*r.starts = append(*r.starts, append([]float32(nil), init...))
+	for i := range plan {
+		plan[i] = 0.1 * float32(i+1)
+	}
+	return nil
+}
+func (r *recordingOptimizer) Reset()       {}
+func (r *recordingOptimizer) Horizon() int { return r.h }
+
+func TestConfigErrors(t *testing.T) {
+	b := Bounds{Low: []float32{-1}, High: []float32{1}}
+	if _, err := NewCEM(CEMConfig{Horizon: 5, Population: 10, Elites: 11, Iterations: 1}, b, 1); err == nil {
+		t.Fatal("more elites than the population accepted")
+	}
+	if _, err := NewCEM(CEMConfig{Horizon: 0, Population: 10, Elites: 1, Iterations: 1}, b, 1); err == nil {
+		t.Fatal("horizon 0 accepted")
+	}
+	if _, err := NewCEM(CEMConfig{Horizon: 5, Population: 10, Elites: 1, Iterations: 1}, Bounds{Low: []float32{1}, High: []float32{1}}, 1); err == nil {
+		t.Fatal("an empty action box accepted")
+	}
+	if _, err := NewICEM(ICEMConfig{Horizon: 5, Population: 10, Elites: 1, Iterations: 1, PopDecay: 0.5}, b, 1); err == nil {
+		t.Fatal("population decay below 1 accepted")
+	}
+	if _, err := NewMPPI(MPPIConfig{Horizon: 5, Population: 10, Iterations: 1, Gamma: 1, Sigma: 1, Beta: 0}, b, 1); err == nil {
+		t.Fatal("beta 0 accepted")
+	}
+	if _, err := ParsePropagation("ts-42"); err == nil {
+		t.Fatal("unknown propagation accepted")
+	}
+	for _, p := range []Propagation{TSInf, TS1, Expectation, Mean} {
+		if q, err := ParsePropagation(p.String()); err != nil || q != p {
+			t.Fatalf("%v does not round-trip", p)
+		}
+	}
+}

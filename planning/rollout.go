@@ -1,0 +1,263 @@
+package planning
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/mismatch-rl/mismatch/dynamics"
+	"github.com/mismatch-rl/mismatch/env"
+	"github.com/mismatch-rl/mismatch/rng"
+)
+
+// Propagation is how particles carry a model's uncertainty through a
+// rollout.
+type Propagation int
+
+// The propagation methods of PETS.
+const (
+	// TSInf: each particle follows one ensemble member, drawn at random,
+	// for the whole horizon, sampling that member's predicted Gaussian.
+	TSInf Propagation = iota
+	// TS1: each particle draws a new member at every step.
+	TS1
+	// Expectation: every particle moves to the members' average mean
+	// prediction; nothing is sampled.
+	Expectation
+	// Mean: as TSInf, but each particle takes its member's mean
+	// prediction instead of sampling.
+	Mean
+)
+
+var propagationNames = [...]string{TSInf: "ts-inf", TS1: "ts1", Expectation: "expectation", Mean: "mean"}
+
+func (p Propagation) String() string {
+	if int(p) < len(propagationNames) {
+		return propagationNames[p]
+	}
+	return fmt.Sprintf("Propagation(%d)", int(p))
+}
+
+// ParsePropagation returns the propagation method named s: ts-inf, ts1,
+// expectation or mean.
+func ParsePropagation(s string) (Propagation, error) {
+	for i, n := range propagationNames {
+		if strings.EqualFold(s, n) || strings.EqualFold(strings.ReplaceAll(s, "_", "-"), n) {
+			return Propagation(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown propagation %q (want ts-inf, ts1, expectation or mean)", s)
+}
+
+// ModelObjective scores action sequences by rolling them out through a
+// dynamics model from a start observation: each sequence's return is the
+// task's reward summed over the horizon and averaged over its particles.
+// A particle whose state becomes NaN or infinite makes its sequence's
+// return −Inf, below every valid one. A particle that reaches a terminal
+// state earns nothing more and stays there.
+type ModelObjective struct {
+	task      env.Task
+	model     *dynamics.Model
+	pred      *dynamics.Predictor
+	horizon   int
+	particles int
+	prop      Propagation
+	src       *rng.Source
+	start     []float32
+	members   []int
+
+	// Scratch, grown to the largest population seen.
+	state, x, a, y  []float32
+	mean, vari      []float32
+	perm            []int
+	rew             []float32
+	term            []bool
+	total           []float64
+	done, broken    []bool
+	blockMembers    []int
+	expandedMembers []int
+}
+
+// NewModelObjective returns an objective over model's elite members with
+// the given horizon, particles per sequence and propagation, running the
+// model on threads goroutines.
+func NewModelObjective(task env.Task, model *dynamics.Model, horizon, particles int, prop Propagation, threads int, seed uint64) (*ModelObjective, error) {
+	if horizon < 1 || particles < 1 {
+		return nil, fmt.Errorf("planning: model rollouts of horizon %d with %d particles", horizon, particles)
+	}
+	if prop < TSInf || prop > Mean {
+		return nil, fmt.Errorf("planning: unknown propagation %d", prop)
+	}
+	if model.ObsDim() != task.ObservationSpace().Dim() || model.ActDim() != task.ActionSpace().Dim() {
+		return nil, fmt.Errorf("planning: a %d/%d model for the %d/%d task %s", model.ObsDim(), model.ActDim(), task.ObservationSpace().Dim(), task.ActionSpace().Dim(), task.Name())
+	}
+	if prop == Expectation {
+		// Every particle of a sequence would follow the same path.
+		particles = 1
+	}
+	return &ModelObjective{task: task, model: model, pred: model.NewPredictor(threads), horizon: horizon,
+		particles: particles, prop: prop, src: rng.New(seed), members: append([]int(nil), model.Elites...),
+		start: make([]float32, model.ObsDim())}, nil
+}
+
+// Close stops the objective's goroutines.
+func (o *ModelObjective) Close() { o.pred.Close() }
+
+// SetStart sets the observation rollouts start from.
+func (o *ModelObjective) SetStart(obs []float32) error {
+	if len(obs) != len(o.start) {
+		return fmt.Errorf("planning: start observation of %d values, want %d", len(obs), len(o.start))
+	}
+	copy(o.start, obs)
+	return nil
+}
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+// Evaluate is the objective: it scores n sequences of horizon×actDim.
+func (o *ModelObjective) Evaluate(returns []float64, seqs []float32, n int) error {
+	od, ad := o.model.ObsDim(), o.model.ActDim()
+	H := o.horizon
+	if len(returns) < n || len(seqs) < n*H*ad {
+		return fmt.Errorf("planning: %d returns and %d actions for %d sequences of %d steps", len(returns), len(seqs), n, H)
+	}
+	E := len(o.members)
+	P := o.particles
+	R := n * P // particle rows: row r is particle r%P of sequence r/P
+	if o.prop == Expectation {
+		E = 1 // one block: rows are expanded over members below
+	}
+	block := (R + E - 1) / E
+	Rp := block * E // padded to fill every member's block
+	o.state = grow(o.state, R*od)
+	for r := 0; r < R; r++ {
+		copy(o.state[r*od:(r+1)*od], o.start)
+	}
+	o.total = grow(o.total, R)
+	o.done = grow(o.done, R)
+	o.broken = grow(o.broken, R)
+	clear(o.total)
+	clear(o.done)
+	clear(o.broken)
+	o.perm = grow(o.perm, Rp)
+	o.rew = grow(o.rew, Rp)
+	o.term = grow(o.term, Rp)
+	rows := Rp
+	if o.prop == Expectation {
+		rows = R * len(o.members)
+	}
+	o.x = grow(o.x, rows*od)
+	o.a = grow(o.a, rows*ad)
+	o.y = grow(o.y, rows*od)
+	if o.prop == Expectation {
+		o.mean = grow(o.mean, rows*od)
+		o.vari = grow(o.vari, rows*od)
+	}
+	// Padding rows repeat real ones; their results are dropped.
+	assign := func() {
+		for i := range o.perm {
+			o.perm[i] = i % R
+		}
+		if o.prop != Expectation {
+			// Shuffle which particle each block slot carries, so that
+			// members are assigned at random (the first R slots are
+			// a permutation of the rows).
+			for i := R - 1; i > 0; i-- {
+				j := o.src.IntN(i + 1)
+				o.perm[i], o.perm[j] = o.perm[j], o.perm[i]
+			}
+		}
+	}
+	assign()
+	var sample *rng.Source
+	if o.prop == TSInf || o.prop == TS1 {
+		sample = o.src
+	}
+	for t := 0; t < H; t++ {
+		if o.prop == TS1 && t > 0 {
+			assign()
+		}
+		for i := 0; i < Rp; i++ {
+			r := o.perm[i]
+			seq := r / P
+			copy(o.x[i*od:(i+1)*od], o.state[r*od:(r+1)*od])
+			copy(o.a[i*ad:(i+1)*ad], seqs[(seq*H+t)*ad:(seq*H+t+1)*ad])
+		}
+		var err error
+		if o.prop == Expectation {
+			err = o.expectationStep(R, od, ad)
+		} else {
+			o.blockMembers = grow(o.blockMembers, E)
+			copy(o.blockMembers, o.members)
+			err = o.pred.Next(o.y, o.x, o.a, block, o.blockMembers, sample)
+		}
+		if err != nil {
+			return err
+		}
+		o.task.Reward(o.rew[:Rp], o.x[:Rp*od], o.a[:Rp*ad], o.y[:Rp*od])
+		o.task.Terminated(o.term[:Rp], o.x[:Rp*od], o.a[:Rp*ad], o.y[:Rp*od])
+		for i := 0; i < R; i++ {
+			r := o.perm[i]
+			if o.done[r] || o.broken[r] {
+				continue
+			}
+			next := o.y[i*od : (i+1)*od]
+			for _, v := range next {
+				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+					o.broken[r] = true
+				}
+			}
+			rw := float64(o.rew[i])
+			if math.IsNaN(rw) || math.IsInf(rw, 0) {
+				o.broken[r] = true
+			}
+			if o.broken[r] {
+				continue
+			}
+			o.total[r] += rw
+			copy(o.state[r*od:(r+1)*od], next)
+			o.done[r] = o.term[i]
+		}
+	}
+	for s := 0; s < n; s++ {
+		var sum float64
+		for p := 0; p < P; p++ {
+			r := s*P + p
+			if o.broken[r] {
+				sum = math.Inf(-1)
+				break
+			}
+			sum += o.total[r]
+		}
+		returns[s] = sum / float64(P)
+	}
+	return nil
+}
+
+// expectationStep moves each of the R rows in x to the average of the
+// members' mean predictions, written into y.
+func (o *ModelObjective) expectationStep(R, od, ad int) error {
+	E := len(o.members)
+	for e := 1; e < E; e++ {
+		copy(o.x[e*R*od:(e+1)*R*od], o.x[:R*od])
+		copy(o.a[e*R*ad:(e+1)*R*ad], o.a[:R*ad])
+	}
+	o.expandedMembers = grow(o.expandedMembers, E)
+	copy(o.expandedMembers, o.members)
+	if err := o.pred.Moments(o.mean, o.vari, o.x, o.a, R, o.expandedMembers); err != nil {
+		return err
+	}
+	for i := 0; i < R*od; i++ {
+		var s float32
+		for e := 0; e < E; e++ {
+			s += o.mean[e*R*od+i]
+		}
+		o.y[i] = s / float32(E)
+	}
+	return nil
+}
