@@ -111,9 +111,15 @@ func TestSamplesStayInBoundsAndSmallVariance(t *testing.T) {
 		return quadratic([]float32{3, 3, -1, -1, 0})(returns, seqs, n)
 	}
 	for name, mk := range map[string]func() (Optimizer, error){
-		"cem":   func() (Optimizer, error) { return NewCEM(CEMConfig{Horizon: h, Population: 50, Elites: 5, Iterations: 20, Alpha: 0.1, MinVariance: 0.001}, b, 5) },
-		"icem":  func() (Optimizer, error) { return NewICEM(ICEMConfig{Horizon: h, Population: 50, Elites: 5, Iterations: 5, NoiseBeta: 2, PopDecay: 1.25, KeepElites: 0.3}, b, 6) },
-		"mppi":  func() (Optimizer, error) { return NewMPPI(MPPIConfig{Horizon: h, Population: 50, Iterations: 3, Gamma: 1, Sigma: 3, Beta: 0.5}, b, 7) },
+		"cem": func() (Optimizer, error) {
+			return NewCEM(CEMConfig{Horizon: h, Population: 50, Elites: 5, Iterations: 20, Alpha: 0.1, MinVariance: 0.001}, b, 5)
+		},
+		"icem": func() (Optimizer, error) {
+			return NewICEM(ICEMConfig{Horizon: h, Population: 50, Elites: 5, Iterations: 5, NoiseBeta: 2, PopDecay: 1.25, KeepElites: 0.3}, b, 6)
+		},
+		"mppi": func() (Optimizer, error) {
+			return NewMPPI(MPPIConfig{Horizon: h, Population: 50, Iterations: 3, Gamma: 1, Sigma: 3, Beta: 0.5}, b, 7)
+		},
 		"shoot": func() (Optimizer, error) { return NewRandomShooting(h, 50, b, 8) },
 	} {
 		opt, err := mk()
