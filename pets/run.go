@@ -1,0 +1,370 @@
+package pets
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/mismatch-rl/mismatch/data"
+	"github.com/mismatch-rl/mismatch/dynamics"
+	"github.com/mismatch-rl/mismatch/env"
+	"github.com/mismatch-rl/mismatch/internal/safefile"
+	"github.com/mismatch-rl/mismatch/planning"
+	"github.com/mismatch-rl/mismatch/rng"
+)
+
+// Files of a run directory.
+const (
+	ConfigFile = "config.yaml" // the resolved configuration
+	TrialsFile = "trials.csv"  // one row per finished trial
+	DataFile   = "data.npz"    // every transition collected
+	ModelsDir  = "models"      // trial_NNN.safetensors and .json
+)
+
+// Trial is one row of a run's trials table. Trials numbered 0 and below
+// collected random-action data; trials from 1 ran model-predictive control
+// with the model saved as Model.
+type Trial struct {
+	Trial       int
+	Kind        string // "random" or "mpc"
+	Reward      float64
+	Steps       int
+	Transitions int // in the dataset after this trial
+	Epochs      int
+	TrainLoss   float64 // NaN for random trials
+	HoldOutNLL  float64 // NaN without held-out data
+	HoldOutMSE  float64
+	TrainSec    float64
+	PlanSec     float64
+	StepMillis  float64 // planning time per step
+	Model       string  // checkpoint, relative to the run directory
+}
+
+// Event reports progress.
+type Event struct {
+	Phase  string // "train", "step" or "trial"
+	Trial  int    // current trial (from 1 for MPC trials)
+	Trials int    // MPC trials in the run
+	Step   int    // steps taken in the current episode
+	Steps  int    // the episode's length
+	Reward float64
+	Row    *Trial // the finished trial, in "trial" events
+}
+
+// Options are how a run reports and where it writes.
+type Options struct {
+	// Dir is the run directory; a run already there is resumed after its
+	// last finished trial if its config is the same.
+	Dir string
+	// Progress, if set, receives events as the run goes.
+	Progress func(Event)
+}
+
+// Run runs PETS. It returns the finished trials, including those of an
+// earlier run it resumed. Cancelling ctx stops it between steps; every
+// trial finished by then is on disk, and the error is ctx's.
+func Run(ctx context.Context, cfg Config, opt Options) ([]Trial, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	task, err := env.Lookup(cfg.Task)
+	if err != nil {
+		return nil, err
+	}
+	dcfg, _ := cfg.Model.Dynamics()
+	if opt.Dir == "" {
+		return nil, errors.New("pets: no run directory")
+	}
+	if err := os.MkdirAll(filepath.Join(opt.Dir, ModelsDir), 0o755); err != nil {
+		return nil, err
+	}
+	rows, buf, err := resume(opt.Dir, cfg, task)
+	if err != nil {
+		return nil, err
+	}
+	progress := opt.Progress
+	if progress == nil {
+		progress = func(Event) {}
+	}
+	seed := rng.New(cfg.Seed)
+	e, err := task.New()
+	if err != nil {
+		return nil, err
+	}
+	defer e.Close()
+
+	if rows == nil {
+		// Random trials, numbered 1−R … 0.
+		buf = data.NewBuffer(task.ObservationSpace().Dim(), task.ActionSpace().Dim())
+		for i := 0; i < cfg.RandomTrials; i++ {
+			trial := i + 1 - cfg.RandomTrials
+			n0 := buf.Len()
+			policy := data.RandomPolicy(task.ActionSpace(), seed.Child(uint64(1000+i)).Uint64())
+			r, err := data.RunEpisode(e, policy, episodeSeed(cfg.Seed, trial), buf)
+			if err != nil {
+				return rows, fmt.Errorf("random trial %d: %w", trial, err)
+			}
+			row := Trial{Trial: trial, Kind: "random", Reward: r, Steps: buf.Len() - n0, Transitions: buf.Len(),
+				TrainLoss: math.NaN(), HoldOutNLL: math.NaN(), HoldOutMSE: math.NaN()}
+			rows = append(rows, row)
+			if err := save(opt.Dir, buf, rows); err != nil {
+				return rows, err
+			}
+			progress(Event{Phase: "trial", Trial: trial, Trials: cfg.Trials, Row: &row})
+		}
+	}
+
+	model, err := dynamics.New(task, dcfg, seed.Child(1).Uint64())
+	if err != nil {
+		return rows, err
+	}
+	done := lastTrial(rows)
+	if done > 0 {
+		last, err := dynamics.Load(filepath.Join(opt.Dir, rows[len(rows)-1].Model), task)
+		if err != nil {
+			return rows, fmt.Errorf("resuming from trial %d: %w", done, err)
+		}
+		model = last
+	}
+	trainer := dynamics.NewTrainer(model, cfg.Train.LR, cfg.Threads)
+	defer trainer.Close()
+	bounds := planning.BoundsOf(task.ActionSpace())
+	prop, _ := planning.ParsePropagation(cfg.Planner.Propagation)
+	steps := task.EpisodeSteps()
+
+	for trial := done + 1; trial <= cfg.Trials; trial++ {
+		if err := ctx.Err(); err != nil {
+			return rows, err
+		}
+		progress(Event{Phase: "train", Trial: trial, Trials: cfg.Trials})
+		t0 := time.Now()
+		tc := dynamics.TrainConfig{Epochs: cfg.Train.Epochs, BatchSize: cfg.Train.BatchSize, HoldOut: cfg.Train.HoldOut,
+			Patience: cfg.Train.Patience, Elites: cfg.Train.Elites, Seed: seed.Child(uint64(2000 + trial)).Uint64()}
+		res, err := trainer.Train(buf, tc)
+		if err != nil {
+			return rows, fmt.Errorf("training before trial %d: %w", trial, err)
+		}
+		trainSec := time.Since(t0).Seconds()
+		ckpt := filepath.Join(ModelsDir, fmt.Sprintf("trial_%03d.safetensors", trial))
+		if err := model.Save(filepath.Join(opt.Dir, ckpt)); err != nil {
+			return rows, err
+		}
+
+		// Planner and objective draw from the trial's own streams, so a
+		// resumed trial plans as it would have in one go.
+		obj, err := planning.NewModelObjective(task, model, cfg.Planner.Horizon, cfg.Planner.Particles, prop, cfg.Threads, seed.Child(uint64(3000+trial)).Uint64())
+		if err != nil {
+			return rows, err
+		}
+		optim, err := planning.NewOptimizer(cfg.Planner, bounds, seed.Child(uint64(4000+trial)).Uint64())
+		if err != nil {
+			obj.Close()
+			return rows, err
+		}
+		agent, err := planning.NewAgent(optim, obj.Evaluate, obj.SetStart, bounds, cfg.Planner.ReplanEvery)
+		if err != nil {
+			obj.Close()
+			return rows, err
+		}
+		episode := data.NewBuffer(buf.ObsDim, buf.ActDim)
+		reward, n, err := runEpisode(ctx, e, agent, episodeSeed(cfg.Seed, trial), episode, func(step int, r float64) {
+			progress(Event{Phase: "step", Trial: trial, Trials: cfg.Trials, Step: step, Steps: steps, Reward: r})
+		})
+		obj.Close()
+		if err != nil {
+			return rows, fmt.Errorf("trial %d: %w", trial, err)
+		}
+		buf.Append(episode)
+		row := Trial{Trial: trial, Kind: "mpc", Reward: reward, Steps: n, Transitions: buf.Len(), Epochs: res.Epochs,
+			TrainLoss: res.TrainLoss, HoldOutNLL: math.NaN(), HoldOutMSE: math.NaN(), TrainSec: trainSec,
+			PlanSec: agent.PlanTime.Seconds(), StepMillis: 1000 * agent.PlanTime.Seconds() / float64(max(agent.Plans, 1)), Model: ckpt}
+		if res.HoldOut != nil {
+			row.HoldOutNLL, row.HoldOutMSE = res.HoldOut.NLL, res.HoldOut.MSE
+		}
+		rows = append(rows, row)
+		if err := save(opt.Dir, buf, rows); err != nil {
+			return rows, err
+		}
+		progress(Event{Phase: "trial", Trial: trial, Trials: cfg.Trials, Row: &row})
+	}
+	return rows, nil
+}
+
+// episodeSeed is the reset seed of a trial's episode.
+func episodeSeed(seed uint64, trial int) uint64 {
+	return rng.New(seed).Child(uint64(5000 + trial)).Uint64()
+}
+
+func lastTrial(rows []Trial) int {
+	if len(rows) == 0 {
+		return 0
+	}
+	return max(rows[len(rows)-1].Trial, 0)
+}
+
+// runEpisode runs one MPC episode, checking ctx between steps.
+func runEpisode(ctx context.Context, e env.Env, agent *planning.Agent, seed uint64, buf *data.Buffer, onStep func(int, float64)) (float64, int, error) {
+	obs, err := e.Reset(seed)
+	if err != nil {
+		return 0, 0, err
+	}
+	agent.Reset()
+	act := make([]float32, e.Task().ActionSpace().Dim())
+	var total float64
+	for step := 1; ; step++ {
+		if err := ctx.Err(); err != nil {
+			return total, step - 1, err
+		}
+		if err := agent.Act(act, obs); err != nil {
+			return total, step - 1, fmt.Errorf("planning step %d: %w", step, err)
+		}
+		next, r, term, trunc, err := e.Step(act)
+		if err != nil {
+			return total, step - 1, err
+		}
+		buf.Add(obs, act, next, float32(r), term, trunc)
+		total += r
+		onStep(step, total)
+		if term || trunc {
+			return total, step, nil
+		}
+		obs = next
+	}
+}
+
+// save writes the data, then the table that vouches for it.
+func save(dir string, buf *data.Buffer, rows []Trial) error {
+	if err := buf.WriteNPZ(filepath.Join(dir, DataFile)); err != nil {
+		return err
+	}
+	return safefile.Write(filepath.Join(dir, TrialsFile), func(w io.Writer) error { return WriteTrials(w, rows) })
+}
+
+var trialHeader = []string{"trial", "kind", "reward", "steps", "transitions", "epochs", "train_loss",
+	"holdout_nll", "holdout_mse", "train_s", "plan_s", "plan_ms_per_step", "model"}
+
+// WriteTrials writes rows as CSV with a header.
+func WriteTrials(w io.Writer, rows []Trial) error {
+	cw := csv.NewWriter(w)
+	cw.Write(trialHeader)
+	f := func(v float64) string {
+		if math.IsNaN(v) {
+			return ""
+		}
+		return strconv.FormatFloat(v, 'g', 8, 64)
+	}
+	for _, r := range rows {
+		cw.Write([]string{strconv.Itoa(r.Trial), r.Kind, f(r.Reward), strconv.Itoa(r.Steps), strconv.Itoa(r.Transitions),
+			strconv.Itoa(r.Epochs), f(r.TrainLoss), f(r.HoldOutNLL), f(r.HoldOutMSE), f(r.TrainSec), f(r.PlanSec), f(r.StepMillis), r.Model})
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// ReadTrials reads a trials table written by WriteTrials.
+func ReadTrials(r io.Reader) ([]Trial, error) {
+	recs, err := csv.NewReader(r).ReadAll()
+	if err != nil {
+		return nil, err
+	}
+	if len(recs) == 0 || len(recs[0]) != len(trialHeader) || recs[0][0] != "trial" {
+		return nil, fmt.Errorf("not a trials table (header %v)", recs)
+	}
+	var rows []Trial
+	for i, rec := range recs[1:] {
+		var t Trial
+		var errs []error
+		num := func(s string) float64 {
+			if s == "" {
+				return math.NaN()
+			}
+			v, err := strconv.ParseFloat(s, 64)
+			errs = append(errs, err)
+			return v
+		}
+		integer := func(s string) int {
+			v, err := strconv.Atoi(s)
+			errs = append(errs, err)
+			return v
+		}
+		t.Trial, t.Kind, t.Reward, t.Steps = integer(rec[0]), rec[1], num(rec[2]), integer(rec[3])
+		t.Transitions, t.Epochs, t.TrainLoss = integer(rec[4]), integer(rec[5]), num(rec[6])
+		t.HoldOutNLL, t.HoldOutMSE, t.TrainSec, t.PlanSec = num(rec[7]), num(rec[8]), num(rec[9]), num(rec[10])
+		t.StepMillis, t.Model = num(rec[11]), rec[12]
+		if err := errors.Join(errs...); err != nil {
+			return nil, fmt.Errorf("row %d: %w", i+1, err)
+		}
+		if t.Kind != "random" && t.Kind != "mpc" {
+			return nil, fmt.Errorf("row %d: kind %q", i+1, t.Kind)
+		}
+		rows = append(rows, t)
+	}
+	return rows, nil
+}
+
+// resume reads a run already in dir: its trials and data, after checking
+// that its config is cfg. A new directory gets cfg written and no rows.
+func resume(dir string, cfg Config, task env.Task) ([]Trial, *data.Buffer, error) {
+	want, err := yaml.Marshal(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfgPath := filepath.Join(dir, ConfigFile)
+	have, err := os.ReadFile(cfgPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, safefile.WriteBytes(cfgPath, want)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if !bytes.Equal(have, want) {
+		return nil, nil, fmt.Errorf("%s holds a run with another config (%s differs); use a new directory", dir, ConfigFile)
+	}
+	f, err := os.Open(filepath.Join(dir, TrialsFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	rows, err := ReadTrials(f)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", filepath.Join(dir, TrialsFile), err)
+	}
+	if len(rows) == 0 {
+		return nil, nil, nil
+	}
+	buf, err := data.ReadNPZ(filepath.Join(dir, DataFile))
+	if err != nil {
+		return nil, nil, err
+	}
+	n := rows[len(rows)-1].Transitions
+	if buf.Len() < n || buf.ObsDim != task.ObservationSpace().Dim() {
+		return nil, nil, fmt.Errorf("%s has %d transitions, the trials table vouches for %d", DataFile, buf.Len(), n)
+	}
+	// Data written after the last finished trial (a kill between the two
+	// writes) is dropped; that trial runs again.
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	if buf.Len() > n {
+		buf = buf.Subset(idx)
+	}
+	if rows[len(rows)-1].Trial < 0 {
+		// Random trials were interrupted: start over.
+		return nil, nil, nil
+	}
+	return rows, buf, nil
+}
