@@ -7,7 +7,7 @@
 GO ?= go
 BIN := bin/mismatch
 
-.PHONY: all deps build demo test test-purego bench vet clean
+.PHONY: all deps build demo test bench vet clean
 
 all: build
 
@@ -17,12 +17,15 @@ deps:
 build: deps
 	$(GO) build -o $(BIN) ./cmd/mismatch
 
+# A short PETS run on the cartpole swing-up (about a minute on 2 cores) and
+# its report: runs/demo/report.html.
 demo: build
-	./$(BIN) demo
+	./$(BIN) pets --preset fast --out runs/demo
 
 # The suite runs twice for the numeric core: with OpenBLAS and with the
 # pure-Go fallback, which must pass the same tests.
-test: deps
+test:
+	@./scripts/deps.sh test
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -tags purego ./internal/kernel/ ./nn/
@@ -30,7 +33,8 @@ test: deps
 # OPENBLAS_CORETYPE=Haswell, set on some machines, halves sgemm speed on
 # AVX-512 processors: benchmarks run without it.
 bench: deps
-	env -u OPENBLAS_CORETYPE $(GO) test -run '^$$' -bench . -benchtime 2s ./nn/ ./internal/kernel/
+	env -u OPENBLAS_CORETYPE $(GO) test -run '^$$' -bench . -benchtime 2s ./internal/kernel/ ./nn/ ./dynamics/ ./env/mujoco/
+	env -u OPENBLAS_CORETYPE $(GO) test -run '^$$' -bench . -benchtime 3x ./planning/
 
 vet:
 	$(GO) vet ./...

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// usageError marks bad input from the user: the command exits with code 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func badInput(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// loadConfig fills dst, a pointer to a config struct already holding the
+// defaults, from a YAML file (optional) and key=value overrides applied
+// after it. Unknown keys and values of the wrong type are errors naming the
+// key (and the file's line).
+func loadConfig(dst any, file string, overrides []string) error {
+	var root yaml.Node
+	def, err := yaml.Marshal(dst)
+	if err != nil {
+		return err
+	}
+	if err := yaml.Unmarshal(def, &root); err != nil {
+		return err
+	}
+	if file != "" {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			return badInput("config: %v", err)
+		}
+		// Strictly, on its own, for messages with the file's lines.
+		probe := reflect.New(reflect.TypeOf(dst).Elem()).Interface()
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true)
+		if err := dec.Decode(probe); err != nil && !errors.Is(err, errEOF(err)) {
+			return badInput("config %s: %v", file, err)
+		}
+		var user yaml.Node
+		if err := yaml.Unmarshal(raw, &user); err != nil {
+			return badInput("config %s: %v", file, err)
+		}
+		if len(user.Content) > 0 {
+			if user.Content[0].Kind != yaml.MappingNode {
+				return badInput("config %s: the top level must be a mapping of keys to values", file)
+			}
+			merge(root.Content[0], user.Content[0])
+		}
+	}
+	for _, o := range overrides {
+		key, val, ok := strings.Cut(o, "=")
+		if !ok || key == "" {
+			return badInput("override %q: want key=value, for example planner.population=200", o)
+		}
+		if err := override(root.Content[0], dst, key, val); err != nil {
+			return badInput("override %s: %v", key, err)
+		}
+	}
+	out, err := yaml.Marshal(&root)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(out))
+	dec.KnownFields(true)
+	if err := dec.Decode(dst); err != nil {
+		return badInput("config: %v", err)
+	}
+	return nil
+}
+
+// errEOF lets an empty file through the strict probe.
+func errEOF(err error) error {
+	if err != nil && err.Error() == "EOF" {
+		return err
+	}
+	return errors.New("not EOF")
+}
+
+// merge copies src's keys into dst: mappings merge recursively, anything
+// else replaces.
+func merge(dst, src *yaml.Node) {
+	for i := 0; i+1 < len(src.Content); i += 2 {
+		k, v := src.Content[i], src.Content[i+1]
+		j := find(dst, k.Value)
+		switch {
+		case j < 0:
+			dst.Content = append(dst.Content, k, v)
+		case dst.Content[j+1].Kind == yaml.MappingNode && v.Kind == yaml.MappingNode:
+			merge(dst.Content[j+1], v)
+		default:
+			dst.Content[j+1] = v
+		}
+	}
+}
+
+func find(m *yaml.Node, key string) int {
+	if m.Kind != yaml.MappingNode {
+		return -1
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return i
+		}
+	}
+	return -1
+}
+
+// override sets the value at a dotted key path, checking that the key
+// exists and that the value decodes into its field's type.
+func override(root *yaml.Node, dst any, key, val string) error {
+	path := strings.Split(key, ".")
+	node := root
+	for i, p := range path {
+		j := find(node, p)
+		if j < 0 {
+			return fmt.Errorf("unknown key %q (known here: %s)", strings.Join(path[:i+1], "."), keys(node))
+		}
+		if i == len(path)-1 {
+			var v yaml.Node
+			if err := yaml.Unmarshal([]byte(val), &v); err != nil {
+				return err
+			}
+			if len(v.Content) == 0 {
+				return errors.New("empty value")
+			}
+			field, err := fieldType(reflect.TypeOf(dst).Elem(), path)
+			if err != nil {
+				return err
+			}
+			probe := reflect.New(field).Interface()
+			if err := v.Content[0].Decode(probe); err != nil {
+				return fmt.Errorf("%q is not a valid %s", val, field)
+			}
+			node.Content[j+1] = v.Content[0]
+			return nil
+		}
+		node = node.Content[j+1]
+	}
+	return nil
+}
+
+func keys(m *yaml.Node) string {
+	var ks []string
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		ks = append(ks, m.Content[i].Value)
+	}
+	return strings.Join(ks, ", ")
+}
+
+// fieldType follows yaml tags from struct type t along path.
+func fieldType(t reflect.Type, path []string) (reflect.Type, error) {
+	for _, p := range path {
+		if t.Kind() != reflect.Struct {
+			return nil, fmt.Errorf("%s is not a section", p)
+		}
+		found := false
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name := strings.Split(f.Tag.Get("yaml"), ",")[0]
+			if name == "" {
+				name = strings.ToLower(f.Name)
+			}
+			if name == p {
+				t, found = f.Type, true
+				break
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("unknown key %q", p)
+		}
+	}
+	return t, nil
+}

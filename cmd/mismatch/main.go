@@ -1,0 +1,61 @@
+// Command mismatch runs model-based reinforcement learning (PETS) and the
+// objective-mismatch studies of Lambert et al. (2020).
+//
+//	mismatch pets [--preset default|fast|paper] [--task NAME] [--config FILE] [--out DIR] [key=value ...]
+//	mismatch report DIR
+//	mismatch tasks
+//
+// Configuration is YAML with typed defaults; key=value arguments override
+// any field (for example planner.population=200 or model.hidden=[64,64]).
+// Bad input exits with status 2, an interrupted run with 130.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	_ "github.com/mismatch-rl/mismatch/env/classic"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := &cobra.Command{
+		Use:           "mismatch",
+		Short:         "Model-based RL and objective mismatch",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(petsCommand(), reportCommand(), tasksCommand())
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return
+	}
+	fmt.Fprintln(os.Stderr, "mismatch:", err)
+	var ue usageError
+	switch {
+	case errors.Is(err, context.Canceled):
+		os.Exit(130)
+	case errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command"):
+		os.Exit(2)
+	}
+	os.Exit(1)
+}
+
+// args wraps a cobra argument check so that its errors count as bad input.
+func args(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, a []string) error {
+		if err := check(cmd, a); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/mismatch-rl/mismatch/env"
+	"github.com/mismatch-rl/mismatch/pets"
+	"github.com/mismatch-rl/mismatch/report"
+)
+
+func petsCommand() *cobra.Command {
+	var preset, task, file, out string
+	var printConfig bool
+	cmd := &cobra.Command{
+		Use:   "pets [key=value ...]",
+		Short: "Run PETS: random trials, then train a model and run MPC each trial",
+		Long: `Run PETS on a task and write a run directory: config.yaml, trials.csv
+(reward, training loss, timings per trial), data.npz (every transition, in
+mbrl-lib's .npz layout), models/trial_NNN.safetensors (each trial's model),
+reward.png, reward.svg and report.html.
+
+Rerunning with the same directory and config resumes after the last
+finished trial. Ctrl-C stops the run, keeping every finished trial.`,
+		Example: `  mismatch pets --preset fast
+  mismatch pets --task halfcheetah --out runs/cheetah planner.population=300 seed=2
+  mismatch pets --config my.yaml model.hidden=[256,256]`,
+		RunE: func(cmd *cobra.Command, kv []string) error {
+			for _, a := range kv {
+				if !strings.Contains(a, "=") {
+					return badInput("argument %q is not key=value", a)
+				}
+			}
+			if task == "" {
+				task = taskFrom(file, kv)
+			}
+			if _, err := env.Lookup(task); err != nil {
+				return usageError{err}
+			}
+			cfg, err := pets.Preset(preset, task)
+			if err != nil {
+				return usageError{err}
+			}
+			if err := loadConfig(&cfg, file, kv); err != nil {
+				return err
+			}
+			if err := cfg.Validate(); err != nil {
+				return usageError{err}
+			}
+			if printConfig {
+				b, _ := yaml.Marshal(cfg)
+				_, err := cmd.OutOrStdout().Write(b)
+				return err
+			}
+			if out == "" {
+				out = filepath.Join("runs", fmt.Sprintf("pets-%s-%s-seed%d", cfg.Task, preset, cfg.Seed))
+			}
+			fmt.Fprintf(os.Stderr, "PETS on %s (%s preset) → %s\n", cfg.Task, preset, out)
+			pr := newProgress(os.Stderr)
+			rows, runErr := pets.Run(cmd.Context(), cfg, pets.Options{Dir: out, Progress: func(e pets.Event) {
+				pr.event(e)
+				if e.Phase == "trial" {
+					// Keep the figures and report current as trials finish.
+					if err := report.PETSRun(out); err != nil {
+						pr.log("report: %v", err)
+					}
+				}
+			}})
+			pr.done()
+			if runErr != nil {
+				if cmd.Context().Err() != nil {
+					fmt.Fprintf(os.Stderr, "stopped: %d finished trials kept in %s\n", countMPC(rows), out)
+				}
+				return runErr
+			}
+			if err := report.PETSRun(out); err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "done: %d trials; report: %s\n", countMPC(rows), filepath.Join(out, "report.html"))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&preset, "preset", "default", "built-in settings: "+strings.Join(pets.Presets, ", "))
+	f.StringVar(&task, "task", "", "task name (see mismatch tasks); default cartpole-swingup")
+	f.StringVar(&file, "config", "", "YAML config file, applied over the preset")
+	f.StringVar(&out, "out", "", "run directory (default runs/pets-TASK-PRESET-seedN)")
+	f.BoolVar(&printConfig, "print-config", false, "print the resolved config and exit")
+	return cmd
+}
+
+// taskFrom finds the task in overrides or the config file, for choosing
+// the preset's task-specific settings before the rest is applied.
+func taskFrom(file string, kv []string) string {
+	for _, a := range kv {
+		if v, ok := strings.CutPrefix(a, "task="); ok {
+			return v
+		}
+	}
+	if file != "" {
+		var c struct {
+			Task string `yaml:"task"`
+		}
+		if raw, err := os.ReadFile(file); err == nil && yaml.Unmarshal(raw, &c) == nil && c.Task != "" {
+			return c.Task
+		}
+	}
+	return "cartpole-swingup"
+}
+
+func countMPC(rows []pets.Trial) int {
+	n := 0
+	for _, r := range rows {
+		if r.Kind == "mpc" {
+			n++
+		}
+	}
+	return n
+}
+
+func reportCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "report DIR",
+		Short: "Write the figures and report.html of a run directory",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if _, err := os.Stat(filepath.Join(a[0], pets.TrialsFile)); err != nil {
+				return usageError{fmt.Errorf("%s is not a run directory: %w", a[0], err)}
+			}
+			if err := report.PETSRun(a[0]); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), filepath.Join(a[0], "report.html"))
+			return nil
+		},
+	}
+}

@@ -1,0 +1,157 @@
+// Package report turns run and study directories into figures (PNG and
+// SVG) and a self-contained HTML report that opens without a network.
+package report
+
+import (
+	"bytes"
+	"fmt"
+	"image/color"
+	"io"
+	"math"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+	"gonum.org/v1/plot/vg/vgsvg"
+
+	"github.com/mismatch-rl/mismatch/internal/safefile"
+)
+
+// Figure is a rendered plot in both formats.
+type Figure struct {
+	Name string // file stem
+	PNG  []byte
+	SVG  []byte
+}
+
+// Write saves the figure as dir/Name.png and dir/Name.svg, atomically.
+func (f Figure) Write(dir string) error {
+	if err := safefile.WriteBytes(dir+"/"+f.Name+".png", f.PNG); err != nil {
+		return err
+	}
+	return safefile.WriteBytes(dir+"/"+f.Name+".svg", f.SVG)
+}
+
+const (
+	figWidth  = 16 * vg.Centimeter
+	figHeight = 10 * vg.Centimeter
+)
+
+// render draws p in both formats.
+func render(name string, p *plot.Plot) (Figure, error) {
+	f := Figure{Name: name}
+	png := vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(figWidth, figHeight), vgimg.UseDPI(120))}
+	p.Draw(draw.New(png))
+	var b bytes.Buffer
+	if _, err := png.WriteTo(&b); err != nil {
+		return f, err
+	}
+	f.PNG = append([]byte(nil), b.Bytes()...)
+	b.Reset()
+	svg := vgsvg.New(figWidth, figHeight)
+	p.Draw(draw.New(svg))
+	if _, err := svg.WriteTo(&b); err != nil {
+		return f, err
+	}
+	f.SVG = b.Bytes()
+	return f, nil
+}
+
+// Palette is the colours series are drawn in, in order.
+var Palette = []color.Color{
+	color.RGBA{0x1f, 0x77, 0xb4, 0xff}, color.RGBA{0xd6, 0x27, 0x28, 0xff}, color.RGBA{0x2c, 0xa0, 0x2c, 0xff},
+	color.RGBA{0xff, 0x7f, 0x0e, 0xff}, color.RGBA{0x94, 0x67, 0xbd, 0xff}, color.RGBA{0x8c, 0x56, 0x4b, 0xff},
+}
+
+// Series is a named line of (x, y) points.
+type Series struct {
+	Name   string
+	X, Y   []float64
+	Points bool // draw markers too
+	Dashed bool
+}
+
+// LinePlot draws series against shared axes. Points with a NaN coordinate
+// are skipped.
+func LinePlot(name, title, xLabel, yLabel string, series []Series) (Figure, error) {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = xLabel
+	p.Y.Label.Text = yLabel
+	p.Add(plotter.NewGrid())
+	for i, s := range series {
+		var xy plotter.XYs
+		for j := range s.X {
+			if !math.IsNaN(s.X[j]) && !math.IsNaN(s.Y[j]) && !math.IsInf(s.Y[j], 0) {
+				xy = append(xy, plotter.XY{X: s.X[j], Y: s.Y[j]})
+			}
+		}
+		if len(xy) == 0 {
+			continue
+		}
+		l, err := plotter.NewLine(xy)
+		if err != nil {
+			return Figure{}, err
+		}
+		c := Palette[i%len(Palette)]
+		l.Color = c
+		l.Width = vg.Points(1.5)
+		if s.Dashed {
+			l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+		}
+		p.Add(l)
+		p.Legend.Add(s.Name, l)
+		if s.Points {
+			sc, _ := plotter.NewScatter(xy)
+			sc.Color = c
+			sc.Shape = draw.CircleGlyph{}
+			sc.Radius = vg.Points(2.5)
+			p.Add(sc)
+		}
+	}
+	pad(p)
+	p.Legend.Top = true
+	p.Legend.Left = true
+	p.Legend.XOffs, p.Legend.YOffs = vg.Points(6), -vg.Points(4)
+	return render(name, p)
+}
+
+// pad widens the axes by 4% of their span on each side, so that points at
+// the extremes are drawn whole and away from the frame.
+func pad(p *plot.Plot) {
+	for _, a := range []*plot.Axis{&p.X, &p.Y} {
+		span := a.Max - a.Min
+		if span == 0 {
+			span = math.Max(math.Abs(a.Max), 1)
+		}
+		a.Min -= 0.04 * span
+		a.Max += 0.04 * span
+	}
+	// Headroom for the legend above the data.
+	p.Y.Max += 0.12 * (p.Y.Max - p.Y.Min)
+}
+
+// Marker is a labelled vertical line drawn on a plot.
+type Marker struct {
+	Name string
+	X    float64
+}
+
+// WriteSVGInline writes an SVG document for embedding in HTML (without its
+// XML prolog).
+func WriteSVGInline(w io.Writer, svg []byte) error {
+	if i := bytes.Index(svg, []byte("<svg")); i > 0 {
+		svg = svg[i:]
+	}
+	_, err := w.Write(svg)
+	return err
+}
+
+func fmtFloat(v float64) string {
+	if math.IsNaN(v) {
+		return "–"
+	}
+	return fmt.Sprintf("%.4g", v)
+}
