@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"strings"
@@ -39,14 +40,14 @@ func loadConfig(dst any, file string, overrides []string) error {
 		}
 		// Strictly, on its own, for messages with the file's lines.
 		probe := reflect.New(reflect.TypeOf(dst).Elem()).Interface()
-		dec := yaml.NewDecoder(bytes.NewReader(raw))
-		dec.KnownFields(true)
-		if err := dec.Decode(probe); err != nil && !errors.Is(err, errEOF(err)) {
-			return badInput("config %s: %v", file, err)
-		}
 		var user yaml.Node
 		if err := yaml.Unmarshal(raw, &user); err != nil {
 			return badInput("config %s: %v", file, err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true)
+		if err := dec.Decode(probe); err != nil && err != io.EOF {
+			return badInput("config %s: %s", file, nameLines(err.Error(), &user))
 		}
 		if len(user.Content) > 0 {
 			if user.Content[0].Kind != yaml.MappingNode {
@@ -76,12 +77,42 @@ func loadConfig(dst any, file string, overrides []string) error {
 	return nil
 }
 
-// errEOF lets an empty file through the strict probe.
-func errEOF(err error) error {
-	if err != nil && err.Error() == "EOF" {
-		return err
+// nameLines adds to yaml's "line N: …" messages the key found at line N,
+// since its type errors name only the line.
+func nameLines(msg string, doc *yaml.Node) string {
+	lines := strings.Split(msg, "\n")
+	for i, l := range lines {
+		t := strings.TrimSpace(l)
+		var n int
+		if _, err := fmt.Sscanf(t, "line %d:", &n); err != nil {
+			continue
+		}
+		if path := keyAt(doc, n, nil); path != "" {
+			lines[i] = strings.Replace(l, fmt.Sprintf("line %d:", n), fmt.Sprintf("line %d (%s):", n, path), 1)
+		}
 	}
-	return errors.New("not EOF")
+	return strings.Join(lines, "\n")
+}
+
+// keyAt returns the dotted path of the mapping key on the given line.
+func keyAt(n *yaml.Node, line int, path []string) string {
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		return keyAt(n.Content[0], line, path)
+	}
+	if n.Kind != yaml.MappingNode {
+		return ""
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		p := append(append([]string(nil), path...), k.Value)
+		if k.Line == line {
+			return strings.Join(p, ".")
+		}
+		if s := keyAt(v, line, p); s != "" {
+			return s
+		}
+	}
+	return ""
 }
 
 // merge copies src's keys into dst: mappings merge recursively, anything

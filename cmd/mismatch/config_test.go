@@ -1,0 +1,91 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mismatch-rl/mismatch/pets"
+)
+
+func preset(t *testing.T) pets.Config {
+	t.Helper()
+	c, err := pets.Preset("fast", "cartpole-swingup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestLoadConfigLayers(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.yaml")
+	os.WriteFile(file, []byte("seed: 9\nplanner:\n  population: 77\n  horizon: 12\nmodel:\n  hidden: [8, 8, 8]\n"), 0o644)
+	c := preset(t)
+	if err := loadConfig(&c, file, []string{"planner.horizon=20", "train.lr=0.005", "model.activation=tanh"}); err != nil {
+		t.Fatal(err)
+	}
+	// File over preset, overrides over file; untouched fields keep the
+	// preset's values.
+	if c.Seed != 9 || c.Planner.Population != 77 || c.Planner.Horizon != 20 || c.Train.LR != 0.005 ||
+		len(c.Model.Hidden) != 3 || c.Model.Activation != "tanh" || c.Planner.Elites != 15 || c.Train.Epochs != 20 {
+		t.Fatalf("resolved config %+v", c)
+	}
+}
+
+func TestLoadConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	n := 0
+	write := func(s string) string {
+		n++
+		p := filepath.Join(dir, fmt.Sprintf("bad%d.yaml", n))
+		os.WriteFile(p, []byte(s), 0o644)
+		return p
+	}
+	cases := []struct {
+		file      string
+		overrides []string
+		want      string
+	}{
+		{write("planner:\n  populaton: 3\n"), nil, "line 2 (planner.populaton): field populaton not found"},
+		{write("seed: [1, 2\n"), nil, "did not find expected"},
+		{write("- 1\n- 2\n"), nil, "cannot unmarshal !!seq"},
+		{write("train:\n  epochs: many\n"), nil, "line 2 (train.epochs)"},
+		{"", []string{"planner.populaton=3"}, `unknown key "planner.populaton"`},
+		{"", []string{"planner.population=lots"}, `"lots" is not a valid int`},
+		{"", []string{"model.hidden=12x"}, "not a valid []int"},
+		{"", []string{"noequals"}, "want key=value"},
+		{"", []string{"planner=3"}, "not a valid"},
+		{filepath.Join(dir, "missing.yaml"), nil, "no such file"},
+	}
+	for _, c := range cases {
+		cfg := preset(t)
+		err := loadConfig(&cfg, c.file, c.overrides)
+		var ue usageError
+		if err == nil || !errors.As(err, &ue) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("file %q overrides %v: error %v, want a usage error mentioning %q", c.file, c.overrides, err, c.want)
+		}
+	}
+	// An empty file changes nothing.
+	cfg := preset(t)
+	if err := loadConfig(&cfg, write(""), nil); err != nil || cfg.Planner.Population != 150 {
+		t.Fatalf("empty file: %v, %+v", err, cfg.Planner)
+	}
+}
+
+func TestTaskFrom(t *testing.T) {
+	if got := taskFrom("", []string{"seed=1", "task=halfcheetah"}); got != "halfcheetah" {
+		t.Fatalf("task from overrides: %q", got)
+	}
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(p, []byte("task: reacher\n"), 0o644)
+	if got := taskFrom(p, nil); got != "reacher" {
+		t.Fatalf("task from file: %q", got)
+	}
+	if got := taskFrom("", nil); got != "cartpole-swingup" {
+		t.Fatalf("default task: %q", got)
+	}
+}
