@@ -103,11 +103,14 @@ func (s *sampler) add(obs, act []float32) error {
 	if err := s.set.SetObservation(obs); err != nil {
 		return err
 	}
+	// Record the observation of the state actually set, which may differ
+	// from the one asked for (a pendulum's (cos, sin) off the circle).
+	start := s.sim.Observation()
 	next, r, term, _, err := s.sim.Step(act)
 	if err != nil {
 		return fmt.Errorf("data: stepping from %v with %v: %w", obs, act, err)
 	}
-	s.buf.Add(obs, act, next, float32(r), term, true)
+	s.buf.Add(start, act, next, float32(r), term, true)
 	return nil
 }
 

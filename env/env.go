@@ -102,6 +102,13 @@ type ObservationSetter interface {
 	SetObservation(obs []float32) error
 }
 
+// Coverer is implemented by tasks that know a box of observations covering
+// the states their episodes visit: the default range of grid and uniform
+// datasets.
+type Coverer interface {
+	CoverageBox() Box
+}
+
 // ErrClosed is returned by environments used after Close.
 var ErrClosed = errors.New("env: environment is closed")
 

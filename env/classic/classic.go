@@ -41,6 +41,7 @@ type system struct {
 type task struct {
 	name     string
 	obs, act env.Box
+	coverage env.Box
 	steps    int
 	sys      system
 	// rewardRow and terminalRow are the batched functions' rows, from
@@ -55,6 +56,9 @@ func (t *task) ActionSpace() env.Box      { return t.act }
 func (t *task) EpisodeSteps() int         { return t.steps }
 func (t *task) InputDim() int             { return t.obs.Dim() }
 func (t *task) AbsoluteTargets() []int    { return nil }
+
+// CoverageBox bounds the observations the task's episodes visit.
+func (t *task) CoverageBox() env.Box { return t.coverage }
 
 // Preprocess copies: the classic tasks' observations are model features
 // already (the pendulum's angle is observed as its cosine and sine).
@@ -219,6 +223,7 @@ func (e *sim) Rollout(actions []float32, horizon int, obs []float32, reward []fl
 // terminates; 200 steps.
 var CartPole env.Task = &task{
 	name: "cartpole", obs: env.Unbounded(4), act: env.Uniform(1, -1, 1), steps: 200,
+	coverage: env.Box{Low: []float32{-2.4, -2, -0.21, -3}, High: []float32{2.4, 2, 0.21, 3}},
 	sys: system{
 		stateDim: 4,
 		reset: func(src *rng.Source, s []float64) {
@@ -284,6 +289,7 @@ func cartPoleStep(s []float64, a []float32) {
 // [−π, π)), velocity limited to ±8; 200 steps of 0.05 s.
 var Pendulum env.Task = &task{
 	name: "pendulum", obs: env.Unbounded(3), act: env.Uniform(1, -2, 2), steps: 200,
+	coverage: env.Box{Low: []float32{-1, -1, -8}, High: []float32{1, 1, 8}},
 	sys: system{
 		stateDim: 2,
 		reset: func(src *rng.Source, s []float64) {
@@ -325,6 +331,7 @@ var Pendulum env.Task = &task{
 // −8.
 var PointMass env.Task = &task{
 	name: "pointmass", obs: env.Unbounded(2), act: env.Uniform(1, -1, 1), steps: 50,
+	coverage: env.Box{Low: []float32{-0.5, -1.5}, High: []float32{1.5, 1.5}},
 	sys: system{
 		stateDim: 2,
 		reset: func(src *rng.Source, s []float64) {

@@ -38,6 +38,9 @@ type spec struct {
 	// fromObs sets the state whose observation is obs, for tasks whose
 	// observation determines their state; nil otherwise.
 	fromObs func(qpos, qvel []float64, obs []float32)
+	// coverage bounds the observations episodes visit (for tasks with
+	// fromObs).
+	coverage env.Box
 }
 
 // record is one step's simulator record.
@@ -98,7 +101,11 @@ func (t *task) ObservationSpace() env.Box { return env.Unbounded(t.obsDim) }
 func (t *task) ActionSpace() env.Box      { return t.act }
 func (t *task) EpisodeSteps() int         { return t.steps }
 func (t *task) InputDim() int             { return t.inputDim }
-func (t *task) AbsoluteTargets() []int    { return append([]int(nil), t.absolute...) }
+
+// CoverageBox bounds the observations the task's episodes visit; it is
+// empty for tasks that cannot be put in a chosen state.
+func (t *task) CoverageBox() env.Box   { return t.coverage }
+func (t *task) AbsoluteTargets() []int { return append([]int(nil), t.absolute...) }
 
 func (t *task) Preprocess(dst, obs []float32) {
 	n := len(obs) / t.obsDim

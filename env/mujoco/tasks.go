@@ -109,6 +109,18 @@ var cartpoleSpec = spec{
 	fromObs: func(qpos, qvel []float64, obs []float32) {
 		qpos[0], qpos[1], qvel[0], qvel[1] = float64(obs[0]), float64(obs[1]), float64(obs[2]), float64(obs[3])
 	},
+	// Most of the rail, every pole angle (the model sees its sine and
+	// cosine), and the velocities PETS episodes reach (1st–99th
+	// percentiles of a run's data: ẋ within ±4, θ̇ within ±12).
+	coverage: mustBox([]float32{-2, -math.Pi, -4, -12}, []float32{2, math.Pi, 4, 12}),
+}
+
+func mustBox(lo, hi []float32) env.Box {
+	b, err := env.NewBox(lo, hi)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 // Half-cheetah.
@@ -233,6 +245,11 @@ var reacherSpec = spec{
 	},
 	inputDim:   17,
 	preprocess: func(dst, obs []float32) { copy(dst, obs) },
+	// The joints' ranges (±π for the unlimited rolls), goals within 0.3
+	// of their mean, joint speeds within ±5 rad/s.
+	coverage: mustBox(
+		[]float32{-2.2854, -0.5236, -3.9, -2.3213, -math.Pi, -2.094, -math.Pi, -0.3, -0.05, -0.3, -5, -5, -5, -5, -5, -5, -5},
+		[]float32{1.714602, 1.3963, 0.8, 0, math.Pi, 0, math.Pi, 0.3, 0.55, 0.3, 5, 5, 5, 5, 5, 5, 5}),
 	fromObs: func(qpos, qvel []float64, obs []float32) {
 		for i := 0; i < 10; i++ {
 			qpos[i] = float64(obs[i])

@@ -1,0 +1,219 @@
+package study
+
+import (
+	"encoding/csv"
+	"fmt"
+	"io"
+	"math"
+	"path/filepath"
+	"slices"
+	"strconv"
+
+	"github.com/mismatch-rl/mismatch/internal/safefile"
+)
+
+// Results are a study's merged table and its correlations.
+type Results struct {
+	Spec     Spec
+	Members  []Member
+	Cells    []Cell // in population order
+	Datasets []string
+	// Correlations between log-likelihood and mean reward, for every
+	// dataset, over all models and over each class.
+	Correlations []Correlation
+	Failed       []string // cells whose model failed numerically
+}
+
+// Stat is a statistic with its bootstrap interval; Defined is false when
+// the data cannot give it (constant values, fewer than three models).
+type Stat struct {
+	Value    float64
+	Interval Interval
+	Defined  bool
+	HasCI    bool
+}
+
+// Correlation relates log-likelihood on one dataset to reward.
+type Correlation struct {
+	Dataset                    string
+	Group                      string // "all" or a class
+	N                          int
+	Pearson, Spearman, Kendall Stat
+	// Trend is the total-least-squares line of reward on log-likelihood,
+	// fitted to standardised values and mapped back.
+	Trend        Line
+	TrendDefined bool
+}
+
+// TableFile and CorrelationFile are the analysis outputs.
+const (
+	TableFile       = "table.csv"
+	CorrelationFile = "correlations.csv"
+)
+
+// Analyse merges a study's cells; it needs every cell of the population
+// (see Merge for sharded runs) and writes the table and the correlations.
+func Analyse(dir string) (*Results, error) {
+	s, err := LoadSpec(dir)
+	if err != nil {
+		return nil, err
+	}
+	members, err := readPopulation(dir)
+	if err != nil {
+		return nil, err
+	}
+	r := &Results{Spec: s, Members: members}
+	for _, d := range s.Datasets {
+		r.Datasets = append(r.Datasets, d.Name)
+	}
+	var missing []string
+	for _, m := range members {
+		c, err := readCell(dir, m.ID)
+		if err != nil {
+			missing = append(missing, m.ID)
+			continue
+		}
+		if c.Error != "" {
+			r.Failed = append(r.Failed, m.ID)
+		}
+		r.Cells = append(r.Cells, c)
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("study: %d of %d cells are not done (first: %s)", len(missing), len(members), missing[0])
+	}
+	groups := []string{"all"}
+	for _, m := range members {
+		if !slices.Contains(groups, m.Class) {
+			groups = append(groups, m.Class)
+		}
+	}
+	if len(groups) == 2 {
+		groups = groups[:1] // one class: "all" says it
+	}
+	for _, d := range r.Datasets {
+		for _, g := range groups {
+			r.Correlations = append(r.Correlations, correlate(s, members, r.Cells, d, g))
+		}
+	}
+	if err := safefile.Write(filepath.Join(dir, TableFile), r.writeTable); err != nil {
+		return nil, err
+	}
+	if err := safefile.Write(filepath.Join(dir, CorrelationFile), r.writeCorrelations); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func correlate(s Spec, ms []Member, cells []Cell, dataset, group string) Correlation {
+	c := Correlation{Dataset: dataset, Group: group}
+	var x, y []float64
+	for i, m := range ms {
+		if group != "all" && m.Class != group {
+			continue
+		}
+		ll, rw := -cells[i].NLL[dataset], cells[i].RewardMean
+		if math.IsNaN(ll) || math.IsInf(ll, 0) || math.IsNaN(rw) {
+			continue
+		}
+		x, y = append(x, ll), append(y, rw)
+	}
+	c.N = len(x)
+	seed := s.Seed ^ hash(dataset+"/"+group)
+	stat := func(f func(x, y []float64) (float64, error), k uint64) Stat {
+		v, err := f(x, y)
+		if err != nil {
+			return Stat{}
+		}
+		st := Stat{Value: v, Defined: true}
+		if s.Evaluation.Resamples > 0 {
+			if iv, err := Bootstrap(f, x, y, s.Evaluation.Resamples, s.Evaluation.Level, seed+k); err == nil {
+				st.Interval, st.HasCI = iv, true
+			}
+		}
+		return st
+	}
+	c.Pearson, c.Spearman, c.Kendall = stat(Pearson, 1), stat(Spearman, 2), stat(Kendall, 3)
+	if l, err := standardTLS(x, y); err == nil {
+		c.Trend, c.TrendDefined = l, true
+	}
+	return c
+}
+
+// standardTLS fits a total-least-squares line to z-scored data (so the
+// axes' units do not decide the fit) and expresses it in the data's units.
+func standardTLS(x, y []float64) (Line, error) {
+	if len(x) < 3 {
+		return Line{}, ErrUndefined
+	}
+	mx, sx := meanStd(x)
+	my, sy := meanStd(y)
+	if sx == 0 || sy == 0 {
+		return Line{}, ErrUndefined
+	}
+	zx, zy := make([]float64, len(x)), make([]float64, len(y))
+	for i := range x {
+		zx[i], zy[i] = (x[i]-mx)/sx, (y[i]-my)/sy
+	}
+	l, err := TLS(zx, zy)
+	if err != nil {
+		return Line{}, err
+	}
+	slope := l.Slope * sy / sx
+	return Line{Slope: slope, Intercept: my + sy*l.Intercept - slope*mx}, nil
+}
+
+func (r *Results) writeTable(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	head := []string{"id", "class", "run", "trial", "train_reward", "seed", "epoch", "train_loss", "reward_mean", "reward_std", "episodes"}
+	for _, d := range r.Datasets {
+		head = append(head, "loglik_"+d, "nll_"+d, "mixture_nll_"+d, "mse_"+d)
+	}
+	head = append(head, "seconds", "error")
+	cw.Write(head)
+	for i, m := range r.Members {
+		c := r.Cells[i]
+		row := []string{m.ID, m.Class, m.Run, strconv.Itoa(m.Trial), fmtNum(m.TrainReward), strconv.Itoa(m.Seed),
+			strconv.Itoa(m.Epoch), fmtNum(m.TrainLoss), fmtNum(c.RewardMean), fmtNum(c.RewardStd), strconv.Itoa(len(c.Rewards))}
+		for _, d := range r.Datasets {
+			row = append(row, fmtNum(-c.NLL[d]), fmtNum(c.NLL[d]), fmtNum(c.MixtureNLL[d]), fmtNum(c.MSE[d]))
+		}
+		row = append(row, strconv.FormatFloat(c.Seconds, 'f', 1, 64), c.Error)
+		cw.Write(row)
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// FormatStat writes a statistic, or "undefined".
+func FormatStat(s Stat) string {
+	if !s.Defined {
+		return "undefined"
+	}
+	return strconv.FormatFloat(s.Value, 'f', 3, 64)
+}
+
+func (r *Results) writeCorrelations(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"dataset", "group", "models", "pearson", "pearson_low", "pearson_high", "spearman", "spearman_low", "spearman_high",
+		"kendall", "kendall_low", "kendall_high", "trend_slope", "trend_intercept"})
+	ci := func(s Stat) (string, string) {
+		if !s.HasCI {
+			return "undefined", "undefined"
+		}
+		return strconv.FormatFloat(s.Interval.Low, 'f', 3, 64), strconv.FormatFloat(s.Interval.High, 'f', 3, 64)
+	}
+	for _, c := range r.Correlations {
+		pl, ph := ci(c.Pearson)
+		sl, sh := ci(c.Spearman)
+		kl, kh := ci(c.Kendall)
+		slope, icpt := "undefined", "undefined"
+		if c.TrendDefined {
+			slope, icpt = strconv.FormatFloat(c.Trend.Slope, 'g', 6, 64), strconv.FormatFloat(c.Trend.Intercept, 'g', 6, 64)
+		}
+		cw.Write([]string{c.Dataset, c.Group, strconv.Itoa(c.N), FormatStat(c.Pearson), pl, ph, FormatStat(c.Spearman), sl, sh,
+			FormatStat(c.Kendall), kl, kh, slope, icpt})
+	}
+	cw.Flush()
+	return cw.Error()
+}
+

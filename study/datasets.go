@@ -1,0 +1,158 @@
+package study
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+
+	"github.com/mismatch-rl/mismatch/data"
+	"github.com/mismatch-rl/mismatch/env"
+	"github.com/mismatch-rl/mismatch/planning"
+	"github.com/mismatch-rl/mismatch/rng"
+)
+
+// DatasetPath is where a study keeps a dataset; TrajectoryPath is where an
+// expert dataset's best episode is kept (for distances to the expert).
+func DatasetPath(dir, name string) string { return filepath.Join(dir, "datasets", name+".npz") }
+func TrajectoryPath(dir, name string) string {
+	return filepath.Join(dir, "datasets", name+".trajectory.npz")
+}
+
+// buildDataset builds one dataset, unless it is already on disk. On-policy
+// data is built after the population, from its runs.
+func buildDataset(ctx context.Context, s Spec, d DatasetSpec, task env.Task, dir string, runDirs []string, logf func(string, ...any)) error {
+	path := DatasetPath(dir, d.Name)
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	var buf *data.Buffer
+	var err error
+	switch d.Kind {
+	case "expert":
+		return buildExpert(ctx, s, d, task, dir, logf)
+	case "on-policy":
+		buf = data.NewBuffer(task.ObservationSpace().Dim(), task.ActionSpace().Dim())
+		for _, r := range runDirs {
+			b, err := data.ReadNPZ(filepath.Join(r, "data.npz"))
+			if err != nil {
+				return err
+			}
+			if err := buf.Append(b); err != nil {
+				return fmt.Errorf("%s: %w", r, err)
+			}
+		}
+	case "grid", "uniform":
+		box, berr := datasetBox(d, task)
+		if berr != nil {
+			return berr
+		}
+		if d.Kind == "grid" {
+			buf, err = data.Grid(task, box, d.Points)
+		} else {
+			buf, err = data.Uniform(task, box, d.Samples, rng.New(s.Seed).Child(hash(d.Name)).Uint64())
+		}
+	case "file":
+		buf, err = data.ReadNPZ(d.Path)
+		if err == nil && (buf.ObsDim != task.ObservationSpace().Dim() || buf.ActDim != task.ActionSpace().Dim()) {
+			err = fmt.Errorf("%s holds %d/%d-wide data, the task %s is %d/%d", d.Path, buf.ObsDim, buf.ActDim, task.Name(), task.ObservationSpace().Dim(), task.ActionSpace().Dim())
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("dataset %s: %w", d.Name, err)
+	}
+	logf("dataset %s (%s): %d transitions", d.Name, d.Kind, buf.Len())
+	return buf.WriteNPZ(path)
+}
+
+func datasetBox(d DatasetSpec, task env.Task) (env.Box, error) {
+	if len(d.Low) > 0 {
+		return env.NewBox(d.Low, d.High)
+	}
+	c, ok := task.(env.Coverer)
+	if !ok || c.CoverageBox().Dim() == 0 {
+		return env.Box{}, fmt.Errorf("dataset %s: task %s has no coverage box; give low and high", d.Name, task.Name())
+	}
+	return c.CoverageBox(), nil
+}
+
+// buildExpert runs the planner on the true simulator until Episodes
+// episodes pass the threshold (at most three times as many tries), keeping
+// those and, separately, the best one.
+func buildExpert(ctx context.Context, s Spec, d DatasetSpec, task env.Task, dir string, logf func(string, ...any)) error {
+	e, err := task.New()
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	sim, ok := e.(env.Simulator)
+	if !ok {
+		return fmt.Errorf("dataset %s: %s cannot be planned on with its true dynamics", d.Name, task.Name())
+	}
+	obj, err := planning.NewSimObjective(sim, d.Planner.Horizon, s.Threads)
+	if err != nil {
+		return err
+	}
+	defer obj.Close()
+	bounds := planning.BoundsOf(task.ActionSpace())
+	kept := data.NewBuffer(task.ObservationSpace().Dim(), task.ActionSpace().Dim())
+	var best *data.Buffer
+	bestR := math.Inf(-1)
+	seeds := rng.New(s.Seed).Child(hash(d.Name))
+	n := 0
+	for try := 0; n < d.Episodes && try < 3*d.Episodes; try++ {
+		opt, err := planning.NewOptimizer(d.Planner, bounds, seeds.Child(uint64(2*try)).Uint64())
+		if err != nil {
+			return err
+		}
+		agent, err := planning.NewAgent(opt, obj.Evaluate, func([]float32) error { obj.SetStart(sim.State()); return nil }, bounds, d.Planner.ReplanEvery)
+		if err != nil {
+			return err
+		}
+		ep := data.NewBuffer(kept.ObsDim, kept.ActDim)
+		policy := func(act, obs []float32) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			return agent.Act(act, obs)
+		}
+		r, err := data.RunEpisode(sim, policy, seeds.Child(uint64(2*try+1)).Uint64(), ep)
+		if err != nil {
+			return fmt.Errorf("expert episode %d: %w", try, err)
+		}
+		pass := r > d.Threshold
+		logf("dataset %s: expert episode %d reward %.2f (%s threshold %g)", d.Name, try, r, map[bool]string{true: "passes", false: "fails"}[pass], d.Threshold)
+		if pass {
+			kept.Append(ep)
+			n++
+		}
+		if r > bestR {
+			bestR, best = r, ep
+		}
+	}
+	if n == 0 {
+		return fmt.Errorf("dataset %s: no expert episode passed the threshold %g (best %.2f); lower it or strengthen the planner", d.Name, d.Threshold, bestR)
+	}
+	if n < d.Episodes {
+		logf("dataset %s: only %d of %d expert episodes passed the threshold", d.Name, n, d.Episodes)
+	}
+	if err := best.WriteNPZ(TrajectoryPath(dir, d.Name)); err != nil {
+		return err
+	}
+	return kept.WriteNPZ(DatasetPath(dir, d.Name))
+}
+
+// hash maps a name to a stream index, so that each dataset and cell draws
+// from its own random stream whatever the order they run in.
+func hash(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+var errNoData = errors.New("study: dataset missing; run prepare first")

@@ -1,0 +1,301 @@
+package study
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/mismatch-rl/mismatch/data"
+	"github.com/mismatch-rl/mismatch/dynamics"
+	"github.com/mismatch-rl/mismatch/env"
+	"github.com/mismatch-rl/mismatch/internal/safefile"
+	"github.com/mismatch-rl/mismatch/pets"
+	"github.com/mismatch-rl/mismatch/rng"
+)
+
+// Member is one model of a population: one cell of the study.
+type Member struct {
+	ID    string // unique, usable as a file name
+	Model string // checkpoint; relative paths are to the study directory
+	Class string // P, PE, D or DE
+	// Where it comes from: a PETS run and trial (with the reward it
+	// earned there), or a training seed and epoch count.
+	Run         string
+	Trial       int
+	TrainReward float64 // NaN when not from a PETS trial
+	Seed        int
+	Epoch       int
+	TrainLoss   float64 // NaN when not recorded
+}
+
+// PopulationFile lists a prepared population.
+const PopulationFile = "population.csv"
+
+// preparePopulation builds or finds the population's models, returning the
+// members and, for PETS populations, the run directories.
+func preparePopulation(ctx context.Context, s Spec, task env.Task, dir string, logf func(string, ...any)) ([]Member, []string, error) {
+	p := s.Population
+	switch p.Kind {
+	case "pets":
+		var dirs []string
+		for r := 0; r < p.Runs; r++ {
+			cfg := p.PETS
+			cfg.Task, cfg.Seed, cfg.Threads = s.Task, s.Seed+uint64(r)+1, s.Threads
+			rd := filepath.Join("runs", fmt.Sprintf("run_%03d", r))
+			logf("population: PETS run %d of %d", r+1, p.Runs)
+			if _, err := pets.Run(ctx, cfg, pets.Options{Dir: filepath.Join(dir, rd), Progress: func(e pets.Event) {
+				if e.Phase == "trial" && e.Row.Kind == "mpc" {
+					logf("population: run %d trial %d reward %.2f", r, e.Row.Trial, e.Row.Reward)
+				}
+			}}); err != nil {
+				return nil, nil, fmt.Errorf("population run %d: %w", r, err)
+			}
+			dirs = append(dirs, rd)
+		}
+		ms, err := runMembers(dir, dirs, true)
+		abs := make([]string, len(dirs))
+		for i, d := range dirs {
+			abs[i] = filepath.Join(dir, d)
+		}
+		return ms, abs, err
+	case "runs":
+		ms, err := runMembers(dir, p.Dirs, false)
+		return ms, p.Dirs, err
+	case "train":
+		ms, err := trainMembers(ctx, s, task, dir, logf)
+		return ms, nil, err
+	case "epochs":
+		ms, err := epochMembers(ctx, s, task, dir, logf)
+		return ms, nil, err
+	}
+	return nil, nil, fmt.Errorf("study: population kind %q", p.Kind)
+}
+
+// runMembers lists every MPC trial's model of PETS run directories; inside
+// says whether the directories are relative to the study directory.
+func runMembers(dir string, runs []string, inside bool) ([]Member, error) {
+	var ms []Member
+	for i, r := range runs {
+		rd := r
+		if inside {
+			rd = filepath.Join(dir, r)
+		}
+		f, err := os.Open(filepath.Join(rd, pets.TrialsFile))
+		if err != nil {
+			return nil, err
+		}
+		rows, err := pets.ReadTrials(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", rd, err)
+		}
+		cls := "?"
+		if cfgRaw, err := os.ReadFile(filepath.Join(rd, pets.ConfigFile)); err == nil {
+			cls = classFromConfig(cfgRaw)
+		}
+		for _, row := range rows {
+			if row.Kind != "mpc" {
+				continue
+			}
+			model := filepath.Join(r, row.Model)
+			if !inside {
+				model = filepath.Join(rd, row.Model)
+				if abs, err := filepath.Abs(model); err == nil {
+					model = abs
+				}
+			}
+			ms = append(ms, Member{ID: fmt.Sprintf("run%03d-trial%03d", i, row.Trial), Model: model, Class: cls,
+				Run: r, Trial: row.Trial, TrainReward: row.Reward, Epoch: row.Epochs, TrainLoss: row.TrainLoss})
+		}
+	}
+	return ms, nil
+}
+
+func trainModel(s Spec, task env.Task, class string, seed uint64) (*dynamics.Model, *dynamics.Trainer, error) {
+	mc := s.Population.Model
+	mc.Class = class
+	dcfg, err := mc.Dynamics()
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := dynamics.New(task, dcfg, seed)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, dynamics.NewTrainer(m, s.Population.Train.LR, s.Threads), nil
+}
+
+func trainMembers(ctx context.Context, s Spec, task env.Task, dir string, logf func(string, ...any)) ([]Member, error) {
+	p := s.Population
+	buf, err := data.ReadNPZ(DatasetPath(dir, p.Dataset))
+	if err != nil {
+		return nil, err
+	}
+	var ms []Member
+	for _, class := range p.Classes {
+		for seed := 1; seed <= p.Seeds; seed++ {
+			for _, budget := range p.Budgets {
+				id := fmt.Sprintf("%s-seed%d-epochs%d", class, seed, budget)
+				rel := filepath.Join("models", id+".safetensors")
+				m := Member{ID: id, Model: rel, Class: class, Seed: seed, Epoch: budget, TrainReward: math.NaN(), TrainLoss: math.NaN()}
+				if _, err := os.Stat(filepath.Join(dir, rel)); err == nil {
+					ms = append(ms, m)
+					continue
+				}
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+				model, tr, err := trainModel(s, task, class, rng.New(s.Seed).Child(hash(id)).Uint64())
+				if err != nil {
+					return nil, err
+				}
+				res, err := tr.Train(buf, trainConfig(s, budget, id, nil))
+				tr.Close()
+				if err != nil {
+					return nil, fmt.Errorf("training %s: %w", id, err)
+				}
+				m.TrainLoss = res.TrainLoss
+				logf("population: trained %s, loss %.4g", id, res.TrainLoss)
+				if err := model.Save(filepath.Join(dir, rel)); err != nil {
+					return nil, err
+				}
+				ms = append(ms, m)
+			}
+		}
+	}
+	return ms, nil
+}
+
+func trainConfig(s Spec, epochs int, id string, onEpoch func(dynamics.EpochStats) error) dynamics.TrainConfig {
+	t := s.Population.Train
+	return dynamics.TrainConfig{Epochs: epochs, BatchSize: t.BatchSize, HoldOut: t.HoldOut, Elites: t.Elites,
+		Seed: rng.New(s.Seed).Child(hash("train " + id)).Uint64(), OnEpoch: onEpoch}
+}
+
+// epochMembers trains one model, saving it every Every epochs. The run is
+// deterministic, so an interrupted one is simply run again.
+func epochMembers(ctx context.Context, s Spec, task env.Task, dir string, logf func(string, ...any)) ([]Member, error) {
+	p := s.Population
+	class := p.Model.Class
+	var ms []Member
+	for e := p.Every; e <= p.Epochs; e += p.Every {
+		ms = append(ms, Member{ID: fmt.Sprintf("epoch%04d", e), Model: filepath.Join("models", fmt.Sprintf("epoch%04d.safetensors", e)),
+			Class: class, Epoch: e, TrainReward: math.NaN(), TrainLoss: math.NaN()})
+	}
+	if prev, err := readPopulation(dir); err == nil && len(prev) == len(ms) {
+		return prev, nil
+	}
+	buf, err := data.ReadNPZ(DatasetPath(dir, p.Dataset))
+	if err != nil {
+		return nil, err
+	}
+	model, tr, err := trainModel(s, task, class, rng.New(s.Seed).Child(hash("epochs")).Uint64())
+	if err != nil {
+		return nil, err
+	}
+	defer tr.Close()
+	next := 0
+	_, err = tr.Train(buf, trainConfig(s, p.Epochs, "epochs", func(st dynamics.EpochStats) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if next < len(ms) && st.Epoch == ms[next].Epoch {
+			ms[next].TrainLoss = st.TrainLoss
+			if err := model.Save(filepath.Join(dir, ms[next].Model)); err != nil {
+				return err
+			}
+			logf("population: epoch %d, training loss %.4g", st.Epoch, st.TrainLoss)
+			next++
+		}
+		return nil
+	}))
+	if err != nil {
+		return nil, err
+	}
+	return ms, nil
+}
+
+func classFromConfig(raw []byte) string {
+	var c struct {
+		Model pets.ModelConfig `yaml:"model"`
+	}
+	if err := yaml.Unmarshal(raw, &c); err != nil {
+		return "?"
+	}
+	dc, err := c.Model.Dynamics()
+	if err != nil {
+		return "?"
+	}
+	return dc.Class()
+}
+
+var populationHeader = []string{"id", "model", "class", "run", "trial", "train_reward", "seed", "epoch", "train_loss"}
+
+func writePopulation(dir string, ms []Member) error {
+	return safefile.Write(filepath.Join(dir, PopulationFile), func(w io.Writer) error {
+		cw := csv.NewWriter(w)
+		cw.Write(populationHeader)
+		for _, m := range ms {
+			cw.Write([]string{m.ID, m.Model, m.Class, m.Run, strconv.Itoa(m.Trial), fmtNum(m.TrainReward),
+				strconv.Itoa(m.Seed), strconv.Itoa(m.Epoch), fmtNum(m.TrainLoss)})
+		}
+		cw.Flush()
+		return cw.Error()
+	})
+}
+
+func readPopulation(dir string) ([]Member, error) {
+	f, err := os.Open(filepath.Join(dir, PopulationFile))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", PopulationFile, err)
+	}
+	if len(recs) == 0 || len(recs[0]) != len(populationHeader) {
+		return nil, fmt.Errorf("%s: not a population table", PopulationFile)
+	}
+	var ms []Member
+	seen := map[string]bool{}
+	for i, r := range recs[1:] {
+		trial, e1 := strconv.Atoi(r[4])
+		seed, e2 := strconv.Atoi(r[6])
+		epoch, e3 := strconv.Atoi(r[7])
+		tr, e4 := parseNum(r[5])
+		tl, e5 := parseNum(r[8])
+		for _, e := range []error{e1, e2, e3, e4, e5} {
+			if e != nil {
+				return nil, fmt.Errorf("%s row %d: %w", PopulationFile, i+1, e)
+			}
+		}
+		if !validName(r[0]) || seen[r[0]] {
+			return nil, fmt.Errorf("%s row %d: bad or repeated id %q", PopulationFile, i+1, r[0])
+		}
+		seen[r[0]] = true
+		ms = append(ms, Member{ID: r[0], Model: r[1], Class: r[2], Run: r[3], Trial: trial, TrainReward: tr, Seed: seed, Epoch: epoch, TrainLoss: tl})
+	}
+	return ms, nil
+}
+
+func fmtNum(v float64) string {
+	if math.IsNaN(v) {
+		return ""
+	}
+	return strconv.FormatFloat(v, 'g', 10, 64)
+}
+
+func parseNum(s string) (float64, error) {
+	if s == "" {
+		return math.NaN(), nil
+	}
+	return strconv.ParseFloat(s, 64)
+}

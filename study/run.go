@@ -1,0 +1,213 @@
+package study
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/mismatch-rl/mismatch/env"
+	"github.com/mismatch-rl/mismatch/internal/safefile"
+)
+
+// SpecFile is the study's spec, as resolved when it was prepared.
+const SpecFile = "spec.yaml"
+
+// Options are where a study writes and how it reports.
+type Options struct {
+	Dir string
+	// Shard and Shards select the cells this process evaluates: those at
+	// positions i with i mod Shards = Shard in the population. Shards ≤ 1
+	// means all.
+	Shard, Shards int
+	// Workers is the number of cells evaluated at once (0: one per CPU).
+	Workers int
+	Log     func(format string, args ...any)
+	// Progress, if set, is called after each cell with the cells done and
+	// to do in this process.
+	Progress func(done, total int, c Cell)
+}
+
+func (o Options) logf(format string, args ...any) {
+	if o.Log != nil {
+		o.Log(format, args...)
+	}
+}
+
+// Prepare writes the spec and builds the datasets and the population, each
+// step skipped when its output is already there. A directory prepared with
+// another spec is refused.
+func Prepare(ctx context.Context, s Spec, o Options) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	task, err := env.Lookup(s.Task)
+	if err != nil {
+		return err
+	}
+	for _, sub := range []string{"datasets", "cells", "models"} {
+		if err := os.MkdirAll(filepath.Join(o.Dir, sub), 0o755); err != nil {
+			return err
+		}
+	}
+	want, err := yaml.Marshal(s)
+	if err != nil {
+		return err
+	}
+	have, err := os.ReadFile(filepath.Join(o.Dir, SpecFile))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := safefile.WriteBytes(filepath.Join(o.Dir, SpecFile), want); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	case !bytes.Equal(have, want):
+		return fmt.Errorf("%s holds a study with another spec (%s differs); use a new directory", o.Dir, SpecFile)
+	}
+	// Datasets that do not need the population first (models may be
+	// trained on them), then the population, then on-policy data.
+	for _, d := range s.Datasets {
+		if d.Kind != "on-policy" {
+			if err := buildDataset(ctx, s, d, task, o.Dir, nil, o.logf); err != nil {
+				return err
+			}
+		}
+	}
+	members, runs, err := preparePopulation(ctx, s, task, o.Dir, o.logf)
+	if err != nil {
+		return err
+	}
+	for _, d := range s.Datasets {
+		if d.Kind == "on-policy" {
+			if err := buildDataset(ctx, s, d, task, o.Dir, runs, o.logf); err != nil {
+				return err
+			}
+		}
+	}
+	if len(members) == 0 {
+		return errors.New("study: the population is empty")
+	}
+	o.logf("population: %d models", len(members))
+	return writePopulation(o.Dir, members)
+}
+
+// LoadSpec reads a prepared study's spec.
+func LoadSpec(dir string) (Spec, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, SpecFile))
+	if err != nil {
+		return Spec{}, err
+	}
+	var s Spec
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&s); err != nil {
+		return Spec{}, fmt.Errorf("%s: %w", filepath.Join(dir, SpecFile), err)
+	}
+	return s, s.Validate()
+}
+
+// RunCells evaluates the prepared study's cells of this process's shard
+// that are not yet done, on a pool of workers, writing each as it finishes.
+func RunCells(ctx context.Context, o Options) error {
+	s, err := LoadSpec(o.Dir)
+	if err != nil {
+		return err
+	}
+	task, err := env.Lookup(s.Task)
+	if err != nil {
+		return err
+	}
+	members, err := readPopulation(o.Dir)
+	if err != nil {
+		return fmt.Errorf("study not prepared: %w", err)
+	}
+	if o.Shards > 1 && (o.Shard < 0 || o.Shard >= o.Shards) {
+		return fmt.Errorf("study: shard %d of %d", o.Shard, o.Shards)
+	}
+	var todo []Member
+	for i, m := range members {
+		if o.Shards > 1 && i%o.Shards != o.Shard {
+			continue
+		}
+		if _, err := os.Stat(CellPath(o.Dir, m.ID)); err == nil {
+			continue
+		}
+		todo = append(todo, m)
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	ev, err := newEvaluator(s, task, o.Dir)
+	if err != nil {
+		return err
+	}
+	workers := o.Workers
+	if workers < 1 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	o.logf("evaluating %d cells on %d workers", len(todo), workers)
+	jobs := make(chan Member)
+	var mu sync.Mutex
+	var firstErr error
+	done := 0
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for m := range jobs {
+				c, err := ev.evaluate(ctx, m)
+				if err == nil {
+					err = writeCell(o.Dir, c)
+				}
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = fmt.Errorf("cell %s: %w", m.ID, err)
+				}
+				if err == nil {
+					done++
+					if o.Progress != nil {
+						o.Progress(done, len(todo), c)
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, m := range todo {
+		mu.Lock()
+		stop := firstErr != nil
+		mu.Unlock()
+		if stop || ctx.Err() != nil {
+			break
+		}
+		jobs <- m
+	}
+	close(jobs)
+	wg.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return firstErr
+}
+
+// Run prepares the study, evaluates its cells and analyses them.
+func Run(ctx context.Context, s Spec, o Options) (*Results, error) {
+	t0 := time.Now()
+	if err := Prepare(ctx, s, o); err != nil {
+		return nil, err
+	}
+	o.logf("prepared in %s", time.Since(t0).Round(time.Second))
+	if err := RunCells(ctx, o); err != nil {
+		return nil, err
+	}
+	return Analyse(o.Dir)
+}

@@ -1,0 +1,166 @@
+package study
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	_ "github.com/mismatch-rl/mismatch/env/classic"
+	"github.com/mismatch-rl/mismatch/pets"
+	"github.com/mismatch-rl/mismatch/planning"
+)
+
+// tinySpec is a likelihood-vs-reward study on the point mass small enough
+// for a unit test: two PETS runs of three trials, two episodes per model.
+func tinySpec() Spec {
+	planner := planning.Config{Optimizer: "cem", Horizon: 8, Population: 40, Elites: 5, Iterations: 3, Alpha: 0.1, MinVariance: 0.001, Particles: 2, Propagation: "ts-inf", ReplanEvery: 1}
+	petsCfg := pets.Config{Task: "pointmass", RandomTrials: 1, Trials: 3,
+		Model:   pets.ModelConfig{Class: "PE", Members: 2, Hidden: []int{16}, Activation: "swish"},
+		Train:   pets.TrainConfig{Epochs: 10, BatchSize: 32, LR: 3e-3},
+		Planner: planner}
+	return Spec{Kind: LikelihoodReward, Task: "pointmass", Seed: 3, Threads: 1,
+		Datasets: []DatasetSpec{
+			{Name: "expert", Kind: "expert", Episodes: 1, Threshold: -30, Planner: planner},
+			{Name: "on-policy", Kind: "on-policy"},
+			{Name: "grid", Kind: "grid", Points: 4},
+			{Name: "uniform", Kind: "uniform", Samples: 200},
+		},
+		Population: PopulationSpec{Kind: "pets", Runs: 2, PETS: petsCfg},
+		Evaluation: EvalSpec{Episodes: 2, Planner: planner, Resamples: 200, Level: 0.9},
+	}
+}
+
+func TestTinyStudyEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	var logs []string
+	res, err := Run(context.Background(), tinySpec(), Options{Dir: dir, Workers: 2, Log: func(f string, a ...any) { logs = append(logs, f) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Members) != 6 || len(res.Cells) != 6 || len(res.Failed) != 0 {
+		t.Fatalf("%d members, %d cells, failed %v", len(res.Members), len(res.Cells), res.Failed)
+	}
+	for _, c := range res.Cells {
+		if len(c.Rewards) != 2 || math.IsNaN(c.RewardMean) || math.IsNaN(c.NLL["grid"]) || math.IsNaN(c.NLL["on-policy"]) {
+			t.Fatalf("cell %+v", c)
+		}
+	}
+	if len(res.Correlations) != 4 {
+		t.Fatalf("%d correlation rows, want one per dataset", len(res.Correlations))
+	}
+	for _, c := range res.Correlations {
+		if c.N != 6 || !c.Pearson.Defined || c.Pearson.Value < -1 || c.Pearson.Value > 1 {
+			t.Fatalf("correlation %+v", c)
+		}
+	}
+	table, err := os.ReadFile(filepath.Join(dir, TableFile))
+	if err != nil || !strings.Contains(string(table), "loglik_grid") || strings.Count(string(table), "\n") != 7 {
+		t.Fatalf("table %v:\n%s", err, table)
+	}
+	// Everything is on disk: a rerun evaluates nothing and gives the same
+	// table.
+	if err := RunCells(context.Background(), Options{Dir: dir, Progress: func(int, int, Cell) { t.Fatal("a finished cell ran again") }}); err != nil {
+		t.Fatal(err)
+	}
+	res2, err := Analyse(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	table2, _ := os.ReadFile(filepath.Join(dir, TableFile))
+	if !bytes.Equal(table, table2) || res2.Correlations[0] != res.Correlations[0] {
+		t.Fatal("re-analysis changed the results")
+	}
+	// The study's on-policy dataset is the runs' data.
+	if _, err := os.Stat(TrajectoryPath(dir, "expert")); err != nil {
+		t.Fatal(err)
+	}
+
+	// Sharded: prepare once, run the cells as two shards, analyse: the
+	// same table as one process.
+	dir2 := t.TempDir()
+	copyTree(t, filepath.Join(dir, "datasets"), filepath.Join(dir2, "datasets"))
+	copyTree(t, filepath.Join(dir, "runs"), filepath.Join(dir2, "runs"))
+	if err := Prepare(context.Background(), tinySpec(), Options{Dir: dir2}); err != nil {
+		t.Fatal(err)
+	}
+	for shard := 0; shard < 2; shard++ {
+		if err := RunCells(context.Background(), Options{Dir: dir2, Shard: shard, Shards: 2, Workers: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Analyse(dir2); err != nil {
+		t.Fatal(err)
+	}
+	table3, _ := os.ReadFile(filepath.Join(dir2, TableFile))
+	if !bytes.Equal(dropSeconds(table), dropSeconds(table3)) {
+		t.Fatalf("sharded table differs:\n%s\nvs\n%s", table, table3)
+	}
+	// Another spec in the same directory is refused.
+	other := tinySpec()
+	other.Seed++
+	if err := Prepare(context.Background(), other, Options{Dir: dir}); err == nil || !strings.Contains(err.Error(), "another spec") {
+		t.Fatalf("another spec: %v", err)
+	}
+}
+
+// dropSeconds blanks the wall-time column, the one thing that varies.
+func dropSeconds(table []byte) []byte {
+	lines := strings.Split(string(table), "\n")
+	for i, l := range lines {
+		f := strings.Split(l, ",")
+		if len(f) > 2 {
+			f[len(f)-2] = ""
+		}
+		lines[i] = strings.Join(f, ",")
+	}
+	return []byte(strings.Join(lines, "\n"))
+}
+
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.Walk(src, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if info.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSpecValidation(t *testing.T) {
+	s := tinySpec()
+	s.Datasets = append(s.Datasets, DatasetSpec{Name: "grid", Kind: "grid", Points: 0})
+	s.Evaluation.Episodes = 0
+	s.Kind = "bogus"
+	err := s.Validate()
+	for _, want := range []string{"kind", `"grid" is used twice`, "datasets[4].points", "evaluation.episodes"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("error %v does not mention %q", err, want)
+		}
+	}
+	for _, kind := range []string{LikelihoodReward, LossReward} {
+		for _, p := range Presets {
+			s, err := Preset(p, kind, "cartpole-swingup")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Validate(); err != nil {
+				t.Fatalf("preset %s/%s: %v", p, kind, err)
+			}
+		}
+	}
+}
