@@ -73,9 +73,9 @@ type Series struct {
 	Dashed bool
 }
 
-// LinePlot draws series against shared axes. Points with a NaN coordinate
-// are skipped.
-func LinePlot(name, title, xLabel, yLabel string, series []Series) (Figure, error) {
+// LinePlot draws series against shared axes, with labelled vertical
+// markers. Points with a NaN coordinate are skipped.
+func LinePlot(name, title, xLabel, yLabel string, series []Series, markers []Marker) (Figure, error) {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = xLabel
@@ -112,6 +112,7 @@ func LinePlot(name, title, xLabel, yLabel string, series []Series) (Figure, erro
 		}
 	}
 	pad(p)
+	addMarkers(p, markers, len(series))
 	p.Legend.Top = true
 	p.Legend.Left = true
 	p.Legend.XOffs, p.Legend.YOffs = vg.Points(6), -vg.Points(4)
@@ -137,6 +138,73 @@ func pad(p *plot.Plot) {
 type Marker struct {
 	Name string
 	X    float64
+}
+
+func addMarkers(p *plot.Plot, ms []Marker, offset int) {
+	for i, m := range ms {
+		l, err := plotter.NewLine(plotter.XYs{{X: m.X, Y: p.Y.Min}, {X: m.X, Y: p.Y.Max}})
+		if err != nil {
+			continue
+		}
+		l.Color = Palette[(offset+i)%len(Palette)]
+		l.Dashes = []vg.Length{vg.Points(2), vg.Points(2)}
+		l.Width = vg.Points(1)
+		p.Add(l)
+		p.Legend.Add(m.Name, l)
+	}
+}
+
+// Group is a named set of points of a scatter plot.
+type Group struct {
+	Name string
+	X, Y []float64
+}
+
+// ScatterPlot draws groups of points in their own colours and, when
+// trend is set, the line y = slope·x + intercept across the data's range.
+func ScatterPlot(name, title, xLabel, yLabel string, groups []Group, trend *[2]float64) (Figure, error) {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = xLabel
+	p.Y.Label.Text = yLabel
+	p.Add(plotter.NewGrid())
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for i, g := range groups {
+		var xy plotter.XYs
+		for j := range g.X {
+			if !math.IsNaN(g.X[j]) && !math.IsNaN(g.Y[j]) && !math.IsInf(g.X[j], 0) && !math.IsInf(g.Y[j], 0) {
+				xy = append(xy, plotter.XY{X: g.X[j], Y: g.Y[j]})
+				lo, hi = math.Min(lo, g.X[j]), math.Max(hi, g.X[j])
+			}
+		}
+		if len(xy) == 0 {
+			continue
+		}
+		sc, err := plotter.NewScatter(xy)
+		if err != nil {
+			return Figure{}, err
+		}
+		sc.Color = Palette[i%len(Palette)]
+		sc.Shape = draw.CircleGlyph{}
+		sc.Radius = vg.Points(2.5)
+		p.Add(sc)
+		p.Legend.Add(g.Name, sc)
+	}
+	if trend != nil && lo < hi {
+		l, err := plotter.NewLine(plotter.XYs{{X: lo, Y: trend[0]*lo + trend[1]}, {X: hi, Y: trend[0]*hi + trend[1]}})
+		if err == nil {
+			l.Color = color.Black
+			l.Width = vg.Points(1.2)
+			l.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
+			p.Add(l)
+			p.Legend.Add("TLS trend", l)
+		}
+	}
+	pad(p)
+	p.Legend.Top = true
+	p.Legend.Left = true
+	p.Legend.XOffs, p.Legend.YOffs = vg.Points(6), -vg.Points(4)
+	return render(name, p)
 }
 
 // WriteSVGInline writes an SVG document for embedding in HTML (without its

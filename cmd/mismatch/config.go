@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -150,6 +151,18 @@ func override(root *yaml.Node, dst any, key, val string) error {
 	path := strings.Split(key, ".")
 	node := root
 	for i, p := range path {
+		if node.Kind == yaml.SequenceNode {
+			// A list element, by index or by its name field.
+			k := element(node, p)
+			if k < 0 {
+				return fmt.Errorf("%q: no element %q in this list (give an index or an element's name)", strings.Join(path[:i], "."), p)
+			}
+			if i == len(path)-1 {
+				return errors.New("set fields of a list element, not the element")
+			}
+			node = node.Content[k]
+			continue
+		}
 		j := find(node, p)
 		if j < 0 {
 			return fmt.Errorf("unknown key %q (known here: %s)", strings.Join(path[:i+1], "."), keys(node))
@@ -178,6 +191,22 @@ func override(root *yaml.Node, dst any, key, val string) error {
 	return nil
 }
 
+// element finds a list element by index or by the value of its name key.
+func element(seq *yaml.Node, p string) int {
+	if i, err := strconv.Atoi(p); err == nil {
+		if i >= 0 && i < len(seq.Content) {
+			return i
+		}
+		return -1
+	}
+	for i, e := range seq.Content {
+		if j := find(e, "name"); j >= 0 && e.Content[j+1].Value == p {
+			return i
+		}
+	}
+	return -1
+}
+
 func keys(m *yaml.Node) string {
 	var ks []string
 	for i := 0; i+1 < len(m.Content); i += 2 {
@@ -189,6 +218,10 @@ func keys(m *yaml.Node) string {
 // fieldType follows yaml tags from struct type t along path.
 func fieldType(t reflect.Type, path []string) (reflect.Type, error) {
 	for _, p := range path {
+		if t.Kind() == reflect.Slice {
+			t = t.Elem() // the element a list step selected
+			continue
+		}
 		if t.Kind() != reflect.Struct {
 			return nil, fmt.Errorf("%s is not a section", p)
 		}

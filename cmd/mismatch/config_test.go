@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/mismatch-rl/mismatch/pets"
+	"github.com/mismatch-rl/mismatch/study"
 )
 
 func preset(t *testing.T) pets.Config {
@@ -87,5 +88,23 @@ func TestTaskFrom(t *testing.T) {
 	}
 	if got := taskFrom("", nil); got != "cartpole-swingup" {
 		t.Fatalf("default task: %q", got)
+	}
+}
+
+func TestOverrideListElements(t *testing.T) {
+	s, err := study.Preset("fast", study.LikelihoodReward, "cartpole-swingup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := loadConfig(&s, "", []string{"datasets.expert.episodes=7", "datasets.2.points=5", "datasets.expert.planner.population=99"}); err != nil {
+		t.Fatal(err)
+	}
+	if s.Datasets[0].Episodes != 7 || s.Datasets[2].Points != 5 || s.Datasets[0].Planner.Population != 99 {
+		t.Fatalf("datasets %+v", s.Datasets)
+	}
+	for _, bad := range []string{"datasets.nope.points=3", "datasets.9.points=3", "datasets.expert=3"} {
+		if err := loadConfig(&s, "", []string{bad}); err == nil {
+			t.Fatalf("override %s accepted", bad)
+		}
 	}
 }

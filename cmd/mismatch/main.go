@@ -34,7 +34,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(petsCommand(), reportCommand(), tasksCommand())
+	root.AddCommand(petsCommand(), reportCommand(), studyCommand(), tasksCommand())
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return

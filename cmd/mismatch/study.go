@@ -1,0 +1,218 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/mismatch-rl/mismatch/env"
+	"github.com/mismatch-rl/mismatch/study"
+)
+
+func studyCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "study",
+		Short: "Objective-mismatch studies: likelihood vs reward, loss vs reward",
+		Long: `A study scores a population of dynamics models by log-likelihood on
+evaluation datasets and by the reward they earn in MPC, and relates the two.
+
+  mismatch study run --preset fast                      # all stages, one machine
+  mismatch study run --kind loss-reward --preset fast   # loss vs reward over epochs
+  mismatch study prepare --preset paper --out S         # datasets and population
+  mismatch study run --out S --shard 3/50               # one shard of the cells
+  mismatch study merge S                                 # check, merge, report
+
+A rerun skips every finished dataset, model and cell.`,
+	}
+	cmd.AddCommand(studyRunCommand(false), studyRunCommand(true), studyReportCommand("report"), studyReportCommand("merge"))
+	return cmd
+}
+
+type studyFlags struct {
+	preset, kind, task, file, out, shard string
+	workers                              int
+	print                                bool
+}
+
+func (f *studyFlags) spec(kv []string) (study.Spec, error) {
+	for _, a := range kv {
+		if !strings.Contains(a, "=") {
+			return study.Spec{}, badInput("argument %q is not key=value", a)
+		}
+	}
+	task := f.task
+	if task == "" {
+		task = taskFrom(f.file, kv)
+	}
+	if _, err := env.Lookup(task); err != nil {
+		return study.Spec{}, usageError{err}
+	}
+	s, err := study.Preset(f.preset, f.kind, task)
+	if err != nil {
+		return s, usageError{err}
+	}
+	if err := loadConfig(&s, f.file, kv); err != nil {
+		return s, err
+	}
+	if err := s.Validate(); err != nil {
+		return s, usageError{err}
+	}
+	return s, nil
+}
+
+// parseShard reads i/N from the flag, or from a Slurm job array or a
+// Kubernetes Indexed Job when the flag says "auto" or a count "/N" only.
+func parseShard(flag string) (int, int, error) {
+	if flag == "" {
+		return 0, 1, nil
+	}
+	idx, count, ok := strings.Cut(flag, "/")
+	if !ok {
+		return 0, 0, badInput("--shard %q: want i/N (for example 3/50), or auto", flag)
+	}
+	if idx == "auto" || idx == "" {
+		switch {
+		case os.Getenv("SLURM_ARRAY_TASK_ID") != "":
+			idx = os.Getenv("SLURM_ARRAY_TASK_ID")
+			if count == "" {
+				count = os.Getenv("SLURM_ARRAY_TASK_COUNT")
+			}
+		case os.Getenv("JOB_COMPLETION_INDEX") != "":
+			idx = os.Getenv("JOB_COMPLETION_INDEX")
+		default:
+			return 0, 0, badInput("--shard %q: neither SLURM_ARRAY_TASK_ID nor JOB_COMPLETION_INDEX is set", flag)
+		}
+	}
+	i, err1 := strconv.Atoi(idx)
+	n, err2 := strconv.Atoi(count)
+	if err1 != nil || err2 != nil || n < 1 || i < 0 || i >= n {
+		return 0, 0, badInput("--shard: shard %q of %q is not an index in [0, N)", idx, count)
+	}
+	return i, n, nil
+}
+
+func studyRunCommand(prepareOnly bool) *cobra.Command {
+	f := &studyFlags{}
+	use, short := "run [key=value ...]", "Run a study: prepare, evaluate the cells, analyse and report"
+	if prepareOnly {
+		use, short = "prepare [key=value ...]", "Build a study's datasets and population (before sharded runs)"
+	}
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		RunE: func(cmd *cobra.Command, kv []string) error {
+			shard, shards, err := parseShard(f.shard)
+			if err != nil {
+				return err
+			}
+			if f.out == "" {
+				f.out = filepath.Join("runs", fmt.Sprintf("study-%s-%s", f.kind, f.preset))
+			}
+			logf := func(format string, a ...any) {
+				fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", a...)
+			}
+			ctx := cmd.Context()
+			opt := study.Options{Dir: f.out, Shard: shard, Shards: shards, Workers: f.workers, Log: logf,
+				Progress: func(done, total int, c study.Cell) {
+					logf("cell %d/%d %s: reward %.2f ± %.2f in %.0fs%s", done, total, c.ID, c.RewardMean, c.RewardStd, c.Seconds,
+						map[bool]string{true: " (failed: " + c.Error + ")", false: ""}[c.Error != ""])
+				}}
+			if shards > 1 {
+				// Shards evaluate the cells of a prepared study.
+				if _, err := os.Stat(filepath.Join(f.out, study.PopulationFile)); err != nil {
+					return usageError{fmt.Errorf("%s is not prepared: run mismatch study prepare with --out %s first", f.out, f.out)}
+				}
+				logf("shard %d of %d in %s", shard, shards, f.out)
+				return study.RunCells(ctx, opt)
+			}
+			var s study.Spec
+			if _, err := os.Stat(filepath.Join(f.out, study.SpecFile)); err == nil && len(kv) == 0 && f.file == "" && !cmd.Flags().Changed("preset") {
+				// An existing study goes on with its own spec.
+				if s, err = study.LoadSpec(f.out); err != nil {
+					return err
+				}
+			} else if s, err = f.spec(kv); err != nil {
+				return err
+			}
+			if f.print {
+				b, _ := yaml.Marshal(s)
+				_, err := cmd.OutOrStdout().Write(b)
+				return err
+			}
+			t0 := time.Now()
+			if prepareOnly {
+				return study.Prepare(ctx, s, opt)
+			}
+			res, err := study.Run(ctx, s, opt)
+			if err != nil {
+				return err
+			}
+			if err := study.Report(f.out, res); err != nil {
+				return err
+			}
+			printCorrelations(res)
+			logf("study done in %s: %s", time.Since(t0).Round(time.Second), filepath.Join(f.out, "report.html"))
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.preset, "preset", "fast", "built-in study: "+strings.Join(study.Presets, ", "))
+	fl.StringVar(&f.kind, "kind", study.LikelihoodReward, "study kind: "+study.LikelihoodReward+" or "+study.LossReward)
+	fl.StringVar(&f.task, "task", "", "task (default cartpole-swingup)")
+	fl.StringVar(&f.file, "spec", "", "YAML study spec, applied over the preset")
+	fl.StringVar(&f.out, "out", "", "study directory (default runs/study-KIND-PRESET)")
+	fl.IntVar(&f.workers, "workers", 0, "cells evaluated at once (default one per CPU)")
+	fl.BoolVar(&f.print, "print-spec", false, "print the resolved spec and exit")
+	if !prepareOnly {
+		fl.StringVar(&f.shard, "shard", "", "evaluate only shard i of N of a prepared study: i/N, or auto/N (Slurm array or Kubernetes Indexed Job index)")
+	}
+	return cmd
+}
+
+func printCorrelations(r *study.Results) {
+	if r.Spec.Kind != study.LikelihoodReward {
+		return
+	}
+	fmt.Printf("%-12s %-6s %6s  %-8s %-18s %-8s %-8s\n", "dataset", "group", "models", "pearson", "interval", "spearman", "kendall")
+	for _, c := range r.Correlations {
+		iv := "undefined"
+		if c.Pearson.HasCI {
+			iv = fmt.Sprintf("[%.3f, %.3f]", c.Pearson.Interval.Low, c.Pearson.Interval.High)
+		}
+		fmt.Printf("%-12s %-6s %6d  %-8s %-18s %-8s %-8s\n", c.Dataset, c.Group, c.N, study.FormatStat(c.Pearson), iv, study.FormatStat(c.Spearman), study.FormatStat(c.Kendall))
+	}
+}
+
+func studyReportCommand(name string) *cobra.Command {
+	short := "Analyse a finished study and write its tables, figures and report"
+	if name == "merge" {
+		short = "Check that every shard's cells are present, then merge and report"
+	}
+	return &cobra.Command{
+		Use:   name + " DIR",
+		Short: short,
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			res, err := study.Analyse(a[0])
+			if err != nil {
+				if errors.Is(err, os.ErrNotExist) {
+					return usageError{fmt.Errorf("%s is not a prepared study: %w", a[0], err)}
+				}
+				return err
+			}
+			if err := study.Report(a[0], res); err != nil {
+				return err
+			}
+			printCorrelations(res)
+			fmt.Fprintln(cmd.OutOrStdout(), filepath.Join(a[0], "report.html"))
+			return nil
+		},
+	}
+}

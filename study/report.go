@@ -1,0 +1,193 @@
+package study
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+
+	"github.com/mismatch-rl/mismatch/report"
+)
+
+// paperCorrelations are the objective-mismatch paper's Pearson
+// correlations between log-likelihood and reward for the cartpole, shown
+// beside a study's for comparison.
+var paperCorrelations = map[string]float64{"expert": 0.59, "on-policy": 0.34, "grid": -0.06}
+
+// Report writes a study's figures (PNG and SVG in figures/) and its
+// self-contained report.html.
+func Report(dir string, r *Results) error {
+	figDir := filepath.Join(dir, "figures")
+	if err := os.MkdirAll(figDir, 0o755); err != nil {
+		return err
+	}
+	page := &report.Page{Title: fmt.Sprintf("Objective-mismatch study: %s on %s", r.Spec.Kind, r.Spec.Task)}
+	page.Paragraph(fmt.Sprintf("%d models, %d MPC episodes each, datasets: %v.", len(r.Members), r.Spec.Evaluation.Episodes, r.Datasets))
+	if len(r.Failed) > 0 {
+		page.Paragraph(fmt.Sprintf("%d models failed numerically and are left out of correlations: %v.", len(r.Failed), r.Failed))
+	}
+	var figs []report.Figure
+	var captions []string
+	if r.Spec.Kind == LikelihoodReward {
+		page.Heading("Correlation of log-likelihood and reward")
+		page.Table(correlationHeader(r), correlationRows(r))
+		for _, d := range r.Datasets {
+			f, cap, err := scatter(r, d)
+			if err != nil {
+				return err
+			}
+			figs, captions = append(figs, f), append(captions, cap)
+		}
+	} else {
+		fs, cs, err := epochFigures(r)
+		if err != nil {
+			return err
+		}
+		figs, captions = fs, cs
+	}
+	page.Heading("Figures")
+	for i, f := range figs {
+		if err := f.Write(figDir); err != nil {
+			return err
+		}
+		page.Figure(f, captions[i])
+	}
+	page.Heading("Models")
+	page.Table(modelHeader(r), modelRows(r))
+	if spec, err := os.ReadFile(filepath.Join(dir, SpecFile)); err == nil {
+		page.Heading("Spec")
+		page.Pre(string(spec))
+	}
+	return page.Write(filepath.Join(dir, "report.html"))
+}
+
+func correlationHeader(r *Results) []string {
+	h := []string{"dataset", "models", "group", "Pearson ρ", "95% interval", "Spearman", "Kendall τ"}
+	if r.Spec.Task == "cartpole-swingup" {
+		h = append(h, "paper's ρ")
+	}
+	return h
+}
+
+func interval(s Stat) string {
+	if !s.HasCI {
+		return "undefined"
+	}
+	return fmt.Sprintf("[%.3f, %.3f]", s.Interval.Low, s.Interval.High)
+}
+
+func correlationRows(r *Results) [][]string {
+	var rows [][]string
+	for _, c := range r.Correlations {
+		row := []string{c.Dataset, strconv.Itoa(c.N), c.Group, FormatStat(c.Pearson), interval(c.Pearson), FormatStat(c.Spearman), FormatStat(c.Kendall)}
+		if r.Spec.Task == "cartpole-swingup" {
+			p, ok := paperCorrelations[c.Dataset]
+			row = append(row, map[bool]string{true: strconv.FormatFloat(p, 'f', 2, 64), false: "–"}[ok && c.Group == "all"])
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+func scatter(r *Results, dataset string) (report.Figure, string, error) {
+	var groups []report.Group
+	for i, m := range r.Members {
+		j := slices.IndexFunc(groups, func(g report.Group) bool { return g.Name == m.Class })
+		if j < 0 {
+			groups = append(groups, report.Group{Name: m.Class})
+			j = len(groups) - 1
+		}
+		groups[j].X = append(groups[j].X, -r.Cells[i].NLL[dataset])
+		groups[j].Y = append(groups[j].Y, r.Cells[i].RewardMean)
+	}
+	var all Correlation
+	for _, c := range r.Correlations {
+		if c.Dataset == dataset && c.Group == "all" {
+			all = c
+		}
+	}
+	var trend *[2]float64
+	if all.TrendDefined {
+		trend = &[2]float64{all.Trend.Slope, all.Trend.Intercept}
+	}
+	title := fmt.Sprintf("%s data: Pearson ρ = %s", dataset, FormatStat(all.Pearson))
+	f, err := report.ScatterPlot("likelihood-reward-"+dataset, title, "log-likelihood per transition (nats)", "mean episode reward", groups, trend)
+	cap := fmt.Sprintf("Reward against log-likelihood on the %s data, one point per model; ρ %s, 95%% interval %s.", dataset, FormatStat(all.Pearson), interval(all.Pearson))
+	return f, cap, err
+}
+
+// epochFigures are the loss-vs-reward figures: reward per checkpoint with
+// its spread, and the losses, each marked with the epoch of best reward and
+// of lowest loss.
+func epochFigures(r *Results) ([]report.Figure, []string, error) {
+	var x, rew, lo, hi, train []float64
+	bestR, bestRE := math.Inf(-1), 0.0
+	for i, m := range r.Members {
+		c := r.Cells[i]
+		e := float64(m.Epoch)
+		x = append(x, e)
+		rew = append(rew, c.RewardMean)
+		lo, hi = append(lo, c.RewardMean-c.RewardStd), append(hi, c.RewardMean+c.RewardStd)
+		train = append(train, m.TrainLoss)
+		if c.RewardMean > bestR {
+			bestR, bestRE = c.RewardMean, e
+		}
+	}
+	markers := []report.Marker{{Name: fmt.Sprintf("best reward (epoch %g)", bestRE), X: bestRE}}
+	losses := []report.Series{{Name: "training loss", X: x, Y: train, Points: true}}
+	for _, d := range r.Datasets {
+		var y []float64
+		best, bestE := math.Inf(1), 0.0
+		for i := range r.Members {
+			v := r.Cells[i].NLL[d]
+			y = append(y, v)
+			if v < best {
+				best, bestE = v, x[i]
+			}
+		}
+		losses = append(losses, report.Series{Name: "NLL on " + d, X: x, Y: y, Points: true})
+		markers = append(markers, report.Marker{Name: fmt.Sprintf("lowest %s NLL (epoch %g)", d, bestE), X: bestE})
+	}
+	rf, err := report.LinePlot("reward-per-epoch", "Reward of each epoch's model", "epoch", "mean episode reward",
+		[]report.Series{{Name: "mean reward", X: x, Y: rew, Points: true}, {Name: "± 1 s.d.", X: x, Y: lo, Dashed: true}, {Name: "", X: x, Y: hi, Dashed: true}}, markers)
+	if err != nil {
+		return nil, nil, err
+	}
+	lf, err := report.LinePlot("loss-per-epoch", "Losses of each epoch's model", "epoch", "loss (nats per transition)", losses, markers)
+	if err != nil {
+		return nil, nil, err
+	}
+	return []report.Figure{rf, lf}, []string{
+		fmt.Sprintf("Mean MPC reward of the model saved at each epoch (best %.2f at epoch %g); dashed: one standard deviation over episodes.", bestR, bestRE),
+		"Training loss and NLL on each dataset; vertical lines mark the epoch of best reward and of lowest NLL per dataset.",
+	}, nil
+}
+
+func modelHeader(r *Results) []string {
+	h := []string{"model", "class", "epoch", "train reward", "reward", "s.d."}
+	for _, d := range r.Datasets {
+		h = append(h, "log-lik "+d)
+	}
+	return append(h, "error")
+}
+
+func modelRows(r *Results) [][]string {
+	f := func(v float64) string {
+		if math.IsNaN(v) {
+			return "–"
+		}
+		return strconv.FormatFloat(v, 'g', 4, 64)
+	}
+	var rows [][]string
+	for i, m := range r.Members {
+		c := r.Cells[i]
+		row := []string{m.ID, m.Class, strconv.Itoa(m.Epoch), f(m.TrainReward), f(c.RewardMean), f(c.RewardStd)}
+		for _, d := range r.Datasets {
+			row = append(row, f(-c.NLL[d]))
+		}
+		rows = append(rows, append(row, c.Error))
+	}
+	return rows
+}
