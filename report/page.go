@@ -3,8 +3,11 @@ package report
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"html/template"
+	"os"
 	"path/filepath"
+	"regexp"
 
 	"github.com/mismatch-rl/mismatch/internal/safefile"
 )
@@ -85,3 +88,22 @@ const css = `body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em a
 table{border-collapse:collapse;font-size:90%;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f3f3f3}pre{background:#f7f7f7;padding:1em;overflow:auto}figure{margin:1em 0}
 figure svg{max-width:100%;height:auto}figcaption{font-size:90%;color:#555}`
+
+var external = regexp.MustCompile(`(?i)(src|href)\s*=\s*"(https?:|//|file:)|@import|url\(\s*['"]?https?:`)
+
+// CheckOffline reports whether the HTML page at path inlines exactly
+// figures SVG figures and refers to nothing outside itself, so that it
+// shows everything with no network and no other file.
+func CheckOffline(path string, figures int) error {
+	html, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if n := bytes.Count(html, []byte("<svg")); n != figures {
+		return fmt.Errorf("%s inlines %d SVG figures, want %d", path, n, figures)
+	}
+	if m := external.Find(html); m != nil {
+		return fmt.Errorf("%s refers to an outside resource: %s", path, m)
+	}
+	return nil
+}

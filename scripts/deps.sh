@@ -1,13 +1,14 @@
 #!/bin/sh
 # Installs the system libraries mismatch builds on (OpenBLAS and MuJoCo 2.2.2)
-# when they are missing; with the argument "test", also numpy, which a test
-# uses to check that Python reads the .npz files we write. Debian and Ubuntu
+# when they are missing; with the argument "test", also numpy and Chromium,
+# which tests use to check that Python reads the .npz files we write and
+# that reports render in a browser. Debian and Ubuntu
 # only; elsewhere it says what to install. Uses sudo when not run as root.
 set -eu
 
 pkgs="libopenblas-dev libmujoco-dev"
 if [ "${1:-}" = "test" ] && command -v dpkg-query >/dev/null 2>&1; then
-	pkgs="$pkgs python3-numpy"
+	pkgs="$pkgs python3-numpy chromium"
 fi
 missing=""
 if command -v dpkg-query >/dev/null 2>&1; then

@@ -277,8 +277,9 @@ func Preset(name, kind, task string) (Spec, error) {
 		s.Evaluation.Planner = fastPETS.Planner
 		s.Evaluation.Episodes = 3
 		s.Evaluation.Resamples = 1000
+		// The expert keeps PETS's planner: with 200 samples it falls just
+		// short of the cartpole's 179 (178.6 measured), with 400 it passes.
 		s.Datasets[0].Episodes = 3
-		s.Datasets[0].Planner.Population, s.Datasets[0].Planner.Elites = 200, 20
 		if kind == LikelihoodReward {
 			fastPETS.Trials = 8
 			s.Population.Runs = 3

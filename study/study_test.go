@@ -12,6 +12,7 @@ import (
 	_ "github.com/mismatch-rl/mismatch/env/classic"
 	"github.com/mismatch-rl/mismatch/pets"
 	"github.com/mismatch-rl/mismatch/planning"
+	"github.com/mismatch-rl/mismatch/report"
 )
 
 // tinySpec is a likelihood-vs-reward study on the point mass small enough
@@ -74,9 +75,20 @@ func TestTinyStudyEndToEnd(t *testing.T) {
 	if !bytes.Equal(table, table2) || res2.Correlations[0] != res.Correlations[0] {
 		t.Fatal("re-analysis changed the results")
 	}
-	// The study's on-policy dataset is the runs' data.
 	if _, err := os.Stat(TrajectoryPath(dir, "expert")); err != nil {
 		t.Fatal(err)
+	}
+	// The report: one scatter plot per dataset, inlined.
+	if err := Report(dir, res); err != nil {
+		t.Fatal(err)
+	}
+	if err := report.CheckOffline(filepath.Join(dir, "report.html"), 4); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"expert", "on-policy", "grid", "uniform"} {
+		if _, err := os.Stat(filepath.Join(dir, "figures", "likelihood-reward-"+d+".png")); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	// Sharded: prepare once, run the cells as two shards, analyse: the
@@ -162,5 +174,34 @@ func TestSpecValidation(t *testing.T) {
 				t.Fatalf("preset %s/%s: %v", p, kind, err)
 			}
 		}
+	}
+}
+
+// TestLossRewardStudy: a model checkpointed every 3 epochs of 9, each
+// checkpoint scored; the report has the reward and loss figures.
+func TestLossRewardStudy(t *testing.T) {
+	s := tinySpec()
+	s.Kind = LossReward
+	s.Datasets = s.Datasets[2:] // grid and uniform
+	s.Population = PopulationSpec{Kind: "epochs", Dataset: "uniform", Epochs: 9, Every: 3,
+		Model: pets.ModelConfig{Class: "PE", Members: 2, Hidden: []int{16}, Activation: "swish"},
+		Train: pets.TrainConfig{BatchSize: 16, LR: 3e-3}}
+	dir := t.TempDir()
+	res, err := Run(context.Background(), s, Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Members) != 3 || res.Members[2].Epoch != 9 || math.IsNaN(res.Members[0].TrainLoss) {
+		t.Fatalf("members %+v", res.Members)
+	}
+	// Training lowers the loss on the data it trains on.
+	if !(res.Cells[2].NLL["uniform"] < res.Cells[0].NLL["uniform"]) {
+		t.Fatalf("NLL on the training data went from %g to %g", res.Cells[0].NLL["uniform"], res.Cells[2].NLL["uniform"])
+	}
+	if err := Report(dir, res); err != nil {
+		t.Fatal(err)
+	}
+	if err := report.CheckOffline(filepath.Join(dir, "report.html"), 2); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,0 +1,64 @@
+// Command expert runs episodes of CEM planning on the true simulator (the
+// objective-mismatch paper's expert) and prints each episode's reward and
+// the planning time per step.
+//
+//	go run ./bench/expert -task cartpole-swingup -episodes 3 -pop 200
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/mismatch-rl/mismatch/data"
+	"github.com/mismatch-rl/mismatch/env"
+	_ "github.com/mismatch-rl/mismatch/env/classic"
+	_ "github.com/mismatch-rl/mismatch/env/mujoco"
+	"github.com/mismatch-rl/mismatch/planning"
+)
+
+func main() {
+	task := flag.String("task", "cartpole-swingup", "task")
+	episodes := flag.Int("episodes", 3, "episodes")
+	pop := flag.Int("pop", 400, "CEM population")
+	elites := flag.Int("elites", 40, "CEM elites")
+	horizon := flag.Int("horizon", 25, "planning horizon")
+	iters := flag.Int("iters", 5, "CEM iterations")
+	threads := flag.Int("threads", 0, "goroutines (0: one per CPU)")
+	flag.Parse()
+	t, err := env.Lookup(*task)
+	if err != nil {
+		log.Fatal(err)
+	}
+	e, err := t.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	sim := e.(env.Simulator)
+	obj, err := planning.NewSimObjective(sim, *horizon, *threads)
+	if err != nil {
+		log.Fatal(err)
+	}
+	b := planning.BoundsOf(t.ActionSpace())
+	cfg := planning.Config{Optimizer: "cem", Horizon: *horizon, Population: *pop, Elites: *elites, Iterations: *iters, Alpha: 0.1, MinVariance: 0.001}
+	var sum float64
+	for ep := 0; ep < *episodes; ep++ {
+		opt, err := planning.NewOptimizer(cfg, b, uint64(ep))
+		if err != nil {
+			log.Fatal(err)
+		}
+		agent, err := planning.NewAgent(opt, obj.Evaluate, func([]float32) error { obj.SetStart(sim.State()); return nil }, b, 1)
+		if err != nil {
+			log.Fatal(err)
+		}
+		t0 := time.Now()
+		r, err := data.RunEpisode(sim, agent.Act, uint64(100+ep), nil)
+		if err != nil {
+			log.Fatal(err)
+		}
+		sum += r
+		fmt.Printf("episode %d: reward %.2f, %.0f ms per planning step\n", ep, r, 1000*time.Since(t0).Seconds()/float64(agent.Plans))
+	}
+	fmt.Printf("mean reward %.2f over %d episodes\n", sum/float64(*episodes), *episodes)
+}
