@@ -399,3 +399,23 @@ func (p *Predictor) Moments(mean, variance, obs, act []float32, rows int, member
 	kernel.Exp(variance[:nd], p.lv[:nd])
 	return nil
 }
+
+// Features returns the last hidden layer's activations for n observations
+// and actions, for every member: Members×n×width, member after member. The
+// network's output is linear in them.
+func (m *Model) Features(obs, act []float32, n int) ([]float32, error) {
+	E := m.cfg.Members
+	in := make([]float32, E*n*m.InputDim())
+	m.inputs(in[:n*m.InputDim()], obs, act, n)
+	for e := 1; e < E; e++ {
+		copy(in[e*n*m.InputDim():], in[:n*m.InputDim()])
+	}
+	if len(m.cfg.Hidden) == 0 {
+		return nil, errors.New("dynamics: a linear model has no hidden features")
+	}
+	w := m.cfg.Hidden[len(m.cfg.Hidden)-1]
+	out := make([]float32, E*n*w)
+	ev := nn.NewEvaluator(m.Net, 1)
+	defer ev.Close()
+	return out, ev.Features(out, in, n)
+}

@@ -109,6 +109,25 @@ type Coverer interface {
 	CoverageBox() Box
 }
 
+// ObservationNamer is implemented by tasks that name their observation's
+// dimensions, for tables and figures.
+type ObservationNamer interface {
+	ObservationNames() []string
+}
+
+// ObservationNames returns the task's names for its observation's
+// dimensions, or obs[0], obs[1], … when it has none.
+func ObservationNames(t Task) []string {
+	if n, ok := t.(ObservationNamer); ok {
+		return n.ObservationNames()
+	}
+	names := make([]string, t.ObservationSpace().Dim())
+	for i := range names {
+		names[i] = fmt.Sprintf("obs[%d]", i)
+	}
+	return names
+}
+
 // ErrClosed is returned by environments used after Close.
 var ErrClosed = errors.New("env: environment is closed")
 

@@ -34,6 +34,7 @@ type Evaluator struct {
 	rows    int
 	chunks  int
 	members []int
+	layers  int // layers to evaluate: all, or all but the output layer
 	task    func(worker, task int)
 }
 
@@ -69,6 +70,20 @@ func (e *Evaluator) Forward(dst, x []float32, rows int) error {
 // block i of x (rows×In) goes through member members[i] into block i of dst.
 // A member may be listed more than once. nil means every member in order.
 func (e *Evaluator) ForwardMembers(dst, x []float32, rows int, members []int) error {
+	return e.forward(dst, x, rows, members, len(e.m.Layers))
+}
+
+// Features computes the activations of the last hidden layer, the input of
+// the output layer, for every member: x is Members×rows×In and dst
+// Members×rows×(last hidden width). The output is linear in them.
+func (e *Evaluator) Features(dst, x []float32, rows int) error {
+	if len(e.m.cfg.Hidden) == 0 {
+		return errors.New("nn: a linear model has no hidden features")
+	}
+	return e.forward(dst, x, rows, nil, len(e.m.Layers)-1)
+}
+
+func (e *Evaluator) forward(dst, x []float32, rows int, members []int, layers int) error {
 	if e.closed {
 		return errClosed
 	}
@@ -85,7 +100,11 @@ func (e *Evaluator) ForwardMembers(dst, x []float32, rows int, members []int) er
 	if err := checkIO("input", x, k, rows, cfg.In); err != nil {
 		return err
 	}
-	if err := checkIO("output", dst, k, rows, cfg.Out); err != nil {
+	outW := cfg.Out
+	if layers < len(e.m.Layers) {
+		outW = e.m.Layers[layers-1].Out
+	}
+	if err := checkIO("output", dst, k, rows, outW); err != nil {
 		return err
 	}
 	if e.CheckFinite {
@@ -96,7 +115,7 @@ func (e *Evaluator) ForwardMembers(dst, x []float32, rows int, members []int) er
 	if rows == 0 || k == 0 {
 		return nil
 	}
-	e.x, e.dst, e.rows, e.members = x, dst, rows, members
+	e.x, e.dst, e.rows, e.members, e.layers = x, dst, rows, members, layers
 	e.chunks = (rows + chunkRows - 1) / chunkRows
 	e.pool.Run(k*e.chunks, e.task)
 	e.x, e.dst, e.members = nil, nil, nil
@@ -138,13 +157,15 @@ func (e *Evaluator) run(worker, task int) {
 	in := e.x[base*cfg.In : (base+n)*cfg.In]
 	bufs := e.scratch[worker]
 	act, slope := cfg.Activation.kernel(), cfg.slope()
-	last := len(e.m.Layers) - 1
-	for i, l := range e.m.Layers {
+	last := e.layers - 1
+	for i, l := range e.m.Layers[:e.layers] {
 		var out []float32
 		a := act
 		if i == last {
 			out = e.dst[base*l.Out : (base+n)*l.Out]
-			a = kernel.Identity
+			if i == len(e.m.Layers)-1 {
+				a = kernel.Identity
+			}
 		} else {
 			out = bufs[i%2][:n*l.Out]
 		}

@@ -490,3 +490,42 @@ func TestForwardDoesNotAllocate(t *testing.T) {
 		t.Fatalf("a training pass allocated %.1f times per call", a)
 	}
 }
+
+// TestFeatures: the output layer applied to the features by hand gives the
+// forward pass's output.
+func TestFeatures(t *testing.T) {
+	cfg := Config{Members: 2, In: 3, Hidden: []int{5, 4}, Out: 2, Activation: Tanh}
+	m := mustNew(t, cfg, 1)
+	src := rng.New(2)
+	for _, l := range m.Layers {
+		src.FillNormal(l.B, 0, 0.3)
+	}
+	const rows = 7
+	x := randInput(src, 2*rows*3)
+	ev := NewEvaluator(m, 2)
+	defer ev.Close()
+	feat := make([]float32, 2*rows*4)
+	out := make([]float32, 2*rows*2)
+	if err := ev.Features(feat, x, rows); err != nil {
+		t.Fatal(err)
+	}
+	ev.Forward(out, x, rows)
+	l := m.Layers[2]
+	for e := 0; e < 2; e++ {
+		for r := 0; r < rows; r++ {
+			for j := 0; j < 2; j++ {
+				s := float64(l.MemberB(e)[j])
+				for i := 0; i < 4; i++ {
+					s += float64(feat[(e*rows+r)*4+i]) * float64(l.MemberW(e)[i*2+j])
+				}
+				if math.Abs(s-float64(out[(e*rows+r)*2+j])) > 1e-5 {
+					t.Fatalf("member %d row %d output %d: %g from features, %g from forward", e, r, j, s, out[(e*rows+r)*2+j])
+				}
+			}
+		}
+	}
+	lin := mustNew(t, Config{Members: 1, In: 2, Out: 1}, 1)
+	if err := NewEvaluator(lin, 1).Features(make([]float32, 10), make([]float32, 10), 2); err == nil {
+		t.Fatal("features of a linear model accepted")
+	}
+}

@@ -31,7 +31,7 @@ evaluation datasets and by the reward they earn in MPC, and relates the two.
 
 A rerun skips every finished dataset, model and cell.`,
 	}
-	cmd.AddCommand(studyRunCommand(false), studyRunCommand(true), studyReportCommand("report"), studyReportCommand("merge"))
+	cmd.AddCommand(studyRunCommand(false), studyRunCommand(true), studyReportCommand("report"), studyReportCommand("merge"), attackCommand())
 	return cmd
 }
 

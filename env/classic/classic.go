@@ -39,6 +39,7 @@ type system struct {
 
 // task implements env.Task for a system.
 type task struct {
+	names    []string
 	name     string
 	obs, act env.Box
 	coverage env.Box
@@ -56,6 +57,9 @@ func (t *task) ActionSpace() env.Box      { return t.act }
 func (t *task) EpisodeSteps() int         { return t.steps }
 func (t *task) InputDim() int             { return t.obs.Dim() }
 func (t *task) AbsoluteTargets() []int    { return nil }
+
+// ObservationNames names the observation's dimensions.
+func (t *task) ObservationNames() []string { return append([]string(nil), t.names...) }
 
 // CoverageBox bounds the observations the task's episodes visit.
 func (t *task) CoverageBox() env.Box { return t.coverage }
@@ -222,7 +226,8 @@ func (e *sim) Rollout(actions []float32, horizon int, obs []float32, reward []fl
 // per step that ends with |x| ≤ 2.4 and |θ| ≤ 12°, else 0 and the episode
 // terminates; 200 steps.
 var CartPole env.Task = &task{
-	name: "cartpole", obs: env.Unbounded(4), act: env.Uniform(1, -1, 1), steps: 200,
+	names: []string{"x", "ẋ", "θ", "θ̇"},
+	name:  "cartpole", obs: env.Unbounded(4), act: env.Uniform(1, -1, 1), steps: 200,
 	coverage: env.Box{Low: []float32{-2.4, -2, -0.21, -3}, High: []float32{2.4, 2, 0.21, 3}},
 	sys: system{
 		stateDim: 4,
@@ -288,7 +293,8 @@ func cartPoleStep(s []float64, a []float32) {
 // −(θ² + 0.1·θ̇² + 0.001·u²) of the state before the step (θ wrapped to
 // [−π, π)), velocity limited to ±8; 200 steps of 0.05 s.
 var Pendulum env.Task = &task{
-	name: "pendulum", obs: env.Unbounded(3), act: env.Uniform(1, -2, 2), steps: 200,
+	names: []string{"cos θ", "sin θ", "θ̇"},
+	name:  "pendulum", obs: env.Unbounded(3), act: env.Uniform(1, -2, 2), steps: 200,
 	coverage: env.Box{Low: []float32{-1, -1, -8}, High: []float32{1, 1, 8}},
 	sys: system{
 		stateDim: 2,
@@ -330,7 +336,8 @@ var Pendulum env.Task = &task{
 // unit from the goal); driving to the goal and holding there scores about
 // −8.
 var PointMass env.Task = &task{
-	name: "pointmass", obs: env.Unbounded(2), act: env.Uniform(1, -1, 1), steps: 50,
+	names: []string{"x", "v"},
+	name:  "pointmass", obs: env.Unbounded(2), act: env.Uniform(1, -1, 1), steps: 50,
 	coverage: env.Box{Low: []float32{-0.5, -1.5}, High: []float32{1.5, 1.5}},
 	sys: system{
 		stateDim: 2,

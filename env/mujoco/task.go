@@ -41,6 +41,7 @@ type spec struct {
 	// coverage bounds the observations episodes visit (for tasks with
 	// fromObs).
 	coverage env.Box
+	names    []string // of the observation's dimensions, if known
 }
 
 // record is one step's simulator record.
@@ -101,6 +102,18 @@ func (t *task) ObservationSpace() env.Box { return env.Unbounded(t.obsDim) }
 func (t *task) ActionSpace() env.Box      { return t.act }
 func (t *task) EpisodeSteps() int         { return t.steps }
 func (t *task) InputDim() int             { return t.inputDim }
+
+// ObservationNames names the observation's dimensions.
+func (t *task) ObservationNames() []string {
+	if t.names != nil {
+		return append([]string(nil), t.names...)
+	}
+	n := make([]string, t.obsDim)
+	for i := range n {
+		n[i] = fmt.Sprintf("obs[%d]", i)
+	}
+	return n
+}
 
 // CoverageBox bounds the observations the task's episodes visit; it is
 // empty for tasks that cannot be put in a chosen state.

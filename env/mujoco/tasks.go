@@ -78,6 +78,7 @@ func cartpoleReward(tipX, tipZ, ctrlSq float64) float64 {
 
 var cartpoleSpec = spec{
 	name: "cartpole-swingup", xml: cartpoleXML, frameSkip: 2, steps: 200, obsDim: 4,
+	names: []string{"cart position x", "pole angle θ", "cart velocity", "pole angular velocity"},
 	act:   env.Uniform(1, -3, 3),
 	sites: []string{"tip"},
 	reset: func(src *rng.Source, qpos, qvel []float64) {

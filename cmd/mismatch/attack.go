@@ -1,0 +1,78 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mismatch-rl/mismatch/data"
+	"github.com/mismatch-rl/mismatch/dynamics"
+	"github.com/mismatch-rl/mismatch/env"
+	"github.com/mismatch-rl/mismatch/pets"
+	"github.com/mismatch-rl/mismatch/study"
+)
+
+func attackCommand() *cobra.Command {
+	var model, held, expert, out, file string
+	cmd := &cobra.Command{
+		Use:   "attack --model M.safetensors --data HELD.npz [key=value ...]",
+		Short: "Search for a model as likely as a good one that controls worse (the paper's adversarial search)",
+		Long: `CMA-ES changes a trained model's last layer (or all of it) to lower the
+mean reward it earns in MPC, rejecting any change that makes its negative
+log-likelihood on the held-out data worse (tolerance=0). The search scores
+candidates with a cheap planner (search.*); the original and the result are
+then re-measured with more episodes and the final planner (final.*).`,
+		Example: `  mismatch study attack --model runs/p/models/trial_015.safetensors --data runs/p/data.npz \
+      --expert runs/s/datasets/expert.trajectory.npz --out runs/attack iterations=30`,
+		RunE: func(cmd *cobra.Command, kv []string) error {
+			if model == "" || held == "" {
+				return badInput("--model and --data are required")
+			}
+			m, err := dynamics.Load(model, nil)
+			if err != nil {
+				return usageError{err}
+			}
+			task, _ := env.Lookup(m.Spec().Name())
+			fastCfg, _ := pets.Preset("fast", task.Name())
+			defCfg, _ := pets.Preset("default", task.Name())
+			c := study.AttackConfig{Subset: "last", Dims: 100, Directions: "null", Step: 0.01, Iterations: 20, Seed: 1, Workers: 2,
+				Search: study.EvalSpec{Episodes: 1, Planner: fastCfg.Planner}, Final: study.EvalSpec{Episodes: 10, Planner: defCfg.Planner}}
+			if err := loadConfig(&c, file, kv); err != nil {
+				return err
+			}
+			hb, err := data.ReadNPZ(held)
+			if err != nil {
+				return usageError{err}
+			}
+			var eb *data.Buffer
+			if expert != "" {
+				if eb, err = data.ReadNPZ(expert); err != nil {
+					return usageError{err}
+				}
+			}
+			if out == "" {
+				out = filepath.Join("runs", "attack")
+			}
+			logf := func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
+			res, err := study.Attack(cmd.Context(), task, m, hb, c, logf)
+			if err != nil {
+				return err
+			}
+			if err := study.WriteAttack(out, c, res, eb, env.ObservationNames(task)); err != nil {
+				return err
+			}
+			fmt.Printf("reward %.2f ± %.2f → %.2f ± %.2f; held-out NLL %.4f → %.4f\n%s\n", res.Before.RewardMean, res.Before.RewardStd,
+				res.After.RewardMean, res.After.RewardStd, res.Before.NLL, res.After.NLL, filepath.Join(out, "report.html"))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&model, "model", "", "checkpoint of the model to attack")
+	f.StringVar(&held, "data", "", "held-out data (.npz) whose likelihood must not get worse")
+	f.StringVar(&expert, "expert", "", "an expert trajectory (.npz) to draw beside the models'")
+	f.StringVar(&out, "out", "", "output directory (default runs/attack)")
+	f.StringVar(&file, "config", "", "YAML attack config")
+	return cmd
+}

@@ -1,0 +1,428 @@
+package study
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sync"
+
+	"gonum.org/v1/gonum/mat"
+	"gonum.org/v1/gonum/optimize"
+
+	"github.com/mismatch-rl/mismatch/data"
+	"github.com/mismatch-rl/mismatch/dynamics"
+	"github.com/mismatch-rl/mismatch/env"
+	"github.com/mismatch-rl/mismatch/planning"
+	"github.com/mismatch-rl/mismatch/rng"
+)
+
+// AttackConfig is the adversarial model search of the paper's section 5:
+// change a good model's parameters to lower the reward it earns in MPC
+// while its likelihood on held-out data stays at least as good.
+type AttackConfig struct {
+	// Subset is the parameters searched: "last" (the output layer, about
+	// 1% of a PETS model) or "all".
+	Subset string `yaml:"subset"`
+	// Dims is the dimension of the search: CMA-ES moves the subset along
+	// Dims fixed directions, Δw = P·z. CMA-ES adapts a full covariance,
+	// which the thousands of weights of a layer would make cubic in cost;
+	// a subspace keeps it to Dims.
+	Dims int `yaml:"dims"`
+	// Directions chooses P. "null" (the default for the last layer) takes
+	// the directions of the output layer's mean weights that change
+	// predictions on the held-out data least: the output is linear in the
+	// last hidden features H, so these are H's right singular vectors of
+	// smallest singular value, for each member and output. They leave the
+	// likelihood nearly untouched while changing predictions away from the
+	// data, which is where a planner's search goes. "random" draws P from
+	// N(0, σ²/Dims), σ the subset's weight spread.
+	Directions string `yaml:"directions"`
+	// Step is CMA-ES's initial step size in z: the typical change of a
+	// weight as a fraction of the subset's weight spread. A trained model's
+	// likelihood is at a minimum, so steps must start small (0.01–0.05).
+	Step       float64 `yaml:"step"`
+	Population int     `yaml:"population"` // 0: CMA-ES's default 4+3·ln(Dims)
+	Iterations int     `yaml:"iterations"`
+	Seed       uint64  `yaml:"seed"`
+	Workers    int     `yaml:"workers"` // candidates scored at once
+	// Search scores candidates; Final re-measures the original and the
+	// result with more episodes, with the same planner for both.
+	Search EvalSpec `yaml:"search"`
+	Final  EvalSpec `yaml:"final"`
+	// Tolerance lets the held-out NLL rise by this much (nats) before the
+	// constraint bites; 0 demands it be no worse.
+	Tolerance float64 `yaml:"tolerance"`
+}
+
+// AttackResult is the search's outcome.
+type AttackResult struct {
+	Before, After     Score
+	Step              float64   // CMA-ES's calibrated initial step
+	BestPerIteration  []float64 // best objective after each iteration
+	Evaluations       int
+	Model             *dynamics.Model // the adversarial model
+	OriginalEpisodes  [][]float32     // observations of the final episodes, per model
+	AdversaryEpisodes [][]float32
+}
+
+// Score is a model's held-out NLL and its reward over episodes.
+type Score struct {
+	NLL        float64
+	Rewards    []float64
+	RewardMean float64
+	RewardStd  float64
+}
+
+// penalty makes every candidate that breaks the likelihood constraint
+// worse than every one that keeps it.
+const penalty = 1e6
+
+// Attack searches for a model whose reward is low and whose NLL on held
+// is no worse than model's.
+func Attack(ctx context.Context, task env.Task, model *dynamics.Model, held *data.Buffer, c AttackConfig, logf func(string, ...any)) (*AttackResult, error) {
+	if c.Dims < 1 || c.Iterations < 1 || c.Step <= 0 || c.Search.Episodes < 1 || c.Final.Episodes < 1 {
+		return nil, errors.New("study: attack needs dims, iterations, step, search and final episodes ≥ 1")
+	}
+	if err := checkPlanner(c.Search.Planner); err != nil {
+		return nil, fmt.Errorf("search planner: %w", err)
+	}
+	if err := checkPlanner(c.Final.Planner); err != nil {
+		return nil, fmt.Errorf("final planner: %w", err)
+	}
+	lo, hi, err := subsetRange(model, c.Subset)
+	if err != nil {
+		return nil, err
+	}
+	base := append([]float32(nil), model.Net.Params()...)
+	sub := base[lo:hi]
+	_, spread := meanStd(toF64(sub))
+	if spread == 0 {
+		spread = 1
+	}
+	// The directions, one after another: Dims × len(sub).
+	dirs := make([]float32, c.Dims*len(sub))
+	switch {
+	case c.Directions == "random" || c.Subset == "all":
+		rng.New(c.Seed).Child(hash("directions")).FillNormal(dirs, 0, float32(spread/math.Sqrt(float64(c.Dims))))
+	case c.Directions == "null" || c.Directions == "":
+		if err := nullDirections(dirs, model, held, c.Dims, spread); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("study: attack directions %q, want null or random", c.Directions)
+	}
+
+	m0, err := model.Evaluate(held, 1)
+	if err != nil {
+		return nil, err
+	}
+	nll0 := m0.NLL
+	workers := max(c.Workers, 1)
+	pool := make(chan *dynamics.Model, workers)
+	for range workers {
+		pool <- model.Clone()
+	}
+	var mu sync.Mutex
+	res := &AttackResult{}
+	best := math.Inf(1)
+	// The best candidate that keeps the constraint: CMA-ES reports the
+	// lowest objective, which can only be feasible if one was found.
+	var bestZ []float64
+	apply := func(m *dynamics.Model, z []float64) {
+		p := m.Net.Params()
+		copy(p, base)
+		for d, zd := range z {
+			if zd == 0 {
+				continue
+			}
+			col := dirs[d*len(sub) : (d+1)*len(sub)]
+			for i, v := range col {
+				p[lo+i] += float32(zd) * v
+			}
+		}
+	}
+	objective := func(z []float64) float64 {
+		m := <-pool
+		defer func() { pool <- m }()
+		if ctx.Err() != nil {
+			return math.Inf(1)
+		}
+		apply(m, z)
+		met, err := m.Evaluate(held, 1)
+		f := math.Inf(1)
+		if err == nil {
+			if met.NLL > nll0+c.Tolerance {
+				f = penalty * (1 + met.NLL - nll0)
+			} else if sc, err := score(ctx, task, m, c.Search, c.Seed); err == nil && !math.IsNaN(sc.RewardMean) {
+				f = sc.RewardMean
+			}
+		}
+		mu.Lock()
+		res.Evaluations++
+		if f < best {
+			best = f
+			if f < penalty {
+				bestZ = slices.Clone(z)
+			}
+		}
+		mu.Unlock()
+		return f
+	}
+	step, err := calibrate(model.Clone(), held, nll0+c.Tolerance, c, apply)
+	if err != nil {
+		return nil, err
+	}
+	logf("attack: initial step %.3g (held-out NLL %.4f)", step, nll0)
+	res.Step = step
+	// gonum's CMA-ES samples from N(mean, C) with C from InitCholesky (the
+	// identity by default); its step size only scales the updates. So the
+	// initial spread is given as C = step²·I.
+	diag := make([]float64, c.Dims)
+	for i := range diag {
+		diag[i] = step * step
+	}
+	var chol mat.Cholesky
+	if !chol.Factorize(mat.NewDiagDense(c.Dims, diag)) {
+		return nil, errors.New("study: initial covariance is not positive definite")
+	}
+	method := &optimize.CmaEsChol{InitStepSize: step, InitCholesky: &chol, Population: c.Population, Src: rand.NewPCG(c.Seed, hash("cma"))}
+	pop := c.Population
+	if pop == 0 {
+		pop = 4 + int(math.Floor(3*math.Log(float64(c.Dims))))
+	}
+	iter := 0
+	settings := &optimize.Settings{Concurrent: workers, FuncEvaluations: pop * c.Iterations,
+		Recorder: recorderFunc(func(loc *optimize.Location, op optimize.Operation, _ *optimize.Stats) error {
+			if op == optimize.MajorIteration {
+				iter++
+				mu.Lock()
+				res.BestPerIteration = append(res.BestPerIteration, best)
+				mu.Unlock()
+				logf("attack: iteration %d, best objective %.2f (%d evaluations)", iter, best, res.Evaluations)
+			}
+			return ctx.Err()
+		})}
+	_, err = optimize.Minimize(optimize.Problem{Func: objective}, make([]float64, c.Dims), settings, method)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if bestZ == nil {
+		if err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("study: no candidate of %d kept the held-out NLL within %g of %.4f; try a smaller step", res.Evaluations, c.Tolerance, nll0)
+	}
+	adv := model.Clone()
+	apply(adv, bestZ)
+
+	// Re-measure both with the final planner and more episodes.
+	for i, m := range []*dynamics.Model{model, adv} {
+		met, err := m.Evaluate(held, 1)
+		if err != nil {
+			return nil, err
+		}
+		sc, obs, err := scoreEpisodes(ctx, task, m, c.Final, c.Seed^0xf17a1)
+		if err != nil {
+			return nil, err
+		}
+		sc.NLL = met.NLL
+		if i == 0 {
+			res.Before, res.OriginalEpisodes = sc, obs
+		} else {
+			res.After, res.AdversaryEpisodes = sc, obs
+		}
+	}
+	res.Model = adv
+	return res, nil
+}
+
+// nullDirections fills dirs with the dims directions of the output layer's
+// mean weights (and biases) least constrained by the held-out data.
+func nullDirections(dirs []float32, m *dynamics.Model, held *data.Buffer, dims int, spread float64) error {
+	n := min(held.Len(), 5000)
+	feat, err := m.Features(held.Obs[:n*held.ObsDim], held.Act[:n*held.ActDim], n)
+	if err != nil {
+		return err
+	}
+	E := m.Members()
+	l := m.Net.Layers[len(m.Net.Layers)-1]
+	h, out := l.In, l.Out
+	type cand struct {
+		s       float64
+		e, j, k int
+	}
+	var cands []cand
+	vs := make([]*mat.Dense, E)
+	for e := 0; e < E; e++ {
+		H := mat.NewDense(n, h+1, nil)
+		for r := 0; r < n; r++ {
+			for i := 0; i < h; i++ {
+				H.Set(r, i, float64(feat[(e*n+r)*h+i]))
+			}
+			H.Set(r, h, 1)
+		}
+		var svd mat.SVD
+		if !svd.Factorize(H, mat.SVDThin) {
+			return errors.New("study: SVD of the held-out features failed")
+		}
+		sv := svd.Values(nil)
+		vs[e] = &mat.Dense{}
+		svd.VTo(vs[e])
+		for k, s := range sv {
+			for j := 0; j < m.ObsDim(); j++ { // the mean outputs
+				cands = append(cands, cand{s, e, j, k})
+			}
+		}
+	}
+	slices.SortStableFunc(cands, func(a, b cand) int {
+		switch {
+		case a.s < b.s:
+			return -1
+		case a.s > b.s:
+			return 1
+		}
+		return 0
+	})
+	if len(cands) < dims {
+		return fmt.Errorf("study: only %d null directions for %d dimensions", len(cands), dims)
+	}
+	sub := len(dirs) / dims
+	scale := spread * math.Sqrt(float64(h+1))
+	for d, c := range cands[:dims] {
+		col := dirs[d*sub : (d+1)*sub]
+		for i := 0; i <= h; i++ {
+			v := float32(scale * vs[c.e].At(i, c.k))
+			if i < h {
+				col[c.e*h*out+i*out+c.j] = v
+			} else {
+				col[E*h*out+c.e*out+c.j] = v
+			}
+		}
+	}
+	return nil
+}
+
+// calibrate finds CMA-ES's initial step: the largest step (halving or
+// doubling from c.Step) at which at least a third of random candidates keep
+// the likelihood constraint. A trained model sits at a minimum of its loss,
+// and how far it can move depends on how sharp its likelihood is in the
+// search directions, which no fixed step suits.
+func calibrate(m *dynamics.Model, held *data.Buffer, limit float64, c AttackConfig, apply func(*dynamics.Model, []float64)) (float64, error) {
+	src := rng.New(c.Seed).Child(hash("calibrate"))
+	z := make([]float64, c.Dims)
+	feasible := func(step float64) bool {
+		ok := 0
+		const probes = 6
+		for p := 0; p < probes; p++ {
+			for i := range z {
+				z[i] = step * src.Normal()
+			}
+			apply(m, z)
+			if met, err := m.Evaluate(held, 1); err == nil && met.NLL <= limit {
+				ok++
+			}
+		}
+		return 3*ok >= probes
+	}
+	step := c.Step
+	if feasible(step) {
+		for i := 0; i < 20 && feasible(2*step); i++ {
+			step *= 2
+		}
+		return step, nil
+	}
+	for i := 0; i < 40; i++ {
+		step /= 2
+		if feasible(step) {
+			return step, nil
+		}
+	}
+	return 0, errors.New("study: no step size keeps the held-out likelihood; the model may be at a sharp minimum")
+}
+
+type recorderFunc func(*optimize.Location, optimize.Operation, *optimize.Stats) error
+
+func (f recorderFunc) Init() error { return nil }
+func (f recorderFunc) Record(l *optimize.Location, op optimize.Operation, s *optimize.Stats) error {
+	return f(l, op, s)
+}
+
+// subsetRange returns the parameter range searched.
+func subsetRange(m *dynamics.Model, subset string) (int, int, error) {
+	n := len(m.Net.Params())
+	switch subset {
+	case "all":
+		return 0, n, nil
+	case "last", "":
+		l := m.Net.Layers[len(m.Net.Layers)-1]
+		return n - len(l.W) - len(l.B), n, nil
+	}
+	return 0, 0, fmt.Errorf("study: attack subset %q, want last or all", subset)
+}
+
+func toF64(x []float32) []float64 {
+	out := make([]float64, len(x))
+	for i, v := range x {
+		out[i] = float64(v)
+	}
+	return out
+}
+
+// score runs e.Episodes MPC episodes with model and returns their rewards.
+func score(ctx context.Context, task env.Task, m *dynamics.Model, e EvalSpec, seed uint64) (Score, error) {
+	s, _, err := scoreEpisodes(ctx, task, m, e, seed)
+	return s, err
+}
+
+// scoreEpisodes also returns each episode's observations, concatenated.
+func scoreEpisodes(ctx context.Context, task env.Task, m *dynamics.Model, e EvalSpec, seed uint64) (Score, [][]float32, error) {
+	pc := e.Planner
+	prop, err := planning.ParsePropagation(pc.Propagation)
+	if err != nil {
+		return Score{}, nil, err
+	}
+	world, err := task.New()
+	if err != nil {
+		return Score{}, nil, err
+	}
+	defer world.Close()
+	bounds := planning.BoundsOf(task.ActionSpace())
+	var sc Score
+	var trajs [][]float32
+	streams := rng.New(seed).Child(hash("score"))
+	for ep := 0; ep < e.Episodes; ep++ {
+		obj, err := planning.NewModelObjective(task, m, pc.Horizon, pc.Particles, prop, 1, streams.Child(uint64(2*ep)).Uint64())
+		if err != nil {
+			return sc, nil, err
+		}
+		opt, err := planning.NewOptimizer(pc, bounds, streams.Child(uint64(2*ep+1)).Uint64())
+		if err != nil {
+			obj.Close()
+			return sc, nil, err
+		}
+		agent, err := planning.NewAgent(opt, obj.Evaluate, obj.SetStart, bounds, pc.ReplanEvery)
+		if err != nil {
+			obj.Close()
+			return sc, nil, err
+		}
+		buf := data.NewBuffer(task.ObservationSpace().Dim(), task.ActionSpace().Dim())
+		policy := func(act, obs []float32) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			return agent.Act(act, obs)
+		}
+		r, err := data.RunEpisode(world, policy, episodeSeed(seed, ep), buf)
+		obj.Close()
+		if err != nil {
+			return sc, nil, err
+		}
+		sc.Rewards = append(sc.Rewards, r)
+		trajs = append(trajs, slices.Clone(buf.Next))
+	}
+	sc.RewardMean, sc.RewardStd = meanStd(sc.Rewards)
+	return sc, trajs, nil
+}
