@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/mismatch-rl/mismatch/data"
 	"github.com/mismatch-rl/mismatch/dynamics"
 	"github.com/mismatch-rl/mismatch/nn"
 	"github.com/mismatch-rl/mismatch/planning"
@@ -50,6 +51,10 @@ type TrainConfig struct {
 	HoldOut   float64 `yaml:"hold_out"`
 	Patience  int     `yaml:"patience"`
 	Elites    int     `yaml:"elites"`
+	// Reweight, when set to a weighting (linear, exponential, cosine),
+	// weights each transition's loss by its distance to the best episode
+	// collected so far: the paper's suggested online re-weighting.
+	Reweight string `yaml:"reweight"`
 }
 
 // Dynamics returns the dynamics model configuration c describes.
@@ -108,6 +113,11 @@ func (c Config) Validate() error {
 	}
 	if t.Patience < 0 {
 		bad("train.patience", "is %d, want 0 (off) or more", t.Patience)
+	}
+	if t.Reweight != "" {
+		if _, err := data.Weight(t.Reweight, 0, 1); err != nil {
+			bad("train.reweight", "%v", err)
+		}
 	}
 	if t.Patience > 0 && t.HoldOut == 0 {
 		bad("train.patience", "needs train.hold_out > 0")

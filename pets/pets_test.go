@@ -149,3 +149,22 @@ func TestTrialsTableRoundTrip(t *testing.T) {
 		t.Fatal("a malformed table was read")
 	}
 }
+
+// TestOnlineReweighting: with transitions weighted by their distance to
+// the best episode, PETS still learns the point mass.
+func TestOnlineReweighting(t *testing.T) {
+	cfg := pointMassConfig()
+	cfg.Train.Reweight = "exponential"
+	rows, err := Run(context.Background(), cfg, Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("rewards %.2f %.2f %.2f", rows[1].Reward, rows[2].Reward, rows[3].Reward)
+	if rows[3].Reward < -20 {
+		t.Fatalf("last trial %.2f with re-weighting, want > −20", rows[3].Reward)
+	}
+	cfg.Train.Reweight = "triangular"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "train.reweight") {
+		t.Fatalf("unknown weighting: %v", err)
+	}
+}

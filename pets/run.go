@@ -150,6 +150,11 @@ func Run(ctx context.Context, cfg Config, opt Options) ([]Trial, error) {
 		t0 := time.Now()
 		tc := dynamics.TrainConfig{Epochs: cfg.Train.Epochs, BatchSize: cfg.Train.BatchSize, HoldOut: cfg.Train.HoldOut,
 			Patience: cfg.Train.Patience, Elites: cfg.Train.Elites, Seed: seed.Child(uint64(2000 + trial)).Uint64()}
+		if cfg.Train.Reweight != "" {
+			if tc.Weights, err = data.Weights(cfg.Train.Reweight, buf, bestEpisode(buf), cfg.Threads); err != nil {
+				return rows, err
+			}
+		}
 		res, err := trainer.Train(buf, tc)
 		if err != nil {
 			return rows, fmt.Errorf("training before trial %d: %w", trial, err)
@@ -198,6 +203,23 @@ func Run(ctx context.Context, cfg Config, opt Options) ([]Trial, error) {
 		progress(Event{Phase: "trial", Trial: trial, Trials: cfg.Trials, Row: &row})
 	}
 	return rows, nil
+}
+
+// bestEpisode returns the transitions of the episode of highest return.
+func bestEpisode(buf *data.Buffer) *data.Buffer {
+	eps := buf.Episodes()
+	rets := buf.EpisodeReturns()
+	best := 0
+	for i, r := range rets {
+		if r > rets[best] {
+			best = i
+		}
+	}
+	idx := make([]int, 0, eps[best].End-eps[best].Start)
+	for i := eps[best].Start; i < eps[best].End; i++ {
+		idx = append(idx, i)
+	}
+	return buf.Subset(idx)
 }
 
 // episodeSeed is the reset seed of a trial's episode.

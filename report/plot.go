@@ -10,6 +10,7 @@ import (
 	"math"
 
 	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/palette/moreland"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
@@ -222,4 +223,64 @@ func fmtFloat(v float64) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.4g", v)
+}
+
+// grid adapts a matrix to gonum's GridXYZ: column c, row r at (c, r).
+type grid struct{ z [][]float64 }
+
+func (g grid) Dims() (c, r int)   { return len(g.z[0]), len(g.z) }
+func (g grid) Z(c, r int) float64 { return g.z[r][c] }
+func (g grid) X(c int) float64    { return float64(c) }
+func (g grid) Y(r int) float64    { return float64(r) }
+
+// HeatMap draws z (rows by columns) as coloured cells labelled with their
+// values, on a scale from lo to hi shared with other heat maps; NaN cells
+// are left blank. Columns are labelled xTicks and rows yTicks.
+func HeatMap(name, title, xLabel, yLabel string, xTicks, yTicks []string, z [][]float64, lo, hi float64) (Figure, error) {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = xLabel
+	p.Y.Label.Text = yLabel
+	pal := moreland.SmoothBlueRed()
+	pal.SetMin(lo)
+	pal.SetMax(hi)
+	if !(hi > lo) {
+		pal.SetMax(lo + 1)
+	}
+	h := plotter.NewHeatMap(grid{z}, pal.Palette(64))
+	h.NaN = color.White
+	h.Min, h.Max = lo, math.Max(hi, lo+1e-9)
+	p.Add(h)
+	var labels plotter.XYLabels
+	for r := range z {
+		for c := range z[r] {
+			if !math.IsNaN(z[r][c]) {
+				labels.XYs = append(labels.XYs, plotter.XY{X: float64(c), Y: float64(r)})
+				labels.Labels = append(labels.Labels, fmt.Sprintf("%.3g", z[r][c]))
+			}
+		}
+	}
+	if len(labels.XYs) > 0 {
+		l, err := plotter.NewLabels(labels)
+		if err != nil {
+			return Figure{}, err
+		}
+		for i := range l.TextStyle {
+			l.TextStyle[i].XAlign = -0.5
+			l.TextStyle[i].YAlign = -0.5
+		}
+		p.Add(l)
+	}
+	ticks := func(names []string) plot.ConstantTicks {
+		t := make(plot.ConstantTicks, len(names))
+		for i, n := range names {
+			t[i] = plot.Tick{Value: float64(i), Label: n}
+		}
+		return t
+	}
+	p.X.Tick.Marker = ticks(xTicks)
+	p.Y.Tick.Marker = ticks(yTicks)
+	p.X.Min, p.X.Max = -0.5, float64(len(xTicks))-0.5
+	p.Y.Min, p.Y.Max = -0.5, float64(len(yTicks))-0.5
+	return render(name, p)
 }

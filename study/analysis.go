@@ -164,7 +164,7 @@ func standardTLS(x, y []float64) (Line, error) {
 
 func (r *Results) writeTable(w io.Writer) error {
 	cw := csv.NewWriter(w)
-	head := []string{"id", "class", "run", "trial", "train_reward", "seed", "epoch", "train_loss", "reward_mean", "reward_std", "episodes"}
+	head := []string{"id", "class", "run", "trial", "train_reward", "seed", "epoch", "train_loss", "size", "bound", "weighted", "reward_mean", "reward_std", "episodes"}
 	for _, d := range r.Datasets {
 		head = append(head, "loglik_"+d, "nll_"+d, "mixture_nll_"+d, "mse_"+d)
 	}
@@ -173,7 +173,8 @@ func (r *Results) writeTable(w io.Writer) error {
 	for i, m := range r.Members {
 		c := r.Cells[i]
 		row := []string{m.ID, m.Class, m.Run, strconv.Itoa(m.Trial), fmtNum(m.TrainReward), strconv.Itoa(m.Seed),
-			strconv.Itoa(m.Epoch), fmtNum(m.TrainLoss), fmtNum(c.RewardMean), fmtNum(c.RewardStd), strconv.Itoa(len(c.Rewards))}
+			strconv.Itoa(m.Epoch), fmtNum(m.TrainLoss), strconv.Itoa(m.Size), fmtNum(m.Bound), strconv.FormatBool(m.Weighted),
+			fmtNum(c.RewardMean), fmtNum(c.RewardStd), strconv.Itoa(len(c.Rewards))}
 		for _, d := range r.Datasets {
 			row = append(row, fmtNum(-c.NLL[d]), fmtNum(c.NLL[d]), fmtNum(c.MixtureNLL[d]), fmtNum(c.MSE[d]))
 		}
@@ -216,4 +217,3 @@ func (r *Results) writeCorrelations(w io.Writer) error {
 	cw.Flush()
 	return cw.Error()
 }
-

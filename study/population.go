@@ -8,7 +8,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 
@@ -33,6 +35,11 @@ type Member struct {
 	Seed        int
 	Epoch       int
 	TrainLoss   float64 // NaN when not recorded
+	// Of reweight populations: the dataset's size and distance bound,
+	// and whether it was trained with weights.
+	Size     int
+	Bound    float64
+	Weighted bool
 }
 
 // PopulationFile lists a prepared population.
@@ -73,6 +80,9 @@ func preparePopulation(ctx context.Context, s Spec, task env.Task, dir string, l
 		return ms, nil, err
 	case "epochs":
 		ms, err := epochMembers(ctx, s, task, dir, logf)
+		return ms, nil, err
+	case "reweight":
+		ms, err := reweightMembers(ctx, s, task, dir, logf)
 		return ms, nil, err
 	}
 	return nil, nil, fmt.Errorf("study: population kind %q", p.Kind)
@@ -222,6 +232,96 @@ func epochMembers(ctx context.Context, s Spec, task env.Task, dir string, logf f
 	return ms, nil
 }
 
+// reweightMembers trains, for every size S, bound ε and seed, a model on S
+// tuples of the pool within ε of the expert trajectory, with and without
+// weights falling from 1 on the trajectory to 0 at ε. A bound with no
+// tuples within it gives no models.
+func reweightMembers(ctx context.Context, s Spec, task env.Task, dir string, logf func(string, ...any)) ([]Member, error) {
+	p := s.Population
+	pool, err := data.ReadNPZ(DatasetPath(dir, p.Pool))
+	if err != nil {
+		return nil, err
+	}
+	traj, err := data.ReadNPZ(TrajectoryPath(dir, p.Expert))
+	if err != nil {
+		return nil, err
+	}
+	dist := make([]float64, pool.Len())
+	if err := data.Distances(dist, pool, traj, data.Scale(pool), s.Threads); err != nil {
+		return nil, err
+	}
+	class := p.Model.Class
+	var ms []Member
+	for _, bound := range p.Bounds {
+		var near []int
+		for i, d := range dist {
+			if d < bound {
+				near = append(near, i)
+			}
+		}
+		logf("population: %d of %d pool tuples within %g of the expert trajectory", len(near), pool.Len(), bound)
+		if len(near) == 0 {
+			continue
+		}
+		for _, size := range p.Sizes {
+			for seed := 1; seed <= p.Seeds; seed++ {
+				src := rng.New(s.Seed).Child(hash(fmt.Sprintf("sample %d %g %d", size, bound, seed)))
+				pick := append([]int(nil), near...)
+				src.Shuffle(pick)
+				pick = pick[:min(size, len(pick))]
+				slices.Sort(pick)
+				sub := pool.Subset(pick)
+				w := make([]float32, len(pick))
+				for i, k := range pick {
+					x, _ := data.Weight(p.Weighting, dist[k], bound)
+					// A tuple at the bound itself would weigh 0; keep a
+					// trace so every sampled tuple counts a little.
+					w[i] = float32(max(x, 1e-3))
+				}
+				// Small datasets get more epochs, so that every model
+				// takes at least Steps gradient steps.
+				batches := (len(pick) + p.Train.BatchSize - 1) / p.Train.BatchSize
+				epochs := max(p.Train.Epochs, (p.Steps+batches-1)/batches)
+				for _, weighted := range []bool{false, true} {
+					eps := strings.ReplaceAll(strconv.FormatFloat(bound, 'g', -1, 64), ".", "p")
+					id := fmt.Sprintf("n%05d-eps%s-%s-seed%d", size, eps, map[bool]string{false: "plain", true: "weighted"}[weighted], seed)
+					rel := filepath.Join("models", id+".safetensors")
+					m := Member{ID: id, Model: rel, Class: class, Seed: seed, Epoch: epochs, TrainReward: math.NaN(), TrainLoss: math.NaN(),
+						Size: len(pick), Bound: bound, Weighted: weighted}
+					if _, err := os.Stat(filepath.Join(dir, rel)); err == nil {
+						ms = append(ms, m)
+						continue
+					}
+					if err := ctx.Err(); err != nil {
+						return nil, err
+					}
+					// The same initial weights and batches for both.
+					model, tr, err := trainModel(s, task, class, rng.New(s.Seed).Child(hash(fmt.Sprintf("init %d %g %d", size, bound, seed))).Uint64())
+					if err != nil {
+						return nil, err
+					}
+					tc := trainConfig(s, epochs, fmt.Sprintf("%d %g %d", size, bound, seed), nil)
+					if weighted {
+						tc.Weights = w
+					}
+					res, err := tr.Train(sub, tc)
+					tr.Close()
+					if err != nil {
+						return nil, fmt.Errorf("training %s: %w", id, err)
+					}
+					m.TrainLoss = res.TrainLoss
+					if err := model.Save(filepath.Join(dir, rel)); err != nil {
+						return nil, err
+					}
+					logf("population: trained %s (%d tuples, %d epochs)", id, len(pick), epochs)
+					ms = append(ms, m)
+				}
+			}
+		}
+	}
+	return ms, nil
+}
+
 func classFromConfig(raw []byte) string {
 	var c struct {
 		Model pets.ModelConfig `yaml:"model"`
@@ -236,7 +336,7 @@ func classFromConfig(raw []byte) string {
 	return dc.Class()
 }
 
-var populationHeader = []string{"id", "model", "class", "run", "trial", "train_reward", "seed", "epoch", "train_loss"}
+var populationHeader = []string{"id", "model", "class", "run", "trial", "train_reward", "seed", "epoch", "train_loss", "size", "bound", "weighted"}
 
 func writePopulation(dir string, ms []Member) error {
 	return safefile.Write(filepath.Join(dir, PopulationFile), func(w io.Writer) error {
@@ -244,7 +344,7 @@ func writePopulation(dir string, ms []Member) error {
 		cw.Write(populationHeader)
 		for _, m := range ms {
 			cw.Write([]string{m.ID, m.Model, m.Class, m.Run, strconv.Itoa(m.Trial), fmtNum(m.TrainReward),
-				strconv.Itoa(m.Seed), strconv.Itoa(m.Epoch), fmtNum(m.TrainLoss)})
+				strconv.Itoa(m.Seed), strconv.Itoa(m.Epoch), fmtNum(m.TrainLoss), strconv.Itoa(m.Size), fmtNum(m.Bound), strconv.FormatBool(m.Weighted)})
 		}
 		cw.Flush()
 		return cw.Error()
@@ -272,7 +372,10 @@ func readPopulation(dir string) ([]Member, error) {
 		epoch, e3 := strconv.Atoi(r[7])
 		tr, e4 := parseNum(r[5])
 		tl, e5 := parseNum(r[8])
-		for _, e := range []error{e1, e2, e3, e4, e5} {
+		size, e6 := strconv.Atoi(r[9])
+		bound, e7 := parseNum(r[10])
+		weighted, e8 := strconv.ParseBool(r[11])
+		for _, e := range []error{e1, e2, e3, e4, e5, e6, e7, e8} {
 			if e != nil {
 				return nil, fmt.Errorf("%s row %d: %w", PopulationFile, i+1, e)
 			}
@@ -281,7 +384,8 @@ func readPopulation(dir string) ([]Member, error) {
 			return nil, fmt.Errorf("%s row %d: bad or repeated id %q", PopulationFile, i+1, r[0])
 		}
 		seen[r[0]] = true
-		ms = append(ms, Member{ID: r[0], Model: r[1], Class: r[2], Run: r[3], Trial: trial, TrainReward: tr, Seed: seed, Epoch: epoch, TrainLoss: tl})
+		ms = append(ms, Member{ID: r[0], Model: r[1], Class: r[2], Run: r[3], Trial: trial, TrainReward: tr, Seed: seed, Epoch: epoch, TrainLoss: tl,
+			Size: size, Bound: bound, Weighted: weighted})
 	}
 	return ms, nil
 }

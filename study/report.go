@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/mismatch-rl/mismatch/report"
 )
@@ -30,7 +31,14 @@ func Report(dir string, r *Results) error {
 	}
 	var figs []report.Figure
 	var captions []string
-	if r.Spec.Kind == LikelihoodReward {
+	if r.Spec.Kind == Reweight {
+		fs, cs, summary, err := reweightFigures(r)
+		if err != nil {
+			return err
+		}
+		page.Paragraph(summary)
+		figs, captions = fs, cs
+	} else if r.Spec.Kind == LikelihoodReward {
 		page.Heading("Correlation of log-likelihood and reward")
 		page.Table(correlationHeader(r), correlationRows(r))
 		for _, d := range r.Datasets {
@@ -190,4 +198,107 @@ func modelRows(r *Results) [][]string {
 		rows = append(rows, append(row, c.Error))
 	}
 	return rows
+}
+
+// ReweightGrid is the reweight sweep's reward per distance bound (rows)
+// and size (columns): the mean over seeds of each model's mean reward, and
+// the standard deviation of all their episodes' rewards.
+type ReweightGrid struct {
+	Sizes  []int
+	Bounds []float64
+	Mean   map[bool][][]float64 // by weighted
+	Spread map[bool][][]float64
+}
+
+// Grid tabulates a reweight study's cells.
+func (r *Results) Grid() ReweightGrid {
+	g := ReweightGrid{Sizes: r.Spec.Population.Sizes, Bounds: r.Spec.Population.Bounds,
+		Mean: map[bool][][]float64{}, Spread: map[bool][][]float64{}}
+	for _, w := range []bool{false, true} {
+		mean := make([][]float64, len(g.Bounds))
+		spread := make([][]float64, len(g.Bounds))
+		for bi, b := range g.Bounds {
+			mean[bi] = make([]float64, len(g.Sizes))
+			spread[bi] = make([]float64, len(g.Sizes))
+			for si, n := range g.Sizes {
+				var means, all []float64
+				for i, m := range r.Members {
+					// Sizes are capped by the tuples within a bound, so
+					// match the requested size by the ID's prefix.
+					if m.Weighted == w && m.Bound == b && strings.HasPrefix(m.ID, fmt.Sprintf("n%05d-", n)) && !math.IsNaN(r.Cells[i].RewardMean) {
+						means = append(means, r.Cells[i].RewardMean)
+						all = append(all, r.Cells[i].Rewards...)
+					}
+				}
+				mean[bi][si], spread[bi][si] = math.NaN(), math.NaN()
+				if len(means) > 0 {
+					mean[bi][si] = mean64(means)
+					_, spread[bi][si] = meanStd(all)
+				}
+			}
+		}
+		g.Mean[w], g.Spread[w] = mean, spread
+	}
+	return g
+}
+
+func mean64(x []float64) float64 { return mean(x) }
+
+func reweightFigures(r *Results) ([]report.Figure, []string, string, error) {
+	g := r.Grid()
+	var xs, ys []string
+	for _, n := range g.Sizes {
+		xs = append(xs, strconv.Itoa(n))
+	}
+	for _, b := range g.Bounds {
+		ys = append(ys, strconv.FormatFloat(b, 'g', 3, 64))
+	}
+	scale := func(m map[bool][][]float64) (float64, float64) {
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for _, z := range m {
+			for _, row := range z {
+				for _, v := range row {
+					if !math.IsNaN(v) {
+						lo, hi = math.Min(lo, v), math.Max(hi, v)
+					}
+				}
+			}
+		}
+		return lo, hi
+	}
+	var figs []report.Figure
+	var caps []string
+	for _, q := range []struct {
+		what string
+		m    map[bool][][]float64
+	}{{"mean reward", g.Mean}, {"reward spread (s.d.)", g.Spread}} {
+		lo, hi := scale(q.m)
+		for _, w := range []bool{false, true} {
+			label := map[bool]string{false: "unweighted", true: "weighted"}[w]
+			name := strings.ReplaceAll(fmt.Sprintf("reweight-%s-%s", strings.Fields(q.what)[1], label), " ", "-")
+			f, err := report.HeatMap(name, fmt.Sprintf("%s, %s", q.what, label), "tuples in the dataset", "distance bound ε", xs, ys, q.m[w], lo, hi)
+			if err != nil {
+				return nil, nil, "", err
+			}
+			figs = append(figs, f)
+			caps = append(caps, fmt.Sprintf("%s of models trained %s on tuples within ε of the expert trajectory (one colour scale for both).", q.what, label))
+		}
+	}
+	// At the smallest size, does weighting help?
+	var wins, cmp int
+	var dw []string
+	for bi := range g.Bounds {
+		a, b := g.Mean[false][bi][0], g.Mean[true][bi][0]
+		if math.IsNaN(a) || math.IsNaN(b) {
+			continue
+		}
+		cmp++
+		if b > a {
+			wins++
+		}
+		dw = append(dw, fmt.Sprintf("ε=%g: %.1f → %.1f", g.Bounds[bi], a, b))
+	}
+	summary := fmt.Sprintf("At the smallest dataset (%d tuples), weighting raised the mean reward for %d of %d bounds (%s).",
+		g.Sizes[0], wins, cmp, strings.Join(dw, "; "))
+	return figs, caps, summary, nil
 }

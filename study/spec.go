@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/mismatch-rl/mismatch/data"
 	"github.com/mismatch-rl/mismatch/pets"
 	"github.com/mismatch-rl/mismatch/planning"
 )
@@ -30,6 +31,9 @@ import (
 const (
 	LikelihoodReward = "likelihood-reward"
 	LossReward       = "loss-reward"
+	// Reweight is the paper's figure 8: models trained on S tuples within
+	// distance ε of an expert trajectory, with and without weights.
+	Reweight = "reweight"
 )
 
 // Spec describes a study.
@@ -84,6 +88,17 @@ type PopulationSpec struct {
 	Every   int              `yaml:"every"`
 	Model   pets.ModelConfig `yaml:"model"`
 	Train   pets.TrainConfig `yaml:"train"`
+	// For reweight: a pool dataset, sampled by distance to the trajectory
+	// of an expert dataset, at every size and distance bound listed
+	// (distances in the pool's per-dimension standard deviations), each
+	// trained with and without Weighting's weights for at least Steps
+	// gradient steps.
+	Pool      string    `yaml:"pool"`
+	Expert    string    `yaml:"expert"`
+	Sizes     []int     `yaml:"sizes"`
+	Bounds    []float64 `yaml:"bounds"`
+	Weighting string    `yaml:"weighting"`
+	Steps     int       `yaml:"steps"`
 }
 
 // EvalSpec is how each model is scored.
@@ -101,8 +116,8 @@ func (s Spec) Validate() error {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{field}, args...)...))
 	}
-	if s.Kind != LikelihoodReward && s.Kind != LossReward {
-		bad("kind", "is %q, want %s or %s", s.Kind, LikelihoodReward, LossReward)
+	if s.Kind != LikelihoodReward && s.Kind != LossReward && s.Kind != Reweight {
+		bad("kind", "is %q, want %s, %s or %s", s.Kind, LikelihoodReward, LossReward, Reweight)
 	}
 	if s.Task == "" {
 		bad("task", "is empty")
@@ -189,11 +204,47 @@ func (s Spec) Validate() error {
 		if p.Train.BatchSize < 1 || !(p.Train.LR > 0) {
 			bad("population.train", "needs batch_size ≥ 1 and lr > 0")
 		}
+	case "reweight":
+		if !names[p.Pool] {
+			bad("population.pool", "%q is not one of the datasets", p.Pool)
+		}
+		expert := false
+		for _, d := range s.Datasets {
+			expert = expert || (d.Name == p.Expert && d.Kind == "expert")
+		}
+		if !expert {
+			bad("population.expert", "%q is not an expert dataset", p.Expert)
+		}
+		if len(p.Sizes) == 0 || len(p.Bounds) == 0 || p.Seeds < 1 {
+			bad("population", "reweight needs sizes, bounds and seeds ≥ 1")
+		}
+		for _, n := range p.Sizes {
+			if n < 1 {
+				bad("population.sizes", "holds %d, want sizes ≥ 1", n)
+			}
+		}
+		for _, e := range p.Bounds {
+			if !(e > 0) {
+				bad("population.bounds", "holds %g, want distances > 0", e)
+			}
+		}
+		if _, err := data.Weight(p.Weighting, 0, 1); err != nil {
+			bad("population.weighting", "%v", err)
+		}
+		if _, err := p.Model.Dynamics(); err != nil {
+			bad("population.model", "%v", err)
+		}
+		if p.Train.BatchSize < 1 || !(p.Train.LR > 0) || p.Train.Epochs < 1 {
+			bad("population.train", "needs epochs ≥ 1, batch_size ≥ 1 and lr > 0")
+		}
 	default:
-		bad("population.kind", "is %q, want pets, runs, train or epochs", p.Kind)
+		bad("population.kind", "is %q, want pets, runs, train, epochs or reweight", p.Kind)
 	}
 	if s.Kind == LossReward && p.Kind != "epochs" {
 		bad("population.kind", "a %s study needs an epochs population", LossReward)
+	}
+	if (s.Kind == Reweight) != (p.Kind == "reweight") {
+		bad("population.kind", "a %s study and a reweight population go together", Reweight)
 	}
 	e := s.Evaluation
 	if e.Episodes < 1 {
@@ -263,10 +314,16 @@ func Preset(name, kind, task string) (Spec, error) {
 		return Spec{}, err
 	}
 	s.Evaluation.Planner = petsCfg.Planner
-	if kind == LikelihoodReward {
+	switch kind {
+	case LikelihoodReward:
 		s.Datasets = slices.Insert(s.Datasets, 1, DatasetSpec{Name: "on-policy", Kind: "on-policy"})
 		s.Population = PopulationSpec{Kind: "pets", Runs: 50, PETS: petsCfg}
-	} else {
+	case Reweight:
+		s.Datasets[1] = DatasetSpec{Name: "pool", Kind: "uniform", Samples: 1_000_000}
+		s.Population = PopulationSpec{Kind: "reweight", Pool: "pool", Expert: "expert",
+			Sizes: []int{10, 30, 100, 300, 1000, 3000, 10000}, Bounds: []float64{0.25, 0.5, 1, 2, 4}, Weighting: "exponential",
+			Seeds: 3, Steps: 2000, Model: petsCfg.Model, Train: pets.TrainConfig{Epochs: 5, BatchSize: 32, LR: 1e-3}}
+	default:
 		s.Population = PopulationSpec{Kind: "epochs", Dataset: "expert", Epochs: 200, Every: 10,
 			Model: petsCfg.Model, Train: pets.TrainConfig{BatchSize: 32, LR: 1e-3}}
 	}
@@ -280,19 +337,28 @@ func Preset(name, kind, task string) (Spec, error) {
 		// The expert keeps PETS's planner: with 200 samples it falls just
 		// short of the cartpole's 179 (178.6 measured), with 400 it passes.
 		s.Datasets[0].Episodes = 3
-		if kind == LikelihoodReward {
+		switch kind {
+		case LikelihoodReward:
 			fastPETS.Trials = 8
 			s.Population.Runs = 3
 			s.Population.PETS = fastPETS
-		} else {
+		case Reweight:
+			s.Datasets[0].Episodes = 1 // one trajectory is all it needs
+			s.Datasets[1].Samples = 50_000
+			s.Population.Sizes = []int{10, 100, 1000}
+			s.Population.Bounds = []float64{0.5, 1, 2}
+			s.Population.Seeds = 1
+			s.Population.Steps = 600
+			s.Population.Model = fastPETS.Model
+		default:
 			s.Population.Epochs, s.Population.Every = 40, 4
 			s.Population.Model = fastPETS.Model
 		}
 	default:
 		return Spec{}, fmt.Errorf("unknown study preset %q (want fast or paper)", name)
 	}
-	if kind != LikelihoodReward && kind != LossReward {
-		return Spec{}, fmt.Errorf("unknown study kind %q (want %s or %s)", kind, LikelihoodReward, LossReward)
+	if kind != LikelihoodReward && kind != LossReward && kind != Reweight {
+		return Spec{}, fmt.Errorf("unknown study kind %q (want %s, %s or %s)", kind, LikelihoodReward, LossReward, Reweight)
 	}
 	return s, nil
 }

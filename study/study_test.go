@@ -205,3 +205,42 @@ func TestLossRewardStudy(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestReweightStudy(t *testing.T) {
+	s := tinySpec()
+	s.Kind = Reweight
+	s.Datasets = []DatasetSpec{s.Datasets[0], {Name: "pool", Kind: "uniform", Samples: 3000}}
+	s.Population = PopulationSpec{Kind: "reweight", Pool: "pool", Expert: "expert", Sizes: []int{10, 100}, Bounds: []float64{0.5, 2},
+		Weighting: "exponential", Seeds: 1, Steps: 100,
+		Model: pets.ModelConfig{Class: "PE", Members: 2, Hidden: []int{16}, Activation: "swish"},
+		Train: pets.TrainConfig{Epochs: 5, BatchSize: 16, LR: 3e-3}}
+	dir := t.TempDir()
+	res, err := Run(context.Background(), s, Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Members) != 8 {
+		t.Fatalf("%d models, want 2 sizes × 2 bounds × 2 weightings", len(res.Members))
+	}
+	for _, m := range res.Members {
+		if m.Size > 100 || m.Size < 1 || (m.Bound != 0.5 && m.Bound != 2) {
+			t.Fatalf("member %+v", m)
+		}
+	}
+	g := res.Grid()
+	for _, w := range []bool{false, true} {
+		for bi := range g.Bounds {
+			for si := range g.Sizes {
+				if math.IsNaN(g.Mean[w][bi][si]) {
+					t.Fatalf("no reward for weighted=%v bound %g size %d", w, g.Bounds[bi], g.Sizes[si])
+				}
+			}
+		}
+	}
+	if err := Report(dir, res); err != nil {
+		t.Fatal(err)
+	}
+	if err := report.CheckOffline(filepath.Join(dir, "report.html"), 4); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -164,7 +164,7 @@ func studyRunCommand(prepareOnly bool) *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.preset, "preset", "fast", "built-in study: "+strings.Join(study.Presets, ", "))
-	fl.StringVar(&f.kind, "kind", study.LikelihoodReward, "study kind: "+study.LikelihoodReward+" or "+study.LossReward)
+	fl.StringVar(&f.kind, "kind", study.LikelihoodReward, "study kind: "+study.LikelihoodReward+", "+study.LossReward+" or "+study.Reweight)
 	fl.StringVar(&f.task, "task", "", "task (default cartpole-swingup)")
 	fl.StringVar(&f.file, "spec", "", "YAML study spec, applied over the preset")
 	fl.StringVar(&f.out, "out", "", "study directory (default runs/study-KIND-PRESET)")
