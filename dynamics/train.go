@@ -1,12 +1,15 @@
 package dynamics
 
 import (
+	"bytes"
+	"encoding/gob"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
 
 	"github.com/mismatch-rl/mismatch/data"
+	"github.com/mismatch-rl/mismatch/internal/safefile"
 	"github.com/mismatch-rl/mismatch/nn"
 	"github.com/mismatch-rl/mismatch/rng"
 )
@@ -360,4 +363,48 @@ func rankElites(score []float64, k int, ranked bool) []int {
 		idx = idx[:k]
 	}
 	return idx
+}
+
+// SaveState writes the optimiser's state (Adam's step count and moments)
+// to path atomically, so that training can later resume exactly.
+func (t *Trainer) SaveState(path string) error {
+	step, m, v := t.opt.State()
+	var b bytes.Buffer
+	enc := gob.NewEncoder(&b)
+	if err := enc.Encode(trainerState{Version: 1, Step: step, M: m, V: v}); err != nil {
+		return err
+	}
+	return safefile.WriteBytes(path, b.Bytes())
+}
+
+// LoadState restores a state saved by SaveState for this trainer's model.
+func (t *Trainer) LoadState(path string) error {
+	raw, err := readBounded(path, maxCheckpoint)
+	if err != nil {
+		return err
+	}
+	var st trainerState
+	if err := gob.NewDecoder(bytes.NewReader(raw)).Decode(&st); err != nil {
+		return fmt.Errorf("optimiser state %s: %w", path, err)
+	}
+	if st.Version != 1 {
+		return fmt.Errorf("optimiser state %s: version %d", path, st.Version)
+	}
+	if len(st.M) != 0 {
+		if len(st.M) != len(t.params) {
+			return fmt.Errorf("optimiser state %s holds %d parameter groups, the model has %d", path, len(st.M), len(t.params))
+		}
+		for i, p := range t.params {
+			if len(st.M[i]) != len(p) {
+				return fmt.Errorf("optimiser state %s: group %d has %d values, the model %d", path, i, len(st.M[i]), len(p))
+			}
+		}
+	}
+	return t.opt.SetState(st.Step, st.M, st.V)
+}
+
+type trainerState struct {
+	Version int
+	Step    int
+	M, V    [][]float32
 }

@@ -62,3 +62,38 @@ func (a *Adam) Step(params, grads [][]float32) error {
 	}
 	return nil
 }
+
+// State returns the optimiser's step count and moment estimates (copies),
+// so training can be resumed exactly.
+func (a *Adam) State() (step int, m, v [][]float32) {
+	cp := func(x [][]float32) [][]float32 {
+		out := make([][]float32, len(x))
+		for i := range x {
+			out[i] = append([]float32(nil), x[i]...)
+		}
+		return out
+	}
+	return a.step, cp(a.m), cp(a.v)
+}
+
+// SetState restores a state returned by State.
+func (a *Adam) SetState(step int, m, v [][]float32) error {
+	if step < 0 || len(m) != len(v) {
+		return fmt.Errorf("nn: Adam state of step %d with %d and %d moments", step, len(m), len(v))
+	}
+	for i := range m {
+		if len(m[i]) != len(v[i]) {
+			return fmt.Errorf("nn: Adam moment %d has %d and %d values", i, len(m[i]), len(v[i]))
+		}
+	}
+	_, a.m, a.v = a.State()
+	a.step = step
+	a.m, a.v = make([][]float32, len(m)), make([][]float32, len(v))
+	for i := range m {
+		a.m[i], a.v[i] = append([]float32(nil), m[i]...), append([]float32(nil), v[i]...)
+	}
+	if len(m) == 0 {
+		a.m, a.v = nil, nil
+	}
+	return nil
+}

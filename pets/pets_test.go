@@ -95,6 +95,18 @@ func TestResumeAfterCancel(t *testing.T) {
 	if !bytes.HasPrefix(after, table) {
 		t.Fatalf("the resumed table rewrote finished trials:\n%s\nthen\n%s", table, after)
 	}
+	// And the resumed run is the uninterrupted one: same rewards, same
+	// losses, same data.
+	ref, err := Run(context.Background(), cfg, Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range ref {
+		a, b := ref[i], rows[i]
+		if a.Reward != b.Reward || a.Transitions != b.Transitions || a.Epochs != b.Epochs || !sameNum(a.TrainLoss, b.TrainLoss) {
+			t.Fatalf("trial %d: uninterrupted %+v, resumed %+v", a.Trial, a, b)
+		}
+	}
 	// Another config in the same directory is refused.
 	cfg.Seed++
 	if _, err := Run(context.Background(), cfg, Options{Dir: dir}); err == nil || !strings.Contains(err.Error(), "another config") {
@@ -168,3 +180,5 @@ func TestOnlineReweighting(t *testing.T) {
 		t.Fatalf("unknown weighting: %v", err)
 	}
 }
+
+func sameNum(a, b float64) bool { return a == b || (math.IsNaN(a) && math.IsNaN(b)) }

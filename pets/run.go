@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -18,6 +19,7 @@ import (
 	"github.com/mismatch-rl/mismatch/data"
 	"github.com/mismatch-rl/mismatch/dynamics"
 	"github.com/mismatch-rl/mismatch/env"
+	"github.com/mismatch-rl/mismatch/internal/dirlock"
 	"github.com/mismatch-rl/mismatch/internal/safefile"
 	"github.com/mismatch-rl/mismatch/planning"
 	"github.com/mismatch-rl/mismatch/rng"
@@ -88,6 +90,11 @@ func Run(ctx context.Context, cfg Config, opt Options) ([]Trial, error) {
 	if err := os.MkdirAll(filepath.Join(opt.Dir, ModelsDir), 0o755); err != nil {
 		return nil, err
 	}
+	lock, err := dirlock.Acquire(opt.Dir, "pets")
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
 	rows, buf, err := resume(opt.Dir, cfg, task)
 	if err != nil {
 		return nil, err
@@ -138,6 +145,13 @@ func Run(ctx context.Context, cfg Config, opt Options) ([]Trial, error) {
 	}
 	trainer := dynamics.NewTrainer(model, cfg.Train.LR, cfg.Threads)
 	defer trainer.Close()
+	if done > 0 {
+		// With the optimiser's state too, the resumed run goes on exactly
+		// as an uninterrupted one would.
+		if err := trainer.LoadState(optimizerPath(opt.Dir, rows[len(rows)-1].Model)); err != nil {
+			return rows, fmt.Errorf("resuming from trial %d: %w", done, err)
+		}
+	}
 	bounds := planning.BoundsOf(task.ActionSpace())
 	prop, _ := planning.ParsePropagation(cfg.Planner.Propagation)
 	steps := task.EpisodeSteps()
@@ -162,6 +176,9 @@ func Run(ctx context.Context, cfg Config, opt Options) ([]Trial, error) {
 		trainSec := time.Since(t0).Seconds()
 		ckpt := filepath.Join(ModelsDir, fmt.Sprintf("trial_%03d.safetensors", trial))
 		if err := model.Save(filepath.Join(opt.Dir, ckpt)); err != nil {
+			return rows, err
+		}
+		if err := trainer.SaveState(optimizerPath(opt.Dir, ckpt)); err != nil {
 			return rows, err
 		}
 
@@ -220,6 +237,12 @@ func bestEpisode(buf *data.Buffer) *data.Buffer {
 		idx = append(idx, i)
 	}
 	return buf.Subset(idx)
+}
+
+// optimizerPath is where the optimiser's state after a trial's training is
+// kept, beside the trial's model.
+func optimizerPath(dir, ckpt string) string {
+	return filepath.Join(dir, strings.TrimSuffix(ckpt, filepath.Ext(ckpt))+".adam")
 }
 
 // episodeSeed is the reset seed of a trial's episode.
@@ -283,7 +306,7 @@ func WriteTrials(w io.Writer, rows []Trial) error {
 		if math.IsNaN(v) {
 			return ""
 		}
-		return strconv.FormatFloat(v, 'g', 8, 64)
+		return strconv.FormatFloat(v, 'g', -1, 64)
 	}
 	for _, r := range rows {
 		cw.Write([]string{strconv.Itoa(r.Trial), r.Kind, f(r.Reward), strconv.Itoa(r.Steps), strconv.Itoa(r.Transitions),

@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/mismatch-rl/mismatch/env"
+	"github.com/mismatch-rl/mismatch/internal/dirlock"
 	"github.com/mismatch-rl/mismatch/internal/safefile"
 )
 
@@ -57,6 +58,11 @@ func Prepare(ctx context.Context, s Spec, o Options) error {
 			return err
 		}
 	}
+	lock, err := dirlock.Acquire(o.Dir, "prepare")
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	want, err := yaml.Marshal(s)
 	if err != nil {
 		return err
@@ -132,6 +138,12 @@ func RunCells(ctx context.Context, o Options) error {
 	if o.Shards > 1 && (o.Shard < 0 || o.Shard >= o.Shards) {
 		return fmt.Errorf("study: shard %d of %d", o.Shard, o.Shards)
 	}
+	// Shards share the directory; two processes on one shard do not.
+	lock, err := dirlock.Acquire(o.Dir, fmt.Sprintf("cells-%d-of-%d", max(o.Shard, 0), max(o.Shards, 1)))
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	var todo []Member
 	for i, m := range members {
 		if o.Shards > 1 && i%o.Shards != o.Shard {
