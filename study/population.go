@@ -53,9 +53,8 @@ func preparePopulation(ctx context.Context, s Spec, task env.Task, dir string, l
 	case "pets":
 		var dirs []string
 		for r := 0; r < p.Runs; r++ {
-			cfg := p.PETS
-			cfg.Task, cfg.Seed, cfg.Threads = s.Task, s.Seed+uint64(r)+1, s.Threads
-			rd := filepath.Join("runs", fmt.Sprintf("run_%03d", r))
+			cfg := petsRunConfig(s, r)
+			rd := runDir(r)
 			logf("population: PETS run %d of %d", r+1, p.Runs)
 			if _, err := pets.Run(ctx, cfg, pets.Options{Dir: filepath.Join(dir, rd), Progress: func(e pets.Event) {
 				if e.Phase == "trial" && e.Row.Kind == "mpc" {
@@ -87,6 +86,16 @@ func preparePopulation(ctx context.Context, s Spec, task env.Task, dir string, l
 	}
 	return nil, nil, fmt.Errorf("study: population kind %q", p.Kind)
 }
+
+// petsRunConfig is the configuration of the population's r-th PETS run.
+func petsRunConfig(s Spec, r int) pets.Config {
+	cfg := s.Population.PETS
+	cfg.Task, cfg.Seed, cfg.Threads = s.Task, s.Seed+uint64(r)+1, s.Threads
+	return cfg
+}
+
+// runDir is the r-th PETS run's directory, relative to the study's.
+func runDir(r int) string { return filepath.Join("runs", fmt.Sprintf("run_%03d", r)) }
 
 // runMembers lists every MPC trial's model of PETS run directories; inside
 // says whether the directories are relative to the study directory.

@@ -16,6 +16,7 @@ import (
 	"github.com/mismatch-rl/mismatch/env"
 	"github.com/mismatch-rl/mismatch/internal/dirlock"
 	"github.com/mismatch-rl/mismatch/internal/safefile"
+	"github.com/mismatch-rl/mismatch/pets"
 )
 
 // SpecFile is the study's spec, as resolved when it was prepared.
@@ -58,7 +59,11 @@ func Prepare(ctx context.Context, s Spec, o Options) error {
 			return err
 		}
 	}
-	lock, err := dirlock.Acquire(o.Dir, "prepare")
+	name := "prepare"
+	if o.Shards > 1 {
+		name = fmt.Sprintf("prepare-%d-of-%d", o.Shard, o.Shards)
+	}
+	lock, err := dirlock.Acquire(o.Dir, name)
 	if err != nil {
 		return err
 	}
@@ -77,6 +82,12 @@ func Prepare(ctx context.Context, s Spec, o Options) error {
 		return err
 	case !bytes.Equal(have, want):
 		return fmt.Errorf("%s holds a study with another spec (%s differs); use a new directory", o.Dir, SpecFile)
+	}
+	if o.Shards > 1 {
+		// A shard of preparation runs only its share of the
+		// population's PETS runs; an unsharded prepare then finds them
+		// done and builds the rest.
+		return prepareRuns(ctx, s, o)
 	}
 	// Datasets that do not need the population first (models may be
 	// trained on them), then the population, then on-policy data.
@@ -103,6 +114,23 @@ func Prepare(ctx context.Context, s Spec, o Options) error {
 	}
 	o.logf("population: %d models", len(members))
 	return writePopulation(o.Dir, members)
+}
+
+func prepareRuns(ctx context.Context, s Spec, o Options) error {
+	if s.Population.Kind != "pets" {
+		return fmt.Errorf("study: only a pets population's runs are prepared in shards (this one is %q)", s.Population.Kind)
+	}
+	if o.Shard < 0 || o.Shard >= o.Shards {
+		return fmt.Errorf("study: shard %d of %d", o.Shard, o.Shards)
+	}
+	for r := o.Shard; r < s.Population.Runs; r += o.Shards {
+		cfg := petsRunConfig(s, r)
+		o.logf("population: PETS run %d of %d (shard %d of %d)", r+1, s.Population.Runs, o.Shard, o.Shards)
+		if _, err := pets.Run(ctx, cfg, pets.Options{Dir: filepath.Join(o.Dir, runDir(r))}); err != nil {
+			return fmt.Errorf("population run %d: %w", r, err)
+		}
+	}
+	return nil
 }
 
 // LoadSpec reads a prepared study's spec.

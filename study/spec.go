@@ -335,8 +335,13 @@ func Preset(name, kind, task string) (Spec, error) {
 		s.Evaluation.Episodes = 3
 		s.Evaluation.Resamples = 1000
 		// The expert keeps PETS's planner: with 200 samples it falls just
-		// short of the cartpole's 179 (178.6 measured), with 400 it passes.
+		// short of the cartpole's 179 (178.6 measured); with 400 it scores
+		// 178.8–180.2. The fast preset keeps episodes above 175, the
+		// expert's bar in issue 6, so that a few tries suffice.
 		s.Datasets[0].Episodes = 3
+		if task == "cartpole-swingup" {
+			s.Datasets[0].Threshold = 175
+		}
 		switch kind {
 		case LikelihoodReward:
 			fastPETS.Trials = 8

@@ -244,3 +244,33 @@ func TestReweightStudy(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestShardedPreparation: the population's runs prepared in two shards,
+// then an unsharded prepare, give the same population as one prepare.
+func TestShardedPreparation(t *testing.T) {
+	s := tinySpec()
+	dir := t.TempDir()
+	for shard := 0; shard < 2; shard++ {
+		if err := Prepare(context.Background(), s, Options{Dir: dir, Shard: shard, Shards: 2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "runs", "run_001", "trials.csv")); err != nil {
+		t.Fatal("shard 1 did not run PETS run 1:", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, PopulationFile)); err == nil {
+		t.Fatal("a preparation shard wrote the population table")
+	}
+	if err := Prepare(context.Background(), s, Options{Dir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	one := t.TempDir()
+	if err := Prepare(context.Background(), s, Options{Dir: one}); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.ReadFile(filepath.Join(dir, PopulationFile))
+	b, _ := os.ReadFile(filepath.Join(one, PopulationFile))
+	if !bytes.Equal(a, b) {
+		t.Fatalf("sharded population:\n%s\none process:\n%s", a, b)
+	}
+}

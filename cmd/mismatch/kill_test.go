@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -182,5 +183,70 @@ func TestSecondProcessOnADirectoryIsRefused(t *testing.T) {
 	out, err := command(args...).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "in use by another process") {
 		t.Fatalf("second process: %v\n%s", err, out)
+	}
+}
+
+// TestShardProcesses: a study whose preparation runs in 2 processes and
+// whose cells run in 3 concurrent processes, each finding its index as a
+// Kubernetes Indexed Job gives it, merges into the table one process makes.
+func TestShardProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs processes")
+	}
+	spec := filepath.Join(t.TempDir(), "spec.yaml")
+	os.WriteFile(spec, []byte(`task: pointmass
+datasets:
+  - {name: grid, kind: grid, points: 3}
+  - {name: on-policy, kind: on-policy}
+population:
+  runs: 3
+  pets: {task: pointmass, random_trials: 1, trials: 2, model: {class: PE, members: 2, hidden: [16], activation: swish},
+         train: {epochs: 5, batch_size: 32, lr: 0.003}, planner: {optimizer: cem, horizon: 6, population: 20, elites: 4, iterations: 2, alpha: 0.1, particles: 2, propagation: ts-inf, replan_every: 1}}
+evaluation:
+  episodes: 1
+  planner: {optimizer: cem, horizon: 6, population: 20, elites: 4, iterations: 2, alpha: 0.1, particles: 2, propagation: ts-inf, replan_every: 1}
+`), 0o644)
+	base := []string{"--task", "pointmass", "--spec", spec}
+	one, sharded := t.TempDir(), t.TempDir()
+	if out, err := command(append([]string{"study", "run", "--out", one}, base...)...).CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	parallel := func(n int, args func(i int) []string) {
+		var cmds []*exec.Cmd
+		outs := make([]bytes.Buffer, n)
+		for i := 0; i < n; i++ {
+			c := command(args(i)...)
+			c.Env = append(c.Env, "JOB_COMPLETION_INDEX="+strconv.Itoa(i))
+			c.Stdout, c.Stderr = &outs[i], &outs[i]
+			if err := c.Start(); err != nil {
+				t.Fatal(err)
+			}
+			cmds = append(cmds, c)
+		}
+		for i, c := range cmds {
+			if err := c.Wait(); err != nil {
+				t.Fatalf("shard process %d: %v\n%s", i, err, outs[i].String())
+			}
+		}
+	}
+	parallel(2, func(int) []string {
+		return append([]string{"study", "prepare", "--out", sharded, "--shard", "auto/2"}, base...)
+	})
+	if out, err := command(append([]string{"study", "prepare", "--out", sharded}, base...)...).CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	parallel(3, func(int) []string { return []string{"study", "run", "--out", sharded, "--shard", "auto/3", "--workers", "1"} })
+	if out, err := command("study", "merge", sharded).CombinedOutput(); err != nil {
+		t.Fatalf("merge: %v\n%s", err, out)
+	}
+	for _, f := range []string{"table.csv", "correlations.csv"} {
+		if got, want := stable(t, filepath.Join(sharded, f), "seconds"), stable(t, filepath.Join(one, f), "seconds"); got != want {
+			t.Fatalf("%s from shards:\n%s\none process:\n%s", f, got, want)
+		}
+	}
+	// A merge with a cell missing names it.
+	os.Remove(filepath.Join(sharded, "cells", "run001-trial002.json"))
+	if out, err := command("study", "merge", sharded).CombinedOutput(); err == nil || !strings.Contains(string(out), "not done") {
+		t.Fatalf("merge with a missing cell: %v\n%s", err, out)
 	}
 }

@@ -124,7 +124,7 @@ func studyRunCommand(prepareOnly bool) *cobra.Command {
 					logf("cell %d/%d %s: reward %.2f ± %.2f in %.0fs%s", done, total, c.ID, c.RewardMean, c.RewardStd, c.Seconds,
 						map[bool]string{true: " (failed: " + c.Error + ")", false: ""}[c.Error != ""])
 				}}
-			if shards > 1 {
+			if shards > 1 && !prepareOnly {
 				// Shards evaluate the cells of a prepared study.
 				if _, err := os.Stat(filepath.Join(f.out, study.PopulationFile)); err != nil {
 					return usageError{fmt.Errorf("%s is not prepared: run mismatch study prepare with --out %s first", f.out, f.out)}
@@ -170,7 +170,9 @@ func studyRunCommand(prepareOnly bool) *cobra.Command {
 	fl.StringVar(&f.out, "out", "", "study directory (default runs/study-KIND-PRESET)")
 	fl.IntVar(&f.workers, "workers", 0, "cells evaluated at once (default one per CPU)")
 	fl.BoolVar(&f.print, "print-spec", false, "print the resolved spec and exit")
-	if !prepareOnly {
+	if prepareOnly {
+		fl.StringVar(&f.shard, "shard", "", "run only shard i of N of the population's PETS runs: i/N, or auto/N (Slurm array or Kubernetes Indexed Job index); then prepare once more without it")
+	} else {
 		fl.StringVar(&f.shard, "shard", "", "evaluate only shard i of N of a prepared study: i/N, or auto/N (Slurm array or Kubernetes Indexed Job index)")
 	}
 	return cmd
