@@ -235,7 +235,9 @@ evaluation:
 	if out, err := command(append([]string{"study", "prepare", "--out", sharded}, base...)...).CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	parallel(3, func(int) []string { return []string{"study", "run", "--out", sharded, "--shard", "auto/3", "--workers", "1"} })
+	parallel(3, func(int) []string {
+		return []string{"study", "run", "--out", sharded, "--shard", "auto/3", "--workers", "1"}
+	})
 	if out, err := command("study", "merge", sharded).CombinedOutput(); err != nil {
 		t.Fatalf("merge: %v\n%s", err, out)
 	}
