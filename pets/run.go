@@ -152,8 +152,6 @@ func Run(ctx context.Context, cfg Config, opt Options) ([]Trial, error) {
 			return rows, fmt.Errorf("resuming from trial %d: %w", done, err)
 		}
 	}
-	bounds := planning.BoundsOf(task.ActionSpace())
-	prop, _ := planning.ParsePropagation(cfg.Planner.Propagation)
 	steps := task.EpisodeSteps()
 
 	for trial := done + 1; trial <= cfg.Trials; trial++ {
@@ -184,25 +182,15 @@ func Run(ctx context.Context, cfg Config, opt Options) ([]Trial, error) {
 
 		// Planner and objective draw from the trial's own streams, so a
 		// resumed trial plans as it would have in one go.
-		obj, err := planning.NewModelObjective(task, model, cfg.Planner.Horizon, cfg.Planner.Particles, prop, cfg.Threads, seed.Child(uint64(3000+trial)).Uint64())
+		agent, err := planning.NewModelAgent(task, model, cfg.Planner, cfg.Threads, seed.Child(uint64(3000+trial)).Uint64())
 		if err != nil {
-			return rows, err
-		}
-		optim, err := planning.NewOptimizer(cfg.Planner, bounds, seed.Child(uint64(4000+trial)).Uint64())
-		if err != nil {
-			obj.Close()
-			return rows, err
-		}
-		agent, err := planning.NewAgent(optim, obj.Evaluate, obj.SetStart, bounds, cfg.Planner.ReplanEvery)
-		if err != nil {
-			obj.Close()
 			return rows, err
 		}
 		episode := data.NewBuffer(buf.ObsDim, buf.ActDim)
-		reward, n, err := runEpisode(ctx, e, agent, episodeSeed(cfg.Seed, trial), episode, func(step int, r float64) {
+		reward, n, err := runEpisode(ctx, e, agent.Agent, episodeSeed(cfg.Seed, trial), episode, func(step int, r float64) {
 			progress(Event{Phase: "step", Trial: trial, Trials: cfg.Trials, Step: step, Steps: steps, Reward: r})
 		})
-		obj.Close()
+		agent.Close()
 		if err != nil {
 			return rows, fmt.Errorf("trial %d: %w", trial, err)
 		}

@@ -3,6 +3,10 @@ package planning
 import (
 	"fmt"
 	"time"
+
+	"github.com/mismatch-rl/mismatch/dynamics"
+	"github.com/mismatch-rl/mismatch/env"
+	"github.com/mismatch-rl/mismatch/rng"
 )
 
 // Agent is a model-predictive controller: every ReplanEvery steps it
@@ -83,4 +87,53 @@ func (a *Agent) Act(act, obs []float32) error {
 	copy(act, a.plan[a.next*d:(a.next+1)*d])
 	a.next++
 	return nil
+}
+
+// ModelAgent is an MPC agent planning through a dynamics model, with its
+// objective, which it closes.
+type ModelAgent struct {
+	*Agent
+	Objective *ModelObjective
+}
+
+// NewModelAgent returns an agent that plans with the optimiser c names over
+// model rollouts of c's horizon, particles and propagation, on threads
+// goroutines. Objective and optimiser draw from the seed's own streams.
+func NewModelAgent(task env.Task, model *dynamics.Model, c Config, threads int, seed uint64) (*ModelAgent, error) {
+	prop, err := ParsePropagation(c.Propagation)
+	if err != nil {
+		return nil, err
+	}
+	src := rng.New(seed)
+	obj, err := NewModelObjective(task, model, c.Horizon, c.Particles, prop, threads, src.Child(0).Uint64())
+	if err != nil {
+		return nil, err
+	}
+	b := BoundsOf(task.ActionSpace())
+	opt, err := NewOptimizer(c, b, src.Child(1).Uint64())
+	if err != nil {
+		obj.Close()
+		return nil, err
+	}
+	a, err := NewAgent(opt, obj.Evaluate, obj.SetStart, b, c.ReplanEvery)
+	if err != nil {
+		obj.Close()
+		return nil, err
+	}
+	return &ModelAgent{Agent: a, Objective: obj}, nil
+}
+
+// Close stops the objective's goroutines.
+func (a *ModelAgent) Close() { a.Objective.Close() }
+
+// NewSimAgent returns an agent that plans with the optimiser c names over
+// obj's rollouts of the true simulator, starting each plan from sim's
+// current state: the paper's expert. obj may serve many agents in turn.
+func NewSimAgent(obj *SimObjective, sim env.Simulator, c Config, seed uint64) (*Agent, error) {
+	b := BoundsOf(sim.Task().ActionSpace())
+	opt, err := NewOptimizer(c, b, seed)
+	if err != nil {
+		return nil, err
+	}
+	return NewAgent(opt, obj.Evaluate, func([]float32) error { obj.SetStart(sim.State()); return nil }, b, c.ReplanEvery)
 }

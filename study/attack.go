@@ -224,7 +224,10 @@ func Attack(ctx context.Context, task env.Task, model *dynamics.Model, held *dat
 		if err != nil {
 			return nil, err
 		}
-		sc, obs, err := scoreEpisodes(ctx, task, m, c.Final, c.Seed^0xf17a1)
+		sc, obs, faults, err := scoreEpisodes(ctx, task, m, c.Final, c.Seed^0xf17a1, c.Seed^0xf17a1)
+		if err == nil {
+			err = faults
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -371,42 +374,35 @@ func toF64(x []float32) []float64 {
 	return out
 }
 
-// score runs e.Episodes MPC episodes with model and returns their rewards.
+// score runs e.Episodes MPC episodes with model and returns their rewards;
+// an episode the planner cannot complete is an error.
 func score(ctx context.Context, task env.Task, m *dynamics.Model, e EvalSpec, seed uint64) (Score, error) {
-	s, _, err := scoreEpisodes(ctx, task, m, e, seed)
+	s, _, faults, err := scoreEpisodes(ctx, task, m, e, seed, seed)
+	if err == nil {
+		err = faults
+	}
 	return s, err
 }
 
-// scoreEpisodes also returns each episode's observations, concatenated.
-func scoreEpisodes(ctx context.Context, task env.Task, m *dynamics.Model, e EvalSpec, seed uint64) (Score, [][]float32, error) {
-	pc := e.Planner
-	prop, err := planning.ParsePropagation(pc.Propagation)
-	if err != nil {
-		return Score{}, nil, err
-	}
+// scoreEpisodes runs e.Episodes MPC episodes with model: episode ep starts
+// from episodeSeed(startSeed, ep) and plans from planSeed's stream ep. It
+// returns the rewards (NaN for an episode the model broke, its fault
+// joined into faults), each episode's observations, and an error only for
+// failures that are not the model's (cancellation, setup).
+func scoreEpisodes(ctx context.Context, task env.Task, m *dynamics.Model, e EvalSpec, planSeed, startSeed uint64) (Score, [][]float32, error, error) {
 	world, err := task.New()
 	if err != nil {
-		return Score{}, nil, err
+		return Score{}, nil, nil, err
 	}
 	defer world.Close()
-	bounds := planning.BoundsOf(task.ActionSpace())
 	var sc Score
 	var trajs [][]float32
-	streams := rng.New(seed).Child(hash("score"))
+	var faults []error
+	streams := rng.New(planSeed).Child(hash("score"))
 	for ep := 0; ep < e.Episodes; ep++ {
-		obj, err := planning.NewModelObjective(task, m, pc.Horizon, pc.Particles, prop, 1, streams.Child(uint64(2*ep)).Uint64())
+		agent, err := planning.NewModelAgent(task, m, e.Planner, 1, streams.Child(uint64(ep)).Uint64())
 		if err != nil {
-			return sc, nil, err
-		}
-		opt, err := planning.NewOptimizer(pc, bounds, streams.Child(uint64(2*ep+1)).Uint64())
-		if err != nil {
-			obj.Close()
-			return sc, nil, err
-		}
-		agent, err := planning.NewAgent(opt, obj.Evaluate, obj.SetStart, bounds, pc.ReplanEvery)
-		if err != nil {
-			obj.Close()
-			return sc, nil, err
+			return sc, nil, nil, err
 		}
 		buf := data.NewBuffer(task.ObservationSpace().Dim(), task.ActionSpace().Dim())
 		policy := func(act, obs []float32) error {
@@ -415,14 +411,18 @@ func scoreEpisodes(ctx context.Context, task env.Task, m *dynamics.Model, e Eval
 			}
 			return agent.Act(act, obs)
 		}
-		r, err := data.RunEpisode(world, policy, episodeSeed(seed, ep), buf)
-		obj.Close()
+		r, err := data.RunEpisode(world, policy, episodeSeed(startSeed, ep), buf)
+		agent.Close()
+		if ctx.Err() != nil {
+			return sc, nil, nil, ctx.Err()
+		}
 		if err != nil {
-			return sc, nil, err
+			faults = append(faults, fmt.Errorf("episode %d: %w", ep, err))
+			r = math.NaN()
 		}
 		sc.Rewards = append(sc.Rewards, r)
 		trajs = append(trajs, slices.Clone(buf.Next))
 	}
 	sc.RewardMean, sc.RewardStd = meanStd(sc.Rewards)
-	return sc, trajs, nil
+	return sc, trajs, errors.Join(faults...), nil
 }

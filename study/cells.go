@@ -14,7 +14,6 @@ import (
 	"github.com/mismatch-rl/mismatch/dynamics"
 	"github.com/mismatch-rl/mismatch/env"
 	"github.com/mismatch-rl/mismatch/internal/safefile"
-	"github.com/mismatch-rl/mismatch/planning"
 	"github.com/mismatch-rl/mismatch/rng"
 )
 
@@ -89,50 +88,14 @@ func (ev *evaluator) evaluate(ctx context.Context, m Member) (Cell, error) {
 		}
 		c.NLL[name], c.MixtureNLL[name], c.MSE[name] = met.NLL, met.MixtureNLL, met.MSE
 	}
-	pc := ev.spec.Evaluation.Planner
-	prop, err := planning.ParsePropagation(pc.Propagation)
+	sc, _, fault, err := scoreEpisodes(ctx, ev.task, model, ev.spec.Evaluation, rng.New(ev.spec.Seed).Child(hash(m.ID)).Uint64(), ev.spec.Seed)
 	if err != nil {
 		return c, err
 	}
-	e, err := ev.task.New()
-	if err != nil {
-		return c, err
+	if fault != nil {
+		faults = append(faults, fault)
 	}
-	defer e.Close()
-	bounds := planning.BoundsOf(ev.task.ActionSpace())
-	streams := rng.New(ev.spec.Seed).Child(hash(m.ID))
-	for ep := 0; ep < ev.spec.Evaluation.Episodes; ep++ {
-		obj, err := planning.NewModelObjective(ev.task, model, pc.Horizon, pc.Particles, prop, 1, streams.Child(uint64(2*ep)).Uint64())
-		if err != nil {
-			return c, err
-		}
-		opt, err := planning.NewOptimizer(pc, bounds, streams.Child(uint64(2*ep+1)).Uint64())
-		if err != nil {
-			obj.Close()
-			return c, err
-		}
-		agent, err := planning.NewAgent(opt, obj.Evaluate, obj.SetStart, bounds, pc.ReplanEvery)
-		if err != nil {
-			obj.Close()
-			return c, err
-		}
-		policy := func(act, obs []float32) error {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			return agent.Act(act, obs)
-		}
-		r, err := data.RunEpisode(e, policy, episodeSeed(ev.spec.Seed, ep), nil)
-		obj.Close()
-		if ctx.Err() != nil {
-			return c, ctx.Err()
-		}
-		if err != nil {
-			faults = append(faults, fmt.Errorf("episode %d: %w", ep, err))
-			r = math.NaN()
-		}
-		c.Rewards = append(c.Rewards, r)
-	}
+	c.Rewards = sc.Rewards
 	c.RewardMean, c.RewardStd = meanStd(c.Rewards)
 	if err := errors.Join(faults...); err != nil {
 		c.Error = err.Error()

@@ -96,18 +96,13 @@ func buildExpert(ctx context.Context, s Spec, d DatasetSpec, task env.Task, dir 
 		return err
 	}
 	defer obj.Close()
-	bounds := planning.BoundsOf(task.ActionSpace())
 	kept := data.NewBuffer(task.ObservationSpace().Dim(), task.ActionSpace().Dim())
 	var best *data.Buffer
 	bestR := math.Inf(-1)
 	seeds := rng.New(s.Seed).Child(hash(d.Name))
 	n := 0
 	for try := 0; n < d.Episodes && try < 3*d.Episodes; try++ {
-		opt, err := planning.NewOptimizer(d.Planner, bounds, seeds.Child(uint64(2*try)).Uint64())
-		if err != nil {
-			return err
-		}
-		agent, err := planning.NewAgent(opt, obj.Evaluate, func([]float32) error { obj.SetStart(sim.State()); return nil }, bounds, d.Planner.ReplanEvery)
+		agent, err := planning.NewSimAgent(obj, sim, d.Planner, seeds.Child(uint64(2*try)).Uint64())
 		if err != nil {
 			return err
 		}

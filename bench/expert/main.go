@@ -40,15 +40,10 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	b := planning.BoundsOf(t.ActionSpace())
-	cfg := planning.Config{Optimizer: "cem", Horizon: *horizon, Population: *pop, Elites: *elites, Iterations: *iters, Alpha: 0.1, MinVariance: 0.001}
+	cfg := planning.Config{Optimizer: "cem", Horizon: *horizon, Population: *pop, Elites: *elites, Iterations: *iters, Alpha: 0.1, MinVariance: 0.001, ReplanEvery: 1}
 	var sum float64
 	for ep := 0; ep < *episodes; ep++ {
-		opt, err := planning.NewOptimizer(cfg, b, uint64(ep))
-		if err != nil {
-			log.Fatal(err)
-		}
-		agent, err := planning.NewAgent(opt, obj.Evaluate, func([]float32) error { obj.SetStart(sim.State()); return nil }, b, 1)
+		agent, err := planning.NewSimAgent(obj, sim, cfg, uint64(ep))
 		if err != nil {
 			log.Fatal(err)
 		}
