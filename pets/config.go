@@ -187,7 +187,6 @@ func Preset(name, task string) (Config, error) {
 		c.Trials = min(c.Trials, 5)
 		c.Model.Hidden = []int{64, 64}
 		c.Train.Epochs = 20
-		c.Planner.Horizon = 15
 		c.Planner.Population = 150
 		c.Planner.Elites = 15
 		c.Planner.Particles = 5

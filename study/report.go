@@ -100,14 +100,35 @@ func correlationRows(r *Results) [][]string {
 }
 
 func scatter(r *Results, dataset string) (report.Figure, string, error) {
+	// Models far below the others in likelihood (an early model
+	// extrapolating wildly) would squeeze the rest into a sliver: they are
+	// left off the axis and counted; the statistics keep them.
+	var xs []float64
+	for i := range r.Members {
+		if v := -r.Cells[i].NLL[dataset]; !math.IsNaN(v) && !math.IsInf(v, 0) {
+			xs = append(xs, v)
+		}
+	}
+	fence := math.Inf(-1)
+	if len(xs) >= 8 {
+		s := slices.Sorted(slices.Values(xs))
+		q1, q3 := s[len(s)/4], s[3*len(s)/4]
+		fence = q1 - 5*math.Max(q3-q1, 1e-9)
+	}
 	var groups []report.Group
+	off := 0
 	for i, m := range r.Members {
+		x := -r.Cells[i].NLL[dataset]
+		if x < fence {
+			off++
+			continue
+		}
 		j := slices.IndexFunc(groups, func(g report.Group) bool { return g.Name == m.Class })
 		if j < 0 {
 			groups = append(groups, report.Group{Name: m.Class})
 			j = len(groups) - 1
 		}
-		groups[j].X = append(groups[j].X, -r.Cells[i].NLL[dataset])
+		groups[j].X = append(groups[j].X, x)
 		groups[j].Y = append(groups[j].Y, r.Cells[i].RewardMean)
 	}
 	var all Correlation
@@ -120,9 +141,12 @@ func scatter(r *Results, dataset string) (report.Figure, string, error) {
 	if all.TrendDefined {
 		trend = &[2]float64{all.Trend.Slope, all.Trend.Intercept}
 	}
-	title := fmt.Sprintf("%s data: Pearson ρ = %s", dataset, FormatStat(all.Pearson))
+	title := fmt.Sprintf("%s data: Pearson ρ = %s, Spearman %s", dataset, FormatStat(all.Pearson), FormatStat(all.Spearman))
 	f, err := report.ScatterPlot("likelihood-reward-"+dataset, title, "log-likelihood per transition (nats)", "mean episode reward", groups, trend)
 	cap := fmt.Sprintf("Reward against log-likelihood on the %s data, one point per model; ρ %s, 95%% interval %s.", dataset, FormatStat(all.Pearson), interval(all.Pearson))
+	if off > 0 {
+		cap += fmt.Sprintf(" %d models with log-likelihood below %.3g are off the axis (they count in the statistics).", off, fence)
+	}
 	return f, cap, err
 }
 

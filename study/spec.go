@@ -344,7 +344,7 @@ func Preset(name, kind, task string) (Spec, error) {
 		}
 		switch kind {
 		case LikelihoodReward:
-			fastPETS.Trials = 8
+			fastPETS.Trials = 10
 			s.Population.Runs = 3
 			s.Population.PETS = fastPETS
 		case Reweight:
