@@ -129,7 +129,12 @@ func (t *task) Preprocess(dst, obs []float32) {
 
 func (t *task) Reward(dst []float32, obs, act, next []float32) {
 	od, ad := t.obsDim, t.act.Dim()
-	var buf [16]float32
+	// Clip into a stack array when the action fits, as every task's here does.
+	var arr [16]float32
+	buf := arr[:]
+	if ad > len(buf) {
+		buf = make([]float32, ad)
+	}
 	for i := range dst {
 		a := buf[:ad]
 		copy(a, act[i*ad:(i+1)*ad])
