@@ -319,7 +319,7 @@ func (p *Predictor) forward(obs, act []float32, rows int, members []int) (int, e
 		return 0, fmt.Errorf("dynamics: %d observations and %d actions for %d rows", len(obs)/m.obsDim, len(act)/m.actDim, n)
 	}
 	p.in = growTo(p.in, n*m.InputDim())
-	p.out = growTo(p.out, n*m.Net.Config().Out)
+	p.out = growTo(p.out, n*m.Net.Layers[len(m.Net.Layers)-1].Out)
 	m.inputs(p.in, obs, act, n)
 	if err := p.ev.ForwardMembers(p.out, p.in, rows, members); err != nil {
 		return 0, err

@@ -69,6 +69,19 @@ func (b Box) Clip(x []float32) {
 	}
 }
 
+// Clipped returns x if it lies in the box, and otherwise a clipped copy
+// of it, so that the common case of a valid action costs no allocation.
+func (b Box) Clipped(x []float32) []float32 {
+	for i, v := range x {
+		if v < b.Low[i] || v > b.High[i] {
+			c := append([]float32(nil), x...)
+			b.Clip(c)
+			return c
+		}
+	}
+	return x
+}
+
 // Mid returns the box's midpoint; infinite bounds give 0.
 func (b Box) Mid() []float32 {
 	m := make([]float32, len(b.Low))

@@ -437,3 +437,22 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestModelRolloutsDoNotAllocate: after the first call of a size, scoring
+// a population allocates nothing.
+func TestModelRolloutsDoNotAllocate(t *testing.T) {
+	m := pointMassModel(t, dynamics.Config{Probabilistic: true, Members: 2, Hidden: []int{16}, Activation: nn.Swish})
+	o, err := NewModelObjective(classic.PointMass, m, 10, 4, TSInf, 2, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	o.SetStart([]float32{0, 0})
+	const n = 64
+	seqs := make([]float32, n*10)
+	ret := make([]float64, n)
+	o.Evaluate(ret, seqs, n)
+	if a := testing.AllocsPerRun(10, func() { o.Evaluate(ret, seqs, n) }); a != 0 {
+		t.Fatalf("Evaluate allocated %.1f times per call", a)
+	}
+}

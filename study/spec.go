@@ -195,11 +195,20 @@ func (s Spec) Validate() error {
 					bad("population.budgets", "holds %d, want epochs ≥ 1", b)
 				}
 			}
-		} else if p.Epochs < 1 || p.Every < 1 || p.Every > p.Epochs {
-			bad("population", "epochs needs epochs ≥ 1 and 1 ≤ every ≤ epochs (have %d and %d)", p.Epochs, p.Every)
-		}
-		if _, err := p.Model.Dynamics(); err != nil {
-			bad("population.model", "%v", err)
+			for i, cl := range p.Classes {
+				mc := p.Model
+				mc.Class = cl
+				if _, err := mc.Dynamics(); err != nil {
+					bad(fmt.Sprintf("population.classes[%d]", i), "%v", err)
+				}
+			}
+		} else {
+			if p.Epochs < 1 || p.Every < 1 || p.Every > p.Epochs {
+				bad("population", "epochs needs epochs ≥ 1 and 1 ≤ every ≤ epochs (have %d and %d)", p.Epochs, p.Every)
+			}
+			if _, err := p.Model.Dynamics(); err != nil {
+				bad("population.model", "%v", err)
+			}
 		}
 		if p.Train.BatchSize < 1 || !(p.Train.LR > 0) {
 			bad("population.train", "needs batch_size ≥ 1 and lr > 0")

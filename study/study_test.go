@@ -274,3 +274,38 @@ func TestShardedPreparation(t *testing.T) {
 		t.Fatalf("sharded population:\n%s\none process:\n%s", a, b)
 	}
 }
+
+// TestTrainPopulation: models of two classes, two seeds and two epoch
+// budgets trained on one dataset, each scored.
+func TestTrainPopulation(t *testing.T) {
+	s := tinySpec()
+	s.Datasets = []DatasetSpec{{Name: "uniform", Kind: "uniform", Samples: 400}, {Name: "grid", Kind: "grid", Points: 3}}
+	s.Population = PopulationSpec{Kind: "train", Dataset: "uniform", Classes: []string{"P", "DE"}, Seeds: 2, Budgets: []int{2, 6},
+		Model: pets.ModelConfig{Members: 2, Hidden: []int{16}, Activation: "tanh"}, Train: pets.TrainConfig{BatchSize: 32, LR: 3e-3}}
+	s.Evaluation.Episodes = 1
+	res, err := Run(context.Background(), s, Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Members) != 8 {
+		t.Fatalf("%d models, want 2 classes × 2 seeds × 2 budgets", len(res.Members))
+	}
+	classes := map[string]int{}
+	for i, m := range res.Members {
+		classes[m.Class]++
+		if math.IsNaN(res.Cells[i].NLL["grid"]) || math.IsNaN(res.Cells[i].RewardMean) {
+			t.Fatalf("cell %+v", res.Cells[i])
+		}
+	}
+	if classes["P"] != 4 || classes["DE"] != 4 {
+		t.Fatalf("classes %v", classes)
+	}
+	// Per-class correlations join the overall one.
+	groups := map[string]bool{}
+	for _, c := range res.Correlations {
+		groups[c.Group] = true
+	}
+	if !groups["all"] || !groups["P"] || !groups["DE"] {
+		t.Fatalf("correlation groups %v", groups)
+	}
+}

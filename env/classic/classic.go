@@ -70,17 +70,9 @@ func (t *task) Preprocess(dst, obs []float32) { copy(dst, obs) }
 
 func (t *task) Reward(dst []float32, obs, act, next []float32) {
 	od, ad := t.obs.Dim(), t.act.Dim()
-	// Clip into a stack array when the action fits, as every task's here does.
-	var a [8]float32
-	buf := a[:]
-	if ad > len(buf) {
-		buf = make([]float32, ad)
-	}
 	for i := range dst {
-		ai := buf[:ad]
-		copy(ai, act[i*ad:(i+1)*ad])
-		t.act.Clip(ai)
-		dst[i] = t.rewardRow(obs[i*od:(i+1)*od], ai, next[i*od:(i+1)*od])
+		a := t.act.Clipped(act[i*ad : (i+1)*ad])
+		dst[i] = t.rewardRow(obs[i*od:(i+1)*od], a, next[i*od:(i+1)*od])
 	}
 }
 

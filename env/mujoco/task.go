@@ -129,16 +129,8 @@ func (t *task) Preprocess(dst, obs []float32) {
 
 func (t *task) Reward(dst []float32, obs, act, next []float32) {
 	od, ad := t.obsDim, t.act.Dim()
-	// Clip into a stack array when the action fits, as every task's here does.
-	var arr [16]float32
-	buf := arr[:]
-	if ad > len(buf) {
-		buf = make([]float32, ad)
-	}
 	for i := range dst {
-		a := buf[:ad]
-		copy(a, act[i*ad:(i+1)*ad])
-		t.act.Clip(a)
+		a := t.act.Clipped(act[i*ad : (i+1)*ad])
 		dst[i] = t.rewardRow(obs[i*od:(i+1)*od], a, next[i*od:(i+1)*od])
 	}
 }
