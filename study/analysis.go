@@ -40,9 +40,11 @@ type Correlation struct {
 	N                          int
 	Pearson, Spearman, Kendall Stat
 	// Trend is the total-least-squares line of reward on log-likelihood,
-	// fitted to standardised values and mapped back.
+	// fitted to standardised values and mapped back, leaving out the
+	// Outliers models far below the rest in likelihood.
 	Trend        Line
 	TrendDefined bool
+	Outliers     int
 }
 
 // TableFile and CorrelationFile are the analysis outputs.
@@ -133,10 +135,32 @@ func correlate(s Spec, ms []Member, cells []Cell, dataset, group string) Correla
 		return st
 	}
 	c.Pearson, c.Spearman, c.Kendall = stat(Pearson, 1), stat(Spearman, 2), stat(Kendall, 3)
-	if l, err := standardTLS(x, y); err == nil {
+	// The trend is fitted to the models within the fence: a model whose
+	// likelihood is orders of magnitude below the rest (an early model
+	// extrapolating wildly) would otherwise set the line alone.
+	fence := lowFence(x)
+	var tx, ty []float64
+	for i := range x {
+		if x[i] >= fence {
+			tx, ty = append(tx, x[i]), append(ty, y[i])
+		}
+	}
+	if l, err := standardTLS(tx, ty); err == nil {
 		c.Trend, c.TrendDefined = l, true
 	}
+	c.Outliers = len(x) - len(tx)
 	return c
+}
+
+// lowFence is 5 interquartile ranges below the first quartile of x: the
+// likelihoods below it are far outliers (−Inf for fewer than 8 values).
+func lowFence(x []float64) float64 {
+	if len(x) < 8 {
+		return math.Inf(-1)
+	}
+	s := slices.Sorted(slices.Values(x))
+	q1, q3 := s[len(s)/4], s[3*len(s)/4]
+	return q1 - 5*math.Max(q3-q1, 1e-9)
 }
 
 // standardTLS fits a total-least-squares line to z-scored data (so the
@@ -196,7 +220,7 @@ func FormatStat(s Stat) string {
 func (r *Results) writeCorrelations(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	cw.Write([]string{"dataset", "group", "models", "pearson", "pearson_low", "pearson_high", "spearman", "spearman_low", "spearman_high",
-		"kendall", "kendall_low", "kendall_high", "trend_slope", "trend_intercept"})
+		"kendall", "kendall_low", "kendall_high", "trend_slope", "trend_intercept", "trend_outliers_left_out"})
 	ci := func(s Stat) (string, string) {
 		if !s.HasCI {
 			return "undefined", "undefined"
@@ -212,7 +236,7 @@ func (r *Results) writeCorrelations(w io.Writer) error {
 			slope, icpt = strconv.FormatFloat(c.Trend.Slope, 'g', 6, 64), strconv.FormatFloat(c.Trend.Intercept, 'g', 6, 64)
 		}
 		cw.Write([]string{c.Dataset, c.Group, strconv.Itoa(c.N), FormatStat(c.Pearson), pl, ph, FormatStat(c.Spearman), sl, sh,
-			FormatStat(c.Kendall), kl, kh, slope, icpt})
+			FormatStat(c.Kendall), kl, kh, slope, icpt, strconv.Itoa(c.Outliers)})
 	}
 	cw.Flush()
 	return cw.Error()

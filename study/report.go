@@ -109,12 +109,7 @@ func scatter(r *Results, dataset string) (report.Figure, string, error) {
 			xs = append(xs, v)
 		}
 	}
-	fence := math.Inf(-1)
-	if len(xs) >= 8 {
-		s := slices.Sorted(slices.Values(xs))
-		q1, q3 := s[len(s)/4], s[3*len(s)/4]
-		fence = q1 - 5*math.Max(q3-q1, 1e-9)
-	}
+	fence := lowFence(xs)
 	var groups []report.Group
 	off := 0
 	for i, m := range r.Members {
@@ -145,7 +140,7 @@ func scatter(r *Results, dataset string) (report.Figure, string, error) {
 	f, err := report.ScatterPlot("likelihood-reward-"+dataset, title, "log-likelihood per transition (nats)", "mean episode reward", groups, trend)
 	cap := fmt.Sprintf("Reward against log-likelihood on the %s data, one point per model; ρ %s, 95%% interval %s.", dataset, FormatStat(all.Pearson), interval(all.Pearson))
 	if off > 0 {
-		cap += fmt.Sprintf(" %d models with log-likelihood below %.3g are off the axis (they count in the statistics).", off, fence)
+		cap += fmt.Sprintf(" %d models with log-likelihood below %.3g are off the axis: they count in the correlations, not in the trend line.", off, fence)
 	}
 	return f, cap, err
 }
