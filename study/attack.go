@@ -40,6 +40,12 @@ type AttackConfig struct {
 	// data, which is where a planner's search goes. "random" draws P from
 	// N(0, σ²/Dims), σ the subset's weight spread.
 	Directions string `yaml:"directions"`
+	// Start is where the search starts: "refit" (the default) moves the
+	// output layer's mean weights to the held-out NLL's minimum first, so
+	// the search starts from a model at least as likely as the original
+	// and spends the likelihood it gained; "original" starts from the
+	// model as trained, where every move costs likelihood.
+	Start string `yaml:"start"`
 	// Step is CMA-ES's initial step size in z: the typical change of a
 	// weight as a fraction of the subset's weight spread. A trained model's
 	// likelihood is at a minimum, so steps must start small (0.01–0.05).
@@ -102,24 +108,52 @@ func Attack(ctx context.Context, task env.Task, model *dynamics.Model, held *dat
 	if spread == 0 {
 		spread = 1
 	}
+	m0, err := model.Evaluate(held, 1)
+	if err != nil {
+		return nil, err
+	}
+	nll0 := m0.NLL
+	last := model.Net.Layers[len(model.Net.Layers)-1]
+	E, h, out := model.Members(), last.In, last.Out
+	// The output layer's fits, when the start or the directions need them.
+	var fits []outputFit
+	if c.Start != "original" || (c.Subset != "all" && c.Directions != "random") {
+		if fits, err = fitOutputs(model, held); err != nil {
+			return nil, err
+		}
+	}
+	switch c.Start {
+	case "refit", "":
+		off := len(base) - len(last.W) - len(last.B)
+		refit(base[off:], fits, E, h, out)
+		m := model.Clone()
+		copy(m.Net.Params(), base)
+		met, err := m.Evaluate(held, 1)
+		if err != nil {
+			return nil, err
+		}
+		if met.NLL > nll0 {
+			// Float32 rounding can cost more than a converged model gains.
+			copy(base, model.Net.Params())
+		} else {
+			logf("attack: refitted the output layer's means: held-out NLL %.4f → %.4f", nll0, met.NLL)
+		}
+	case "original":
+	default:
+		return nil, fmt.Errorf("study: attack start %q, want refit or original", c.Start)
+	}
 	// The directions, one after another: Dims × len(sub).
 	dirs := make([]float32, c.Dims*len(sub))
 	switch {
 	case c.Directions == "random" || c.Subset == "all":
 		rng.New(c.Seed).Child(hash("directions")).FillNormal(dirs, 0, float32(spread/math.Sqrt(float64(c.Dims))))
 	case c.Directions == "null" || c.Directions == "":
-		if err := nullDirections(dirs, model, held, c.Dims, spread); err != nil {
+		if err := nullDirections(dirs, fits, E, h, out, c.Dims, spread); err != nil {
 			return nil, err
 		}
 	default:
 		return nil, fmt.Errorf("study: attack directions %q, want null or random", c.Directions)
 	}
-
-	m0, err := model.Evaluate(held, 1)
-	if err != nil {
-		return nil, err
-	}
-	nll0 := m0.NLL
 	workers := max(c.Workers, 1)
 	pool := make(chan *dynamics.Model, workers)
 	for range workers {
@@ -242,42 +276,133 @@ func Attack(ctx context.Context, task env.Task, model *dynamics.Model, held *dat
 	return res, nil
 }
 
-// nullDirections fills dirs with the dims directions of the output layer's
-// mean weights (and biases) least constrained by the held-out data.
-func nullDirections(dirs []float32, m *dynamics.Model, held *data.Buffer, dims int, spread float64) error {
-	n := min(held.Len(), 5000)
-	feat, err := m.Features(held.Obs[:n*held.ObsDim], held.Act[:n*held.ActDim], n)
+// outputFit is the held-out NLL as a function of one member's weights (and
+// bias, last) for one mean output: with the variances fixed it is the
+// quadratic ½(w−w*)ᵀA(w−w*) + const, A = HᵀΛH for the last hidden features H
+// and the predicted precisions Λ.
+type outputFit struct {
+	e, j  int
+	delta []float64  // w* − w: the step to the minimum (ridge-damped)
+	vals  []float64  // A's eigenvalues, ascending
+	vecs  *mat.Dense // their eigenvectors, in columns
+}
+
+// maxFitRows bounds the held-out transitions the fits use.
+const maxFitRows = 20000
+
+// fitOutputs computes an outputFit for every member and mean output of m's
+// last layer on held.
+func fitOutputs(m *dynamics.Model, held *data.Buffer) ([]outputFit, error) {
+	n := min(held.Len(), maxFitRows)
+	od, ad := held.ObsDim, held.ActDim
+	feat, err := m.Features(held.Obs[:n*od], held.Act[:n*ad], n)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	E := m.Members()
-	l := m.Net.Layers[len(m.Net.Layers)-1]
-	h, out := l.In, l.Out
-	type cand struct {
-		s       float64
-		e, j, k int
-	}
-	var cands []cand
-	vs := make([]*mat.Dense, E)
+	obs := make([]float32, E*n*od)
+	act := make([]float32, E*n*ad)
 	for e := 0; e < E; e++ {
-		H := mat.NewDense(n, h+1, nil)
+		copy(obs[e*n*od:], held.Obs[:n*od])
+		copy(act[e*n*ad:], held.Act[:n*ad])
+	}
+	mean := make([]float32, E*n*od)
+	variance := make([]float32, E*n*od)
+	p := m.NewPredictor(1)
+	err = p.Moments(mean, variance, obs, act, n, nil)
+	p.Close()
+	if err != nil {
+		return nil, err
+	}
+	h := m.Net.Layers[len(m.Net.Layers)-1].In
+	H := mat.NewDense(n, h+1, nil)
+	W := mat.NewDense(n, h+1, nil)
+	res := make([]float64, n)
+	var fits []outputFit
+	for e := 0; e < E; e++ {
 		for r := 0; r < n; r++ {
 			for i := 0; i < h; i++ {
 				H.Set(r, i, float64(feat[(e*n+r)*h+i]))
 			}
 			H.Set(r, h, 1)
 		}
-		var svd mat.SVD
-		if !svd.Factorize(H, mat.SVDThin) {
-			return errors.New("study: SVD of the held-out features failed")
-		}
-		sv := svd.Values(nil)
-		vs[e] = &mat.Dense{}
-		svd.VTo(vs[e])
-		for k, s := range sv {
-			for j := 0; j < m.ObsDim(); j++ { // the mean outputs
-				cands = append(cands, cand{s, e, j, k})
+		for j := 0; j < od; j++ {
+			// Rows scaled by √λ, so that WᵀW = HᵀΛH; residuals by λ.
+			for r := 0; r < n; r++ {
+				k := (e*n+r)*od + j
+				lambda := 1.0
+				if v := float64(variance[k]); v > 0 {
+					lambda = 1 / v
+				}
+				s := math.Sqrt(lambda)
+				for i := 0; i <= h; i++ {
+					W.Set(r, i, s*H.At(r, i))
+				}
+				res[r] = lambda * float64(held.Next[r*od+j]-mean[k])
 			}
+			var A mat.SymDense
+			A.SymOuterK(1, W.T())
+			var eig mat.EigenSym
+			if !eig.Factorize(&A, true) {
+				return nil, errors.New("study: eigen-decomposition of the likelihood's curvature failed")
+			}
+			f := outputFit{e: e, j: j, vals: eig.Values(nil), vecs: &mat.Dense{}}
+			eig.VectorsTo(f.vecs)
+			// The ridge keeps directions the data do not pin down where
+			// they are: the step follows only what the data determine.
+			var tr float64
+			for i := 0; i <= h; i++ {
+				tr += A.At(i, i)
+			}
+			ridge := 1e-4 * tr / float64(h+1)
+			g := mat.NewVecDense(h+1, nil)
+			g.MulVec(H.T(), mat.NewVecDense(n, res))
+			// Δ = V (diag(vals)+ρ)⁻¹ Vᵀ g.
+			c := mat.NewVecDense(h+1, nil)
+			c.MulVec(f.vecs.T(), g)
+			for i := 0; i <= h; i++ {
+				c.SetVec(i, c.AtVec(i)/(max(f.vals[i], 0)+ridge))
+			}
+			d := mat.NewVecDense(h+1, nil)
+			d.MulVec(f.vecs, c)
+			f.delta = d.RawVector().Data
+			fits = append(fits, f)
+		}
+	}
+	return fits, nil
+}
+
+// refit moves base's output-layer mean weights (sub = base[lo:]) to the
+// held-out NLL's minimum given the predicted variances.
+func refit(sub []float32, fits []outputFit, E, h, out int) {
+	for _, f := range fits {
+		for i, v := range f.delta {
+			sub[weightIndex(f.e, f.j, i, E, h, out)] += float32(v)
+		}
+	}
+}
+
+// weightIndex is the position in the output layer's parameters (weights,
+// then biases) of member e's weight from hidden unit i (i = h: the bias)
+// to output j.
+func weightIndex(e, j, i, E, h, out int) int {
+	if i < h {
+		return e*h*out + i*out + j
+	}
+	return E*h*out + e*out + j
+}
+
+// nullDirections fills dirs with the dims directions of the output layer's
+// mean weights (and biases) in which the held-out NLL curves least.
+func nullDirections(dirs []float32, fits []outputFit, E, h, out, dims int, spread float64) error {
+	type cand struct {
+		s    float64
+		f, k int
+	}
+	var cands []cand
+	for fi, f := range fits {
+		for k, v := range f.vals {
+			cands = append(cands, cand{v, fi, k})
 		}
 	}
 	slices.SortStableFunc(cands, func(a, b cand) int {
@@ -296,13 +421,9 @@ func nullDirections(dirs []float32, m *dynamics.Model, held *data.Buffer, dims i
 	scale := spread * math.Sqrt(float64(h+1))
 	for d, c := range cands[:dims] {
 		col := dirs[d*sub : (d+1)*sub]
+		f := fits[c.f]
 		for i := 0; i <= h; i++ {
-			v := float32(scale * vs[c.e].At(i, c.k))
-			if i < h {
-				col[c.e*h*out+i*out+c.j] = v
-			} else {
-				col[E*h*out+c.e*out+c.j] = v
-			}
+			col[weightIndex(f.e, f.j, i, E, h, out)] = float32(scale * f.vecs.At(i, c.k))
 		}
 	}
 	return nil
