@@ -83,9 +83,18 @@ func TestResumeAfterCancel(t *testing.T) {
 		t.Fatalf("cancelled run: %v with %d rows, want context.Canceled after 2 rows", err, len(rows))
 	}
 	table, _ := os.ReadFile(filepath.Join(dir, TrialsFile))
-	rows, err = Run(context.Background(), cfg, Options{Dir: dir})
+	var resumed []float64
+	rows, err = Run(context.Background(), cfg, Options{Dir: dir, Progress: func(e Event) {
+		if e.Phase == "resumed" {
+			resumed = append(resumed, e.Row.Reward)
+		}
+	}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The finished MPC trial is announced, so progress counts its reward.
+	if len(resumed) != 1 || resumed[0] != rows[1].Reward {
+		t.Fatalf("resumed events %v, want trial 1's reward %v", resumed, rows[1].Reward)
 	}
 	if len(rows) != 4 || rows[2].Trial != 2 || rows[3].Trial != 3 {
 		t.Fatalf("resumed rows %+v", rows)

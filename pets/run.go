@@ -54,7 +54,7 @@ type Trial struct {
 
 // Event reports progress.
 type Event struct {
-	Phase  string // "train", "step" or "trial"
+	Phase  string // "resumed" (once per trial found on disk), "train", "step" or "trial"
 	Trial  int    // current trial (from 1 for MPC trials)
 	Trials int    // MPC trials in the run
 	Step   int    // steps taken in the current episode
@@ -136,6 +136,11 @@ func Run(ctx context.Context, cfg Config, opt Options) ([]Trial, error) {
 		return rows, err
 	}
 	done := lastTrial(rows)
+	for i := range rows {
+		if rows[i].Kind == "mpc" {
+			progress(Event{Phase: "resumed", Trial: done, Trials: cfg.Trials, Row: &rows[i]})
+		}
+	}
 	if done > 0 {
 		last, err := dynamics.Load(filepath.Join(opt.Dir, rows[len(rows)-1].Model), task)
 		if err != nil {

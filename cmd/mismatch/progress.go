@@ -60,6 +60,15 @@ func (p *progress) eta(e pets.Event) string {
 
 func (p *progress) event(e pets.Event) {
 	switch e.Phase {
+	case "resumed":
+		r := e.Row
+		if !p.hasBest || r.Reward > p.best {
+			p.best, p.hasBest = r.Reward, true
+		}
+		p.last = r.Reward
+		if r.Trial == e.Trial {
+			p.log("resuming after trial %d/%d (best reward so far %.2f)", e.Trial, e.Trials, p.best)
+		}
 	case "train":
 		p.trial0 = time.Now()
 		if !p.tty {
