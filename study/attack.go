@@ -32,12 +32,14 @@ type AttackConfig struct {
 	// a subspace keeps it to Dims.
 	Dims int `yaml:"dims"`
 	// Directions chooses P. "null" (the default for the last layer) takes
-	// the directions of the output layer's mean weights that change
-	// predictions on the held-out data least: the output is linear in the
-	// last hidden features H, so these are H's right singular vectors of
-	// smallest singular value, for each member and output. They leave the
-	// likelihood nearly untouched while changing predictions away from the
-	// data, which is where a planner's search goes. "random" draws P from
+	// the directions of the output layer's mean weights in which the
+	// held-out NLL curves least: the output is linear in the last hidden
+	// features H, so with the variances fixed the NLL is quadratic in each
+	// output's weights with curvature HᵀΛH (Λ the predicted precisions),
+	// and these are its eigenvectors of smallest eigenvalue over all
+	// members and outputs. They leave the likelihood nearly untouched while
+	// changing predictions away from the data, which is where a planner's
+	// search goes. "random" draws P from
 	// N(0, σ²/Dims), σ the subset's weight spread.
 	Directions string `yaml:"directions"`
 	// Start is where the search starts: "refit" (the default) moves the
