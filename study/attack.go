@@ -67,7 +67,11 @@ type AttackConfig struct {
 
 // AttackResult is the search's outcome.
 type AttackResult struct {
-	Before, After     Score
+	Before, After Score
+	// Start is the refitted model the search started from (start=refit),
+	// measured like the other two, so that what the refit alone does to
+	// the reward is known; nil for start=original.
+	Start             *Score
 	Step              float64   // CMA-ES's calibrated initial step
 	BestPerIteration  []float64 // best objective after each iteration
 	Evaluations       int
@@ -78,10 +82,10 @@ type AttackResult struct {
 
 // Score is a model's held-out NLL and its reward over episodes.
 type Score struct {
-	NLL        float64
-	Rewards    []float64
-	RewardMean float64
-	RewardStd  float64
+	NLL        float64   `json:"nll"`
+	Rewards    []float64 `json:"rewards"`
+	RewardMean float64   `json:"reward_mean"`
+	RewardStd  float64   `json:"reward_std"`
 }
 
 // penalty makes every candidate that breaks the likelihood constraint
@@ -254,8 +258,15 @@ func Attack(ctx context.Context, task env.Task, model *dynamics.Model, held *dat
 	adv := model.Clone()
 	apply(adv, bestZ)
 
-	// Re-measure both with the final planner and more episodes.
-	for i, m := range []*dynamics.Model{model, adv} {
+	// Re-measure with the final planner and more episodes: the original,
+	// the adversary and, if refitted, the start.
+	models := []*dynamics.Model{model, adv}
+	if c.Start != "original" {
+		start := model.Clone()
+		copy(start.Net.Params(), base)
+		models = append(models, start)
+	}
+	for i, m := range models {
 		met, err := m.Evaluate(held, 1)
 		if err != nil {
 			return nil, err
@@ -268,10 +279,13 @@ func Attack(ctx context.Context, task env.Task, model *dynamics.Model, held *dat
 			return nil, err
 		}
 		sc.NLL = met.NLL
-		if i == 0 {
+		switch i {
+		case 0:
 			res.Before, res.OriginalEpisodes = sc, obs
-		} else {
+		case 1:
 			res.After, res.AdversaryEpisodes = sc, obs
+		default:
+			res.Start = &sc
 		}
 	}
 	res.Model = adv

@@ -24,8 +24,9 @@ func WriteAttack(dir string, c AttackConfig, res *AttackResult, expert *data.Buf
 		return err
 	}
 	summary := map[string]any{
-		"before":      map[string]any{"nll": res.Before.NLL, "rewards": res.Before.Rewards, "reward_mean": res.Before.RewardMean, "reward_std": res.Before.RewardStd},
-		"after":       map[string]any{"nll": res.After.NLL, "rewards": res.After.Rewards, "reward_mean": res.After.RewardMean, "reward_std": res.After.RewardStd},
+		"before":      res.Before,
+		"after":       res.After,
+		"start":       res.Start,
 		"step":        res.Step,
 		"evaluations": res.Evaluations,
 		"best":        res.BestPerIteration,
@@ -73,6 +74,10 @@ func WriteAttack(dir string, c AttackConfig, res *AttackResult, expert *data.Buf
 	page.Paragraph(fmt.Sprintf("Reward %.2f ± %.2f → %.2f ± %.2f (%.0f%% lower) over %d episodes; held-out NLL %.4f → %.4f; %d candidates scored.",
 		res.Before.RewardMean, res.Before.RewardStd, res.After.RewardMean, res.After.RewardStd, drop, len(res.After.Rewards),
 		res.Before.NLL, res.After.NLL, res.Evaluations))
+	if st := res.Start; st != nil {
+		page.Paragraph(fmt.Sprintf("The search started from the original with its output layer's means refitted to the held-out data: reward %.2f ± %.2f at held-out NLL %.4f.",
+			st.RewardMean, st.RewardStd, st.NLL))
+	}
 	page.Paragraph("The paper: reward 176 → 98 (−45%) at NLL −4.827 → −4.845.")
 	for i, f := range figs {
 		if err := f.Write(filepath.Join(dir, "figures")); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/mismatch-rl/mismatch/nn"
 	"github.com/mismatch-rl/mismatch/planning"
 	"github.com/mismatch-rl/mismatch/report"
+	"github.com/mismatch-rl/mismatch/rng"
 )
 
 // TestAttackLowersRewardKeepingLikelihood: CMA-ES finds a model that earns
@@ -52,6 +53,9 @@ func TestAttackLowersRewardKeepingLikelihood(t *testing.T) {
 	if res.After.RewardMean > res.Before.RewardMean-0.3*abs(res.Before.RewardMean) {
 		t.Fatalf("reward %.2f → %.2f: not 30%% lower", res.Before.RewardMean, res.After.RewardMean)
 	}
+	if res.Start == nil || res.Start.NLL > res.Before.NLL {
+		t.Fatalf("the refitted start %+v should be recorded, at an NLL no worse than %.4f", res.Start, res.Before.NLL)
+	}
 	if len(res.BestPerIteration) == 0 || len(res.AdversaryEpisodes) != 3 {
 		t.Fatalf("convergence %v, %d episodes", res.BestPerIteration, len(res.AdversaryEpisodes))
 	}
@@ -64,5 +68,64 @@ func TestAttackLowersRewardKeepingLikelihood(t *testing.T) {
 	}
 	if _, err := dynamics.Load(filepath.Join(dir, "adversary.safetensors"), task); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRefitMinimisesHeldOutNLL: the refit lands at the held-out NLL's
+// minimum in the output layer's mean weights: better than the trained
+// model, and every small move from it (along each weight and at random)
+// makes it worse.
+func TestRefitMinimisesHeldOutNLL(t *testing.T) {
+	task := classic.PointMass
+	buf, _ := data.RandomEpisodes(task, 10, 1)
+	held, _ := data.RandomEpisodes(task, 10, 7)
+	m, _ := dynamics.New(task, dynamics.Config{Probabilistic: true, Members: 2, Hidden: []int{16, 16}, Activation: nn.Swish}, 2)
+	tr := dynamics.NewTrainer(m, 3e-3, 1)
+	if _, err := tr.Train(buf, dynamics.TrainConfig{Epochs: 10, BatchSize: 32, Seed: 3}); err != nil {
+		t.Fatal(err)
+	}
+	tr.Close()
+	nll := func(m *dynamics.Model) float64 {
+		met, err := m.Evaluate(held, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return met.NLL
+	}
+	fits, err := fitOutputs(m, held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := m.Net.Layers[len(m.Net.Layers)-1]
+	E, h, out := m.Members(), last.In, last.Out
+	if len(fits) != E*m.ObsDim() {
+		t.Fatalf("%d fits, want %d", len(fits), E*m.ObsDim())
+	}
+	r := m.Clone()
+	p := r.Net.Params()
+	off := len(p) - len(last.W) - len(last.B)
+	refit(p[off:], fits, E, h, out)
+	before, at := nll(m), nll(r)
+	t.Logf("held-out NLL %.5f → %.5f", before, at)
+	if at > before-0.01 {
+		t.Fatalf("refit NLL %.5f, trained %.5f: want at least 0.01 nats better", at, before)
+	}
+	src := rng.New(5)
+	for trial := 0; trial < 20; trial++ {
+		q := r.Clone()
+		qp := q.Net.Params()
+		for _, f := range fits {
+			for i := 0; i <= h; i++ {
+				qp[off+weightIndex(f.e, f.j, i, E, h, out)] += 0.02 * float32(src.Normal())
+			}
+		}
+		if moved := nll(q); moved <= at {
+			t.Fatalf("a random move from the refit lowered the NLL: %.6f → %.6f", at, moved)
+		}
+	}
+	// The least-curved direction really is flatter than the most-curved.
+	lo, hi := fits[0].vals[0], fits[0].vals[len(fits[0].vals)-1]
+	if !(lo >= -1e-6*hi && lo < 1e-3*hi) {
+		t.Fatalf("curvature eigenvalues from %g to %g", lo, hi)
 	}
 }
