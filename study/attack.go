@@ -234,7 +234,9 @@ func Attack(ctx context.Context, task env.Task, model *dynamics.Model, held *dat
 		pop = 4 + int(math.Floor(3*math.Log(float64(c.Dims))))
 	}
 	iter := 0
-	settings := &optimize.Settings{Concurrent: workers, FuncEvaluations: pop * c.Iterations,
+	// Minimize spends one evaluation on the start before CMA-ES's first
+	// generation.
+	settings := &optimize.Settings{Concurrent: workers, FuncEvaluations: 1 + pop*c.Iterations,
 		Recorder: recorderFunc(func(loc *optimize.Location, op optimize.Operation, _ *optimize.Stats) error {
 			if op == optimize.MajorIteration {
 				iter++

@@ -56,7 +56,7 @@ func TestAttackLowersRewardKeepingLikelihood(t *testing.T) {
 	if res.Start == nil || res.Start.NLL > res.Before.NLL {
 		t.Fatalf("the refitted start %+v should be recorded, at an NLL no worse than %.4f", res.Start, res.Before.NLL)
 	}
-	if len(res.BestPerIteration) == 0 || len(res.AdversaryEpisodes) != 3 {
+	if len(res.BestPerIteration) != cfg.Iterations || len(res.AdversaryEpisodes) != 3 {
 		t.Fatalf("convergence %v, %d episodes", res.BestPerIteration, len(res.AdversaryEpisodes))
 	}
 	dir := t.TempDir()
