@@ -39,8 +39,13 @@ type AttackConfig struct {
 	// and these are its eigenvectors of smallest eigenvalue over all
 	// members and outputs. They leave the likelihood nearly untouched while
 	// changing predictions away from the data, which is where a planner's
-	// search goes. "random" draws P from
-	// N(0, σ²/Dims), σ the subset's weight spread.
+	// search goes. "probe" (the default) aims at those places directly:
+	// the directions that change the mean predictions most at probe
+	// inputs — held-out states with actions drawn uniformly from the action
+	// box, the what-if actions a planner tries — per unit of held-out NLL
+	// they cost (generalised eigenvectors of the probe and held-out
+	// curvatures). "random" draws P from N(0, σ²/Dims), σ the subset's
+	// weight spread.
 	Directions string `yaml:"directions"`
 	// Start is where the search starts: "refit" (the default) moves the
 	// output layer's mean weights to the held-out NLL's minimum first, so
@@ -153,12 +158,16 @@ func Attack(ctx context.Context, task env.Task, model *dynamics.Model, held *dat
 	switch {
 	case c.Directions == "random" || c.Subset == "all":
 		rng.New(c.Seed).Child(hash("directions")).FillNormal(dirs, 0, float32(spread/math.Sqrt(float64(c.Dims))))
-	case c.Directions == "null" || c.Directions == "":
+	case c.Directions == "null":
 		if err := nullDirections(dirs, fits, E, h, out, c.Dims, spread); err != nil {
 			return nil, err
 		}
+	case c.Directions == "probe" || c.Directions == "":
+		if err := probeDirections(dirs, fits, model, held, task.ActionSpace(), c.Seed, E, h, out, c.Dims); err != nil {
+			return nil, err
+		}
 	default:
-		return nil, fmt.Errorf("study: attack directions %q, want null or random", c.Directions)
+		return nil, fmt.Errorf("study: attack directions %q, want probe, null or random", c.Directions)
 	}
 	workers := max(c.Workers, 1)
 	pool := make(chan *dynamics.Model, workers)
@@ -300,7 +309,8 @@ func Attack(ctx context.Context, task env.Task, model *dynamics.Model, held *dat
 // and the predicted precisions Λ.
 type outputFit struct {
 	e, j  int
-	delta []float64  // w* − w: the step to the minimum (ridge-damped)
+	delta []float64 // w* − w: the step to the minimum (ridge-damped)
+	ridge float64
 	vals  []float64  // A's eigenvalues, ascending
 	vecs  *mat.Dense // their eigenvectors, in columns
 }
@@ -373,6 +383,7 @@ func fitOutputs(m *dynamics.Model, held *data.Buffer) ([]outputFit, error) {
 				tr += A.At(i, i)
 			}
 			ridge := 1e-4 * tr / float64(h+1)
+			f.ridge = ridge
 			g := mat.NewVecDense(h+1, nil)
 			g.MulVec(H.T(), mat.NewVecDense(n, res))
 			// Δ = V (diag(vals)+ρ)⁻¹ Vᵀ g.
@@ -442,6 +453,106 @@ func nullDirections(dirs []float32, fits []outputFit, E, h, out, dims int, sprea
 		f := fits[c.f]
 		for i := 0; i <= h; i++ {
 			col[weightIndex(f.e, f.j, i, E, h, out)] = float32(scale * f.vecs.At(i, c.k))
+		}
+	}
+	return nil
+}
+
+// probeDirections fills dirs with the dims directions of the output
+// layer's mean weights that move the mean predictions at probe inputs most
+// per nat of held-out NLL: for each member and output, the generalised
+// eigenvectors v of B v = μ A v with the largest μ, A the held-out NLL's
+// curvature (ridge-damped, as in the refit) and B = HₚᵀHₚ for the probe
+// features Hₚ. Each is scaled so that a unit move costs the same held-out
+// NLL, so CMA-ES's one step size suits them all.
+func probeDirections(dirs []float32, fits []outputFit, m *dynamics.Model, held *data.Buffer, acts env.Box, seed uint64, E, h, out, dims int) error {
+	n := min(held.Len(), 5000)
+	od, ad := held.ObsDim, held.ActDim
+	act := make([]float32, n*ad)
+	src := rng.New(seed).Child(hash("probe"))
+	for i := range act {
+		k := i % ad
+		act[i] = float32(src.Uniform(float64(acts.Low[k]), float64(acts.High[k])))
+	}
+	feat, err := m.Features(held.Obs[:n*od], act, n)
+	if err != nil {
+		return err
+	}
+	B := make([]*mat.SymDense, E)
+	P := mat.NewDense(n, h+1, nil)
+	for e := 0; e < E; e++ {
+		for r := 0; r < n; r++ {
+			for i := 0; i < h; i++ {
+				P.Set(r, i, float64(feat[(e*n+r)*h+i]))
+			}
+			P.Set(r, h, 1)
+		}
+		B[e] = &mat.SymDense{}
+		B[e].SymOuterK(1/float64(n), P.T())
+	}
+	type cand struct {
+		mu   float64
+		f, k int
+	}
+	var cands []cand
+	whiten := make([]*mat.Dense, len(fits)) // A^(−1/2) per fit
+	vecs := make([]*mat.Dense, len(fits))
+	for fi, f := range fits {
+		// A^(−1/2) = V diag(1/√(λ+ρ)) Vᵀ.
+		W := mat.NewDense(h+1, h+1, nil)
+		for i := 0; i <= h; i++ {
+			s := 1 / math.Sqrt(max(f.vals[i], 0)+f.ridge)
+			for r := 0; r <= h; r++ {
+				W.Set(r, i, f.vecs.At(r, i)*s)
+			}
+		}
+		W.Mul(W, f.vecs.T())
+		var M mat.Dense
+		M.Mul(W, B[f.e])
+		M.Mul(&M, W)
+		S := mat.NewSymDense(h+1, nil)
+		for i := 0; i <= h; i++ {
+			for j := i; j <= h; j++ {
+				S.SetSym(i, j, 0.5*(M.At(i, j)+M.At(j, i)))
+			}
+		}
+		var eig mat.EigenSym
+		if !eig.Factorize(S, true) {
+			return errors.New("study: eigen-decomposition of the probe curvature failed")
+		}
+		vals := eig.Values(nil)
+		vecs[fi] = &mat.Dense{}
+		eig.VectorsTo(vecs[fi])
+		whiten[fi] = W
+		for k, mu := range vals {
+			cands = append(cands, cand{mu, fi, k})
+		}
+	}
+	slices.SortStableFunc(cands, func(a, b cand) int {
+		switch {
+		case a.mu > b.mu:
+			return -1
+		case a.mu < b.mu:
+			return 1
+		}
+		return 0
+	})
+	if len(cands) < dims {
+		return fmt.Errorf("study: only %d probe directions for %d dimensions", len(cands), dims)
+	}
+	sub := len(dirs) / dims
+	v := mat.NewVecDense(h+1, nil)
+	// A sums over the fit's rows, and the NLL averages over them and the
+	// members: scaled so, a unit move along any direction costs one nat.
+	scale := math.Sqrt(2 * float64(min(held.Len(), maxFitRows)*E))
+	for d, c := range cands[:dims] {
+		// v = A^(−1/2)u has vᵀAv = 1: every direction costs the same.
+		v.MulVec(whiten[c.f], vecs[c.f].ColView(c.k))
+		v.ScaleVec(scale, v)
+		f := fits[c.f]
+		col := dirs[d*sub : (d+1)*sub]
+		for i := 0; i <= h; i++ {
+			col[weightIndex(f.e, f.j, i, E, h, out)] = float32(v.AtVec(i))
 		}
 	}
 	return nil

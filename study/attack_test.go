@@ -123,6 +123,27 @@ func TestRefitMinimisesHeldOutNLL(t *testing.T) {
 			t.Fatalf("a random move from the refit lowered the NLL: %.6f → %.6f", at, moved)
 		}
 	}
+	// Probe directions are scaled so that a unit move from the minimum
+	// costs at most one nat (exactly one but for the ridge): at z the
+	// NLL rises by at most z² (here by more than half of it).
+	const dims, z = 6, 0.1
+	dirs := make([]float32, dims*(len(last.W)+len(last.B)))
+	if err := probeDirections(dirs, fits, m, held, task.ActionSpace(), 1, E, h, out, dims); err != nil {
+		t.Fatal(err)
+	}
+	sub := len(dirs) / dims
+	for d := 0; d < dims; d++ {
+		q := r.Clone()
+		qp := q.Net.Params()[off:]
+		for i, v := range dirs[d*sub : (d+1)*sub] {
+			qp[i] += z * v
+		}
+		rise := nll(q) - at
+		t.Logf("probe direction %d: NLL +%.5f at z=%g", d, rise, z)
+		if !(rise > 0.5*z*z && rise <= 1.05*z*z) {
+			t.Fatalf("probe direction %d costs %.5f nats at z=%g, want (%.4f, %.4f]", d, rise, z, 0.5*z*z, 1.05*z*z)
+		}
+	}
 	// The least-curved direction really is flatter than the most-curved.
 	lo, hi := fits[0].vals[0], fits[0].vals[len(fits[0].vals)-1]
 	if !(lo >= -1e-6*hi && lo < 1e-3*hi) {

@@ -37,7 +37,7 @@ then re-measured with more episodes and the final planner (final.*).`,
 			task, _ := env.Lookup(m.Spec().Name())
 			fastCfg, _ := pets.Preset("fast", task.Name())
 			defCfg, _ := pets.Preset("default", task.Name())
-			c := study.AttackConfig{Subset: "last", Dims: 100, Directions: "null", Step: 0.01, Iterations: 20, Seed: 1, Workers: 2,
+			c := study.AttackConfig{Subset: "last", Dims: 100, Directions: "probe", Step: 0.01, Iterations: 20, Seed: 1, Workers: 2,
 				Search: study.EvalSpec{Episodes: 1, Planner: fastCfg.Planner}, Final: study.EvalSpec{Episodes: 10, Planner: defCfg.Planner}}
 			if err := loadConfig(&c, file, kv); err != nil {
 				return err
