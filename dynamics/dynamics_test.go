@@ -311,6 +311,24 @@ func TestMetricsAndOpenLoop(t *testing.T) {
 	if _, err := m.OpenLoopError(b, 11, 1); err == nil {
 		t.Fatal("a horizon longer than every episode was accepted")
 	}
+	// Along one whole episode, the prediction's error after h steps is the
+	// h-step open-loop error of that episode's only start.
+	ep := b.Subset([]int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
+	along, err := m.PredictAlong(ep)
+	if err != nil || len(along) != 10*2 {
+		t.Fatalf("PredictAlong: %v, %d values", err, len(along))
+	}
+	full, _ := m.OpenLoopError(ep, 10, 1)
+	for h := 0; h < 10; h++ {
+		var se float64
+		for d := 0; d < 2; d++ {
+			e := float64(along[h*2+d] - ep.Next[h*2+d])
+			se += e * e / 2
+		}
+		if math.Abs(se-full[h]) > 1e-6*(full[h]+1e-12) {
+			t.Fatalf("step %d: PredictAlong's squared error %g, open-loop error %g", h+1, se, full[h])
+		}
+	}
 }
 
 func TestAbsoluteTargetsAndSampling(t *testing.T) {

@@ -143,38 +143,26 @@ func (m *Model) OpenLoopError(buf *data.Buffer, k, threads int) ([]float64, erro
 	}
 	p := m.NewPredictor(threads)
 	defer p.Close()
-	E, od, ad := m.cfg.Members, m.obsDim, m.actDim
+	od, ad := m.obsDim, m.actDim
 	out := make([]float64, k)
 	for c0 := 0; c0 < len(starts); c0 += evalChunk {
 		ss := starts[c0:min(c0+evalChunk, len(starts))]
 		r := len(ss)
-		state := make([]float32, r*od)
+		st := m.newMeanStepper(p, r)
 		for i, t := range ss {
-			copy(state[i*od:(i+1)*od], buf.Obs[t*od:(t+1)*od])
+			copy(st.state[i*od:(i+1)*od], buf.Obs[t*od:(t+1)*od])
 		}
-		obs := make([]float32, E*r*od)
-		act := make([]float32, E*r*ad)
-		mean := make([]float32, E*r*od)
-		vari := make([]float32, E*r*od)
+		act := make([]float32, r*ad)
 		for h := 0; h < k; h++ {
-			for e := 0; e < E; e++ {
-				copy(obs[e*r*od:(e+1)*r*od], state)
-				for i, t := range ss {
-					copy(act[(e*r+i)*ad:(e*r+i+1)*ad], buf.Act[(t+h)*ad:(t+h+1)*ad])
-				}
+			for i, t := range ss {
+				copy(act[i*ad:(i+1)*ad], buf.Act[(t+h)*ad:(t+h+1)*ad])
 			}
-			if err := p.Moments(mean, vari, obs, act, r, nil); err != nil {
+			if err := st.step(act); err != nil {
 				return nil, err
 			}
 			for i, t := range ss {
 				for d := 0; d < od; d++ {
-					var s float64
-					for e := 0; e < E; e++ {
-						s += float64(mean[(e*r+i)*od+d])
-					}
-					s /= float64(E)
-					state[i*od+d] = float32(s)
-					err := s - float64(buf.Next[(t+h)*od+d])
+					err := float64(st.state[i*od+d]) - float64(buf.Next[(t+h)*od+d])
 					out[h] += err * err
 				}
 			}
@@ -184,4 +172,66 @@ func (m *Model) OpenLoopError(buf *data.Buffer, k, threads int) ([]float64, erro
 		out[h] /= float64(len(starts) * od)
 	}
 	return out, nil
+}
+
+// PredictAlong rolls the ensemble's mean prediction from the first
+// observation of buf through all of buf's actions, feeding each prediction
+// back, and returns the predicted observations (buf.Len() × ObsDim): what
+// the model believes happens along a recorded trajectory.
+func (m *Model) PredictAlong(buf *data.Buffer) ([]float32, error) {
+	if buf.ObsDim != m.obsDim || buf.ActDim != m.actDim {
+		return nil, fmt.Errorf("dynamics: %d/%d-wide data for a %d/%d model", buf.ObsDim, buf.ActDim, m.obsDim, m.actDim)
+	}
+	n, od, ad := buf.Len(), m.obsDim, m.actDim
+	if n == 0 {
+		return nil, errors.New("dynamics: no transitions to predict along")
+	}
+	p := m.NewPredictor(1)
+	defer p.Close()
+	st := m.newMeanStepper(p, 1)
+	copy(st.state, buf.Obs[:od])
+	out := make([]float32, n*od)
+	for t := 0; t < n; t++ {
+		if err := st.step(buf.Act[t*ad : (t+1)*ad]); err != nil {
+			return nil, err
+		}
+		copy(out[t*od:], st.state)
+	}
+	return out, nil
+}
+
+// meanStepper advances rows states by the ensemble's mean prediction.
+type meanStepper struct {
+	m                    *Model
+	p                    *Predictor
+	rows                 int
+	state                []float32 // rows × ObsDim
+	obs, act, mean, vari []float32
+}
+
+func (m *Model) newMeanStepper(p *Predictor, rows int) *meanStepper {
+	E, od, ad := m.cfg.Members, m.obsDim, m.actDim
+	return &meanStepper{m: m, p: p, rows: rows, state: make([]float32, rows*od),
+		obs: make([]float32, E*rows*od), act: make([]float32, E*rows*ad),
+		mean: make([]float32, E*rows*od), vari: make([]float32, E*rows*od)}
+}
+
+// step moves every state one step under act (rows × ActDim).
+func (s *meanStepper) step(act []float32) error {
+	E, od, ad, r := s.m.cfg.Members, s.m.obsDim, s.m.actDim, s.rows
+	for e := 0; e < E; e++ {
+		copy(s.obs[e*r*od:(e+1)*r*od], s.state)
+		copy(s.act[e*r*ad:(e+1)*r*ad], act[:r*ad])
+	}
+	if err := s.p.Moments(s.mean, s.vari, s.obs, s.act, r, nil); err != nil {
+		return err
+	}
+	for i := 0; i < r*od; i++ {
+		var sum float64
+		for e := 0; e < E; e++ {
+			sum += float64(s.mean[e*r*od+i])
+		}
+		s.state[i] = float32(sum / float64(E))
+	}
+	return nil
 }

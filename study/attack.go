@@ -81,7 +81,8 @@ type AttackResult struct {
 	BestPerIteration  []float64 // best objective after each iteration
 	Evaluations       int
 	Model             *dynamics.Model // the adversarial model
-	OriginalEpisodes  [][]float32     // observations of the final episodes, per model
+	Original          *dynamics.Model
+	OriginalEpisodes  [][]float32 // observations of the final episodes, per model
 	AdversaryEpisodes [][]float32
 }
 
@@ -299,7 +300,7 @@ func Attack(ctx context.Context, task env.Task, model *dynamics.Model, held *dat
 			res.Start = &sc
 		}
 	}
-	res.Model = adv
+	res.Model, res.Original = adv, model
 	return res, nil
 }
 

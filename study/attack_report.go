@@ -9,6 +9,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/mismatch-rl/mismatch/data"
+	"github.com/mismatch-rl/mismatch/dynamics"
 	"github.com/mismatch-rl/mismatch/internal/safefile"
 	"github.com/mismatch-rl/mismatch/report"
 )
@@ -68,6 +69,40 @@ func WriteAttack(dir string, c AttackConfig, res *AttackResult, expert *data.Buf
 		}
 		figs, caps = append(figs, f), append(caps, fmt.Sprintf("%s over the first final episode of each model%s.", obsNames[d],
 			map[bool]string{true: ", and along the expert's trajectory", false: ""}[expert != nil]))
+	}
+	if expert != nil {
+		// What each model predicts along the expert's actions, open loop:
+		// the adversary is as likely on the data yet believes another
+		// future.
+		if eps := expert.Episodes(); len(eps) > 1 {
+			idx := make([]int, 0, eps[0].End-eps[0].Start)
+			for i := eps[0].Start; i < eps[0].End; i++ {
+				idx = append(idx, i)
+			}
+			expert = expert.Subset(idx)
+		}
+		var along [2][]float32
+		for i, m := range []*dynamics.Model{res.Original, res.Model} {
+			if m == nil {
+				continue
+			}
+			var err error
+			if along[i], err = m.PredictAlong(expert); err != nil {
+				return err
+			}
+		}
+		for d := 0; d < min(od, 4) && along[0] != nil; d++ {
+			series := []report.Series{
+				trajectory("expert (true)", expert.Next, od, d),
+				trajectory("original model's prediction", along[0], od, d),
+				trajectory("adversarial model's prediction", along[1], od, d),
+			}
+			f, err := report.LinePlot(fmt.Sprintf("predicted-%d", d), "Predicted along the expert trajectory: "+obsNames[d], "step", obsNames[d], series, nil)
+			if err != nil {
+				return err
+			}
+			figs, caps = append(figs, f), append(caps, fmt.Sprintf("%s predicted by each model from the expert's first state under the expert's actions, each prediction fed back (ensemble mean).", obsNames[d]))
+		}
 	}
 	page := &report.Page{Title: "Adversarial model search"}
 	drop := 100 * (res.Before.RewardMean - res.After.RewardMean) / abs(res.Before.RewardMean)

@@ -63,7 +63,7 @@ func TestAttackLowersRewardKeepingLikelihood(t *testing.T) {
 	if err := WriteAttack(dir, cfg, res, buf, []string{"x", "v"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := report.CheckOffline(filepath.Join(dir, "report.html"), 3); err != nil {
+	if err := report.CheckOffline(filepath.Join(dir, "report.html"), 5); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := dynamics.Load(filepath.Join(dir, "adversary.safetensors"), task); err != nil {
