@@ -225,6 +225,11 @@ func (m *Model) NewSim() (*Sim, error) {
 	}
 	m.h.sims++
 	m.h.mu.Unlock()
+	// The error text is thread-local in C: a cgo call keeps its OS thread,
+	// but two calls need not share one, so the goroutine stays on its
+	// thread until the message, if any, is read.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	d := C.mmw_make_data(m.h.m)
 	if d == nil {
 		m.h.mu.Lock()
@@ -319,6 +324,8 @@ func (s *Sim) Forward() error {
 	if err := s.live(); err != nil {
 		return err
 	}
+	runtime.LockOSThread() // for the error text: see NewSim
+	defer runtime.UnlockOSThread()
 	if C.mmw_forward(s.Model.h.m, s.h.d) != C.mmOK {
 		return &Error{Op: "forward", Msg: C.GoString(C.mmw_error())}
 	}
@@ -413,6 +420,8 @@ func (s *Sim) Step(ctrl []float64, frameSkip int, kinematics bool) error {
 	if kinematics {
 		k = 1
 	}
+	runtime.LockOSThread() // for the error text: see NewSim
+	defer runtime.UnlockOSThread()
 	r := C.mmw_step(s.Model.h.m, s.h.d, pc, C.int(frameSkip), k, &w)
 	return s.result(r, w, 0)
 }
@@ -451,6 +460,8 @@ func (s *Sim) Rollout(ctrl []float64, horizon, frameSkip int, bodies, sites []in
 		ps = (*C.int)(unsafe.Pointer(&sites[0]))
 	}
 	var w, failed C.int
+	runtime.LockOSThread() // for the error text: see NewSim
+	defer runtime.UnlockOSThread()
 	r := C.mmw_rollout(s.Model.h.m, s.h.d, pc, C.int(horizon), C.int(frameSkip), pb, C.int(len(bodies)), ps, C.int(len(sites)), pr, &w, &failed)
 	return s.result(r, w, int(failed))
 }
