@@ -1,6 +1,7 @@
 package study
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -349,12 +350,7 @@ func fitOutputs(m *dynamics.Model, held *data.Buffer) ([]outputFit, error) {
 	res := make([]float64, n)
 	var fits []outputFit
 	for e := 0; e < E; e++ {
-		for r := 0; r < n; r++ {
-			for i := 0; i < h; i++ {
-				H.Set(r, i, float64(feat[(e*n+r)*h+i]))
-			}
-			H.Set(r, h, 1)
-		}
+		featureMatrix(H, feat, e)
 		for j := 0; j < od; j++ {
 			// Rows scaled by √λ, so that WᵀW = HᵀΛH; residuals by λ.
 			for r := 0; r < n; r++ {
@@ -383,15 +379,14 @@ func fitOutputs(m *dynamics.Model, held *data.Buffer) ([]outputFit, error) {
 			for i := 0; i <= h; i++ {
 				tr += A.At(i, i)
 			}
-			ridge := 1e-4 * tr / float64(h+1)
-			f.ridge = ridge
+			f.ridge = 1e-4 * tr / float64(h+1)
 			g := mat.NewVecDense(h+1, nil)
 			g.MulVec(H.T(), mat.NewVecDense(n, res))
 			// Δ = V (diag(vals)+ρ)⁻¹ Vᵀ g.
 			c := mat.NewVecDense(h+1, nil)
 			c.MulVec(f.vecs.T(), g)
 			for i := 0; i <= h; i++ {
-				c.SetVec(i, c.AtVec(i)/(max(f.vals[i], 0)+ridge))
+				c.SetVec(i, c.AtVec(i)/(max(f.vals[i], 0)+f.ridge))
 			}
 			d := mat.NewVecDense(h+1, nil)
 			d.MulVec(f.vecs, c)
@@ -400,6 +395,20 @@ func fitOutputs(m *dynamics.Model, held *data.Buffer) ([]outputFit, error) {
 		}
 	}
 	return fits, nil
+}
+
+// featureMatrix sets dst (n × (h+1)) to member e's last hidden features,
+// as Model.Features lays them out, with a column of ones for the bias.
+func featureMatrix(dst *mat.Dense, feat []float32, e int) {
+	n, w := dst.Dims()
+	h := w - 1
+	for r := 0; r < n; r++ {
+		row := feat[(e*n+r)*h : (e*n+r+1)*h]
+		for i, v := range row {
+			dst.Set(r, i, float64(v))
+		}
+		dst.Set(r, h, 1)
+	}
 }
 
 // refit moves base's output-layer mean weights (sub = base[lo:]) to the
@@ -435,15 +444,7 @@ func nullDirections(dirs []float32, fits []outputFit, E, h, out, dims int, sprea
 			cands = append(cands, cand{v, fi, k})
 		}
 	}
-	slices.SortStableFunc(cands, func(a, b cand) int {
-		switch {
-		case a.s < b.s:
-			return -1
-		case a.s > b.s:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(cands, func(a, b cand) int { return cmp.Compare(a.s, b.s) })
 	if len(cands) < dims {
 		return fmt.Errorf("study: only %d null directions for %d dimensions", len(cands), dims)
 	}
@@ -482,12 +483,7 @@ func probeDirections(dirs []float32, fits []outputFit, m *dynamics.Model, held *
 	B := make([]*mat.SymDense, E)
 	P := mat.NewDense(n, h+1, nil)
 	for e := 0; e < E; e++ {
-		for r := 0; r < n; r++ {
-			for i := 0; i < h; i++ {
-				P.Set(r, i, float64(feat[(e*n+r)*h+i]))
-			}
-			P.Set(r, h, 1)
-		}
+		featureMatrix(P, feat, e)
 		B[e] = &mat.SymDense{}
 		B[e].SymOuterK(1/float64(n), P.T())
 	}
@@ -529,15 +525,7 @@ func probeDirections(dirs []float32, fits []outputFit, m *dynamics.Model, held *
 			cands = append(cands, cand{mu, fi, k})
 		}
 	}
-	slices.SortStableFunc(cands, func(a, b cand) int {
-		switch {
-		case a.mu > b.mu:
-			return -1
-		case a.mu < b.mu:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(cands, func(a, b cand) int { return cmp.Compare(b.mu, a.mu) })
 	if len(cands) < dims {
 		return fmt.Errorf("study: only %d probe directions for %d dimensions", len(cands), dims)
 	}

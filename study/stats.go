@@ -1,6 +1,7 @@
 package study
 
 import (
+	"cmp"
 	"errors"
 	"math"
 	"slices"
@@ -32,18 +33,24 @@ func Pearson(x, y []float64) (float64, error) {
 	if err := checkPairs(x, y); err != nil {
 		return 0, err
 	}
-	mx, my := mean(x), mean(y)
-	var sxy, sxx, syy float64
-	for i := range x {
-		dx, dy := x[i]-mx, y[i]-my
-		sxy += dx * dy
-		sxx += dx * dx
-		syy += dy * dy
-	}
+	_, _, sxx, syy, sxy := centred(x, y)
 	if sxx == 0 || syy == 0 {
 		return 0, ErrUndefined
 	}
 	return sxy / math.Sqrt(sxx*syy), nil
+}
+
+// centred returns the means of x and y and their sums of squares and of
+// products about those means.
+func centred(x, y []float64) (mx, my, sxx, syy, sxy float64) {
+	mx, my = mean(x), mean(y)
+	for i := range x {
+		dx, dy := x[i]-mx, y[i]-my
+		sxx += dx * dx
+		syy += dy * dy
+		sxy += dx * dy
+	}
+	return mx, my, sxx, syy, sxy
 }
 
 // Spearman returns Spearman's rank correlation: the Pearson correlation of
@@ -61,15 +68,8 @@ func ranks(x []float64) []float64 {
 	for i := range idx {
 		idx[i] = i
 	}
-	slices.SortStableFunc(idx, func(a, b int) int {
-		switch {
-		case x[a] < x[b]:
-			return -1
-		case x[a] > x[b]:
-			return 1
-		}
-		return 0
-	})
+	// The values are finite (checkPairs), so cmp.Compare is plain order.
+	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(x[a], x[b]) })
 	r := make([]float64, len(x))
 	for i := 0; i < len(idx); {
 		j := i
@@ -183,14 +183,7 @@ func TLS(x, y []float64) (Line, error) {
 	if err := checkPairs(x, y); err != nil {
 		return Line{}, err
 	}
-	mx, my := mean(x), mean(y)
-	var sxx, syy, sxy float64
-	for i := range x {
-		dx, dy := x[i]-mx, y[i]-my
-		sxx += dx * dx
-		syy += dy * dy
-		sxy += dx * dy
-	}
+	mx, my, sxx, syy, sxy := centred(x, y)
 	if sxx == 0 && syy == 0 {
 		return Line{}, ErrUndefined
 	}
