@@ -410,11 +410,8 @@ func (m *Model) Features(obs, act []float32, n int) ([]float32, error) {
 	for e := 1; e < E; e++ {
 		copy(in[e*n*m.InputDim():], in[:n*m.InputDim()])
 	}
-	if len(m.cfg.Hidden) == 0 {
-		return nil, errors.New("dynamics: a linear model has no hidden features")
-	}
-	w := m.cfg.Hidden[len(m.cfg.Hidden)-1]
-	out := make([]float32, E*n*w)
+	// The output layer's input; nn refuses a model with no hidden layer.
+	out := make([]float32, E*n*m.Net.Layers[len(m.Net.Layers)-1].In)
 	ev := nn.NewEvaluator(m.Net, 1)
 	defer ev.Close()
 	return out, ev.Features(out, in, n)

@@ -76,7 +76,9 @@ type AttackResult struct {
 	Before, After Score
 	// Start is the refitted model the search started from (start=refit),
 	// measured like the other two, so that what the refit alone does to
-	// the reward is known; nil for start=original.
+	// the reward is known; nil for start=original, or when the refit did
+	// not improve the held-out NLL and the search started from the
+	// original.
 	Start             *Score
 	Step              float64   // CMA-ES's calibrated initial step
 	BestPerIteration  []float64 // best objective after each iteration
@@ -135,19 +137,22 @@ func Attack(ctx context.Context, task env.Task, model *dynamics.Model, held *dat
 			return nil, err
 		}
 	}
+	// The refitted model, if the refit kept: re-measured at the end.
+	var start *dynamics.Model
 	switch c.Start {
 	case "refit", "":
 		off := len(base) - len(last.W) - len(last.B)
 		refit(base[off:], fits, E, h, out)
-		m := model.Clone()
-		copy(m.Net.Params(), base)
-		met, err := m.Evaluate(held, 1)
+		start = model.Clone()
+		copy(start.Net.Params(), base)
+		met, err := start.Evaluate(held, 1)
 		if err != nil {
 			return nil, err
 		}
 		if met.NLL > nll0 {
 			// Float32 rounding can cost more than a converged model gains.
 			copy(base, model.Net.Params())
+			start = nil
 		} else {
 			logf("attack: refitted the output layer's means: held-out NLL %.4f → %.4f", nll0, met.NLL)
 		}
@@ -274,9 +279,7 @@ func Attack(ctx context.Context, task env.Task, model *dynamics.Model, held *dat
 	// Re-measure with the final planner and more episodes: the original,
 	// the adversary and, if refitted, the start.
 	models := []*dynamics.Model{model, adv}
-	if c.Start != "original" {
-		start := model.Clone()
-		copy(start.Net.Params(), base)
+	if start != nil {
 		models = append(models, start)
 	}
 	for i, m := range models {
