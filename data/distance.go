@@ -3,10 +3,9 @@ package data
 import (
 	"fmt"
 	"math"
-	"runtime"
-	"sync"
 
 	"github.com/mismatch-rl/mismatch/internal/kernel"
+	"github.com/mismatch-rl/mismatch/internal/parallel"
 )
 
 // Scale returns the standard deviation of each observation and action
@@ -82,43 +81,33 @@ func Distances(dst []float64, b, traj *Buffer, scale []float64, workers int) err
 			tn[t] += v * v
 		}
 	}
-	if workers < 1 {
-		workers = runtime.GOMAXPROCS(0)
+	pool := parallel.New(workers)
+	defer pool.Close()
+	type scratch struct{ pts, dot []float32 }
+	bufs := make([]scratch, pool.Workers())
+	for i := range bufs {
+		bufs[i] = scratch{make([]float32, distChunk*w), make([]float32, distChunk*T)}
 	}
 	chunks := (b.Len() + distChunk - 1) / distChunk
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for g := 0; g < workers; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			pts := make([]float32, distChunk*w)
-			dot := make([]float32, distChunk*T)
-			for c := range next {
-				lo, hi := c*distChunk, min((c+1)*distChunk, b.Len())
-				n := hi - lo
-				b.points(pts, lo, hi, scale)
-				kernel.Sgemm(false, true, n, T, w, 1, pts, w, tp, w, 0, dot, T)
-				for i := 0; i < n; i++ {
-					var pn float32
-					for _, v := range pts[i*w : (i+1)*w] {
-						pn += v * v
-					}
-					best := float32(math.Inf(1))
-					row := dot[i*T : (i+1)*T]
-					for t, d := range row {
-						best = min(best, pn+tn[t]-2*d)
-					}
-					dst[lo+i] = math.Sqrt(math.Max(float64(best), 0))
-				}
+	pool.Run(chunks, func(worker, c int) {
+		pts, dot := bufs[worker].pts, bufs[worker].dot
+		lo, hi := c*distChunk, min((c+1)*distChunk, b.Len())
+		n := hi - lo
+		b.points(pts, lo, hi, scale)
+		kernel.Sgemm(false, true, n, T, w, 1, pts, w, tp, w, 0, dot, T)
+		for i := 0; i < n; i++ {
+			var pn float32
+			for _, v := range pts[i*w : (i+1)*w] {
+				pn += v * v
 			}
-		}()
-	}
-	for c := 0; c < chunks; c++ {
-		next <- c
-	}
-	close(next)
-	wg.Wait()
+			best := float32(math.Inf(1))
+			row := dot[i*T : (i+1)*T]
+			for t, d := range row {
+				best = min(best, pn+tn[t]-2*d)
+			}
+			dst[lo+i] = math.Sqrt(math.Max(float64(best), 0))
+		}
+	})
 	return nil
 }
 
