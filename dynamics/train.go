@@ -34,6 +34,11 @@ type TrainConfig struct {
 	// so training with them is training without the zero-weight ones, and
 	// scaling all weights changes nothing.
 	Weights []float32
+	// KeepNormalizer leaves the model's input normalisation as it is
+	// instead of fitting it to the training data: fine-tuning a trained
+	// model on other data must not change what its first layer's weights
+	// mean.
+	KeepNormalizer bool
 	// Elites is the number of members kept as elites, ranked on held-out
 	// error (0 or more than the ensemble: all).
 	Elites int
@@ -173,7 +178,9 @@ func (t *Trainer) Train(buf *data.Buffer, c TrainConfig) (TrainResult, error) {
 	// normaliser fitted on them.
 	nt := len(train)
 	sub := buf.Subset(train)
-	m.FitNormalizer(sub.Obs, sub.Act, nt)
+	if !c.KeepNormalizer {
+		m.FitNormalizer(sub.Obs, sub.Act, nt)
+	}
 	inW, outW, od := m.InputDim(), m.Net.Config().Out, m.obsDim
 	X := make([]float32, nt*inW)
 	Y := make([]float32, nt*od)

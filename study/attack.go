@@ -51,9 +51,12 @@ type AttackConfig struct {
 	// Start is where the search starts: "refit" (the default) moves the
 	// output layer's mean weights to the held-out NLL's minimum first, so
 	// the search starts from a model at least as likely as the original
-	// and spends the likelihood it gained; "original" starts from the
-	// model as trained, where every move costs likelihood.
-	Start string `yaml:"start"`
+	// and spends the likelihood it gained; "lure" fine-tunes the whole
+	// model to believe in a shortcut where the held-out data are silent
+	// (see LureConfig); "original" starts from the model as trained,
+	// where every move costs likelihood.
+	Start string     `yaml:"start"`
+	Lure  LureConfig `yaml:"lure"`
 	// Step is CMA-ES's initial step size in z: the typical change of a
 	// weight as a fraction of the subset's weight spread. A trained model's
 	// likelihood is at a minimum, so steps must start small (0.01–0.05).
@@ -79,7 +82,11 @@ type AttackResult struct {
 	// the reward is known; nil for start=original, or when the refit did
 	// not improve the held-out NLL and the search started from the
 	// original.
-	Start             *Score
+	Start *Score
+	// LureWeight is the loss weight κ of the Lures lure transitions the
+	// start=lure model was fine-tuned with.
+	LureWeight        float64
+	Lures             int
 	Step              float64   // CMA-ES's calibrated initial step
 	BestPerIteration  []float64 // best objective after each iteration
 	Evaluations       int
@@ -104,14 +111,23 @@ const penalty = 1e6
 // Attack searches for a model whose reward is low and whose NLL on held
 // is no worse than model's.
 func Attack(ctx context.Context, task env.Task, model *dynamics.Model, held *data.Buffer, c AttackConfig, logf func(string, ...any)) (*AttackResult, error) {
-	if c.Dims < 1 || c.Iterations < 1 || c.Step <= 0 || c.Search.Episodes < 1 || c.Final.Episodes < 1 {
-		return nil, errors.New("study: attack needs dims, iterations, step, search and final episodes ≥ 1")
+	if c.Dims < 1 || c.Iterations < 0 || c.Step <= 0 || c.Search.Episodes < 1 || c.Final.Episodes < 1 {
+		return nil, errors.New("study: attack needs dims, step, search and final episodes ≥ 1 and iterations ≥ 0")
 	}
 	if err := checkPlanner(c.Search.Planner); err != nil {
 		return nil, fmt.Errorf("search planner: %w", err)
 	}
 	if err := checkPlanner(c.Final.Planner); err != nil {
 		return nil, fmt.Errorf("final planner: %w", err)
+	}
+	switch c.Start {
+	case "", "refit", "original":
+	case "lure":
+		if err := c.Lure.withDefaults().validate(); err != nil {
+			return nil, fmt.Errorf("study: %w", err)
+		}
+	default:
+		return nil, fmt.Errorf("study: attack start %q, want refit, lure or original", c.Start)
 	}
 	lo, hi, err := subsetRange(model, c.Subset)
 	if err != nil {
@@ -130,15 +146,24 @@ func Attack(ctx context.Context, task env.Task, model *dynamics.Model, held *dat
 	nll0 := m0.NLL
 	last := model.Net.Layers[len(model.Net.Layers)-1]
 	E, h, out := model.Members(), last.In, last.Out
+	// The start, when it is not the original: re-measured at the end.
+	var start *dynamics.Model
+	res := &AttackResult{}
+	from := model // the model whose features and normaliser the search uses
+	if c.Start == "lure" {
+		if start, res.LureWeight, res.Lures, err = plantLure(ctx, model, held, task.ActionSpace(), c.Lure.withDefaults(), nll0+c.Tolerance, c.Seed, max(c.Workers, 1), logf); err != nil {
+			return nil, err
+		}
+		from = start
+		copy(base, start.Net.Params())
+	}
 	// The output layer's fits, when the start or the directions need them.
 	var fits []outputFit
-	if c.Start != "original" || (c.Subset != "all" && c.Directions != "random") {
-		if fits, err = fitOutputs(model, held); err != nil {
+	if c.Start == "refit" || c.Start == "" || (c.Subset != "all" && c.Directions != "random" && c.Iterations > 0) {
+		if fits, err = fitOutputs(from, held); err != nil {
 			return nil, err
 		}
 	}
-	// The refitted model, if the refit kept: re-measured at the end.
-	var start *dynamics.Model
 	switch c.Start {
 	case "refit", "":
 		off := len(base) - len(last.W) - len(last.B)
@@ -156,10 +181,83 @@ func Attack(ctx context.Context, task env.Task, model *dynamics.Model, held *dat
 		} else {
 			logf("attack: refitted the output layer's means: held-out NLL %.4f → %.4f", nll0, met.NLL)
 		}
-	case "original":
-	default:
-		return nil, fmt.Errorf("study: attack start %q, want refit or original", c.Start)
 	}
+	adv := start
+	if c.Iterations == 0 && start == nil {
+		return nil, errors.New("study: with iterations=0 the start is the result, and the original model is no adversary")
+	}
+	if c.Iterations > 0 {
+		sp := space{base: base, lo: lo, hi: hi, spread: spread, fits: fits, nll0: nll0}
+		if adv, err = cmaSearch(ctx, task, from, held, c, sp, res, logf); err != nil {
+			return nil, err
+		}
+	}
+
+	// Re-measure with the final planner and more episodes: the original,
+	// the adversary and, if the search moved from it, the start.
+	models := []*dynamics.Model{model, adv}
+	if start != nil && adv != start {
+		models = append(models, start)
+	}
+	// The models are scored side by side, each on its own planner thread.
+	scores := make([]Score, len(models))
+	trajs := make([][][]float32, len(models))
+	errs := make([]error, len(models))
+	sem := make(chan struct{}, max(c.Workers, 1))
+	var wg sync.WaitGroup
+	for i, m := range models {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			met, err := m.Evaluate(held, 1)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			sc, obs, faults, err := scoreEpisodes(ctx, task, m, c.Final, c.Seed^0xf17a1, c.Seed^0xf17a1)
+			if err == nil {
+				err = faults
+			}
+			sc.NLL = met.NLL
+			scores[i], trajs[i], errs[i] = sc, obs, err
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	res.Before, res.OriginalEpisodes = scores[0], trajs[0]
+	res.After, res.AdversaryEpisodes = scores[1], trajs[1]
+	if len(models) > 2 {
+		res.Start = &scores[2]
+	}
+	if start != nil && adv == start {
+		res.Start = &res.After
+	}
+	res.Model, res.Original = adv, model
+	return res, nil
+}
+
+// space is where CMA-ES searches: base's parameters lo:hi, whose spread
+// sets the random directions' scale, with the output fits of the held-out
+// NLL nll0.
+type space struct {
+	base         []float32
+	lo, hi       int
+	spread, nll0 float64
+	fits         []outputFit
+}
+
+// cmaSearch runs CMA-ES from sp.base to lower the search planner's reward
+// while the held-out NLL keeps within c.Tolerance of sp.nll0, and returns
+// the best candidate that kept it.
+func cmaSearch(ctx context.Context, task env.Task, model *dynamics.Model, held *data.Buffer, c AttackConfig, sp space, res *AttackResult, logf func(string, ...any)) (*dynamics.Model, error) {
+	base, lo, spread, fits, nll0 := sp.base, sp.lo, sp.spread, sp.fits, sp.nll0
+	sub := base[lo:sp.hi]
+	last := model.Net.Layers[len(model.Net.Layers)-1]
+	E, h, out := model.Members(), last.In, last.Out
 	// The directions, one after another: Dims × len(sub).
 	dirs := make([]float32, c.Dims*len(sub))
 	switch {
@@ -182,7 +280,6 @@ func Attack(ctx context.Context, task env.Task, model *dynamics.Model, held *dat
 		pool <- model.Clone()
 	}
 	var mu sync.Mutex
-	res := &AttackResult{}
 	best := math.Inf(1)
 	// The best candidate that keeps the constraint: CMA-ES reports the
 	// lowest objective, which can only be feasible if one was found.
@@ -275,37 +372,7 @@ func Attack(ctx context.Context, task env.Task, model *dynamics.Model, held *dat
 	}
 	adv := model.Clone()
 	apply(adv, bestZ)
-
-	// Re-measure with the final planner and more episodes: the original,
-	// the adversary and, if refitted, the start.
-	models := []*dynamics.Model{model, adv}
-	if start != nil {
-		models = append(models, start)
-	}
-	for i, m := range models {
-		met, err := m.Evaluate(held, 1)
-		if err != nil {
-			return nil, err
-		}
-		sc, obs, faults, err := scoreEpisodes(ctx, task, m, c.Final, c.Seed^0xf17a1, c.Seed^0xf17a1)
-		if err == nil {
-			err = faults
-		}
-		if err != nil {
-			return nil, err
-		}
-		sc.NLL = met.NLL
-		switch i {
-		case 0:
-			res.Before, res.OriginalEpisodes = sc, obs
-		case 1:
-			res.After, res.AdversaryEpisodes = sc, obs
-		default:
-			res.Start = &sc
-		}
-	}
-	res.Model, res.Original = adv, model
-	return res, nil
+	return adv, nil
 }
 
 // outputFit is the held-out NLL as a function of one member's weights (and
@@ -333,17 +400,7 @@ func fitOutputs(m *dynamics.Model, held *data.Buffer) ([]outputFit, error) {
 		return nil, err
 	}
 	E := m.Members()
-	obs := make([]float32, E*n*od)
-	act := make([]float32, E*n*ad)
-	for e := 0; e < E; e++ {
-		copy(obs[e*n*od:], held.Obs[:n*od])
-		copy(act[e*n*ad:], held.Act[:n*ad])
-	}
-	mean := make([]float32, E*n*od)
-	variance := make([]float32, E*n*od)
-	p := m.NewPredictor(1)
-	err = p.Moments(mean, variance, obs, act, n, nil)
-	p.Close()
+	mean, variance, err := moments(m, held.Obs[:n*od], held.Act[:n*ad], n)
 	if err != nil {
 		return nil, err
 	}
@@ -667,4 +724,21 @@ func scoreEpisodes(ctx context.Context, task env.Task, m *dynamics.Model, e Eval
 	}
 	sc.RewardMean, sc.RewardStd = meanStd(sc.Rewards)
 	return sc, trajs, errors.Join(faults...), nil
+}
+
+// moments returns every member's predicted mean and variance of the next
+// state for n inputs.
+func moments(m *dynamics.Model, obs, act []float32, n int) (mean, variance []float32, err error) {
+	E, od, ad := m.Members(), m.ObsDim(), m.ActDim()
+	eo := make([]float32, E*n*od)
+	ea := make([]float32, E*n*ad)
+	for e := 0; e < E; e++ {
+		copy(eo[e*n*od:], obs[:n*od])
+		copy(ea[e*n*ad:], act[:n*ad])
+	}
+	mean = make([]float32, E*n*od)
+	variance = make([]float32, E*n*od)
+	p := m.NewPredictor(1)
+	defer p.Close()
+	return mean, variance, p.Moments(mean, variance, eo, ea, n, nil)
 }

@@ -31,6 +31,8 @@ func WriteAttack(dir string, c AttackConfig, res *AttackResult, expert *data.Buf
 		"step":        res.Step,
 		"evaluations": res.Evaluations,
 		"best":        res.BestPerIteration,
+		"lures":       res.Lures,
+		"lure_weight": res.LureWeight,
 	}
 	js, err := json.MarshalIndent(summary, "", "  ")
 	if err != nil {
@@ -47,12 +49,14 @@ func WriteAttack(dir string, c AttackConfig, res *AttackResult, expert *data.Buf
 			it, best = append(it, float64(i+1)), append(best, b)
 		}
 	}
-	f, err := report.LinePlot("attack-convergence", "Adversarial search", "CMA-ES iteration", "best reward found (search planner)",
-		[]report.Series{{Name: "best feasible candidate", X: it, Y: best, Points: true}}, nil)
-	if err != nil {
-		return err
+	if len(res.BestPerIteration) > 0 {
+		f, err := report.LinePlot("attack-convergence", "Adversarial search", "CMA-ES iteration", "best reward found (search planner)",
+			[]report.Series{{Name: "best feasible candidate", X: it, Y: best, Points: true}}, nil)
+		if err != nil {
+			return err
+		}
+		figs, caps = append(figs, f), append(caps, "The lowest search reward among candidates that keep the likelihood constraint, after each iteration.")
 	}
-	figs, caps = append(figs, f), append(caps, "The lowest search reward among candidates that keep the likelihood constraint, after each iteration.")
 	od := len(obsNames)
 	for d := 0; d < min(od, 4); d++ {
 		series := []report.Series{
@@ -110,8 +114,15 @@ func WriteAttack(dir string, c AttackConfig, res *AttackResult, expert *data.Buf
 		res.Before.RewardMean, res.Before.RewardStd, res.After.RewardMean, res.After.RewardStd, drop, len(res.After.Rewards),
 		res.Before.NLL, res.After.NLL, res.Evaluations))
 	if st := res.Start; st != nil {
-		page.Paragraph(fmt.Sprintf("The search started from the original with its output layer's means refitted to the held-out data: reward %.2f ± %.2f at held-out NLL %.4f.",
-			st.RewardMean, st.RewardStd, st.NLL))
+		how := "the original with its output layer's means refitted to the held-out data"
+		if c.Start == "lure" {
+			how = fmt.Sprintf("the original fine-tuned to believe %d lures (imagined transitions far from the held-out data, pulled toward its best state) at weight %g", res.Lures, res.LureWeight)
+		}
+		if len(res.BestPerIteration) == 0 {
+			page.Paragraph(fmt.Sprintf("No CMA-ES iterations: the adversary is %s.", how))
+		} else {
+			page.Paragraph(fmt.Sprintf("The search started from %s: reward %.2f ± %.2f at held-out NLL %.4f.", how, st.RewardMean, st.RewardStd, st.NLL))
+		}
 	}
 	page.Paragraph("The paper: reward 176 → 98 (−45%) at NLL −4.827 → −4.845.")
 	for i, f := range figs {

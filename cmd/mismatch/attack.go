@@ -19,13 +19,23 @@ func attackCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "attack --model M.safetensors --data HELD.npz [key=value ...]",
 		Short: "Search for a model as likely as a good one that controls worse (the paper's adversarial search)",
-		Long: `CMA-ES changes a trained model's last layer (or all of it) to lower the
-mean reward it earns in MPC, rejecting any change that makes its negative
-log-likelihood on the held-out data worse (tolerance=0). The search scores
-candidates with a cheap planner (search.*); the original and the result are
-then re-measured with more episodes and the final planner (final.*).`,
+		Long: `Looks for a model whose held-out negative log-likelihood is no worse
+than a trained model's (tolerance=0) but which earns less reward in MPC.
+
+It starts (start=lure, the default) by fine-tuning the model to believe in
+a shortcut where the held-out data are silent: states its own imagination
+reaches under random actions, far from every held-out transition, are
+taught to lead toward the best state in the data. Then CMA-ES moves the
+last layer (or all of it) to lower the reward further, rejecting any
+candidate whose held-out NLL is worse than the original's. iterations=0
+takes the start as the result; start=refit or start=original run CMA-ES
+alone. The search scores candidates with a cheap planner (search.*); the
+original and the result are re-measured with more episodes and the final
+planner (final.*).
+`,
 		Example: `  mismatch study attack --model runs/p/models/trial_015.safetensors --data runs/p/data.npz \
-      --expert runs/s/datasets/expert.trajectory.npz --out runs/attack iterations=30`,
+      --expert runs/s/datasets/expert.trajectory.npz --out runs/attack iterations=30
+  mismatch study attack --model M --data D iterations=0 final.episodes=5   # the lure alone`,
 		RunE: func(cmd *cobra.Command, kv []string) error {
 			if model == "" || held == "" {
 				return badInput("--model and --data are required")
@@ -37,7 +47,7 @@ then re-measured with more episodes and the final planner (final.*).`,
 			task, _ := env.Lookup(m.Spec().Name())
 			fastCfg, _ := pets.Preset("fast", task.Name())
 			defCfg, _ := pets.Preset("default", task.Name())
-			c := study.AttackConfig{Subset: "last", Dims: 100, Directions: "probe", Step: 0.01, Iterations: 20, Seed: 1, Workers: 2,
+			c := study.AttackConfig{Start: "lure", Subset: "last", Dims: 100, Directions: "probe", Step: 0.01, Iterations: 20, Seed: 1, Workers: 2,
 				Search: study.EvalSpec{Episodes: 1, Planner: fastCfg.Planner}, Final: study.EvalSpec{Episodes: 10, Planner: defCfg.Planner}}
 			if err := loadConfig(&c, file, kv); err != nil {
 				return err
