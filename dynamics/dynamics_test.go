@@ -491,3 +491,29 @@ func TestConfigErrors(t *testing.T) {
 		t.Fatal("data of the wrong width accepted")
 	}
 }
+
+// TestKeepNormalizer: fine-tuning on data from elsewhere in the input space
+// leaves a trained model's normaliser as it was when asked to, and refits
+// it otherwise.
+func TestKeepNormalizer(t *testing.T) {
+	sp := spec{name: "lg", od: 2, ad: 1}
+	m, _ := New(sp, peConfig(), 21)
+	train(t, m, linearGaussian(300, []float64{0.05, 0.1}, 22), TrainConfig{Epochs: 2, BatchSize: 32, Seed: 23})
+	shifted := linearGaussian(300, []float64{0.05, 0.1}, 24)
+	for i := range shifted.Obs {
+		shifted.Obs[i] = 3*shifted.Obs[i] + 2
+	}
+	mean, std := append([]float32(nil), m.InMean...), append([]float32(nil), m.InStd...)
+	kept := m.Clone()
+	train(t, kept, shifted, TrainConfig{Epochs: 1, BatchSize: 32, Seed: 25, KeepNormalizer: true})
+	for i := range mean {
+		if kept.InMean[i] != mean[i] || kept.InStd[i] != std[i] {
+			t.Fatalf("input %d normalised by %g, %g after fine-tuning, was %g, %g", i, kept.InMean[i], kept.InStd[i], mean[i], std[i])
+		}
+	}
+	refit := m.Clone()
+	train(t, refit, shifted, TrainConfig{Epochs: 1, BatchSize: 32, Seed: 25})
+	if math.Abs(float64(refit.InMean[0])-2) > 0.3 || math.Abs(float64(refit.InStd[0]-3*std[0])) > 0.3*float64(std[0]) {
+		t.Fatalf("refitted normaliser of input 0: mean %g std %g, want about 2 and %g", refit.InMean[0], refit.InStd[0], 3*std[0])
+	}
+}
