@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"gonum.org/v1/gonum/mat"
 	"gonum.org/v1/gonum/optimize"
@@ -199,34 +200,23 @@ func Attack(ctx context.Context, task env.Task, model *dynamics.Model, held *dat
 	if start != nil && adv != start {
 		models = append(models, start)
 	}
-	// The models are scored side by side, each on its own planner thread.
+	// One model after another, its episodes side by side.
 	scores := make([]Score, len(models))
 	trajs := make([][][]float32, len(models))
-	errs := make([]error, len(models))
-	sem := make(chan struct{}, max(c.Workers, 1))
-	var wg sync.WaitGroup
 	for i, m := range models {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			met, err := m.Evaluate(held, 1)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			sc, obs, faults, err := scoreEpisodes(ctx, task, m, c.Final, c.Seed^0xf17a1, c.Seed^0xf17a1)
-			if err == nil {
-				err = faults
-			}
-			sc.NLL = met.NLL
-			scores[i], trajs[i], errs[i] = sc, obs, err
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		met, err := m.Evaluate(held, 1)
+		if err != nil {
+			return nil, err
+		}
+		sc, obs, faults, err := scoreEpisodes(ctx, task, m, c.Final, c.Seed^0xf17a1, c.Seed^0xf17a1, max(c.Workers, 1))
+		if err == nil {
+			err = faults
+		}
+		if err != nil {
+			return nil, err
+		}
+		sc.NLL = met.NLL
+		scores[i], trajs[i] = sc, obs
 	}
 	res.Before, res.OriginalEpisodes = scores[0], trajs[0]
 	res.After, res.AdversaryEpisodes = scores[1], trajs[1]
@@ -676,53 +666,77 @@ func toF64(x []float32) []float64 {
 // score runs e.Episodes MPC episodes with model and returns their rewards;
 // an episode the planner cannot complete is an error.
 func score(ctx context.Context, task env.Task, m *dynamics.Model, e EvalSpec, seed uint64) (Score, error) {
-	s, _, faults, err := scoreEpisodes(ctx, task, m, e, seed, seed)
+	s, _, faults, err := scoreEpisodes(ctx, task, m, e, seed, seed, 1)
 	if err == nil {
 		err = faults
 	}
 	return s, err
 }
 
-// scoreEpisodes runs e.Episodes MPC episodes with model: episode ep starts
-// from episodeSeed(startSeed, ep) and plans from planSeed's stream ep. It
+// scoreEpisodes runs e.Episodes MPC episodes with model, up to workers at
+// a time: episode ep starts from episodeSeed(startSeed, ep) and plans from
+// planSeed's stream ep, so the numbers do not depend on workers. It
 // returns the rewards (NaN for an episode the model broke, its fault
 // joined into faults), each episode's observations, and an error only for
 // failures that are not the model's (cancellation, setup).
-func scoreEpisodes(ctx context.Context, task env.Task, m *dynamics.Model, e EvalSpec, planSeed, startSeed uint64) (Score, [][]float32, error, error) {
-	world, err := task.New()
-	if err != nil {
+func scoreEpisodes(ctx context.Context, task env.Task, m *dynamics.Model, e EvalSpec, planSeed, startSeed uint64, workers int) (Score, [][]float32, error, error) {
+	n := e.Episodes
+	streams := rng.New(planSeed).Child(hash("score"))
+	seeds := make([]uint64, n)
+	for ep := range seeds {
+		seeds[ep] = streams.Child(uint64(ep)).Uint64()
+	}
+	rewards := make([]float64, n)
+	trajs := make([][]float32, n)
+	faults := make([]error, n)
+	setup := make([]error, max(min(workers, n), 1))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := range setup {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			world, err := task.New()
+			if err != nil {
+				setup[w] = err
+				return
+			}
+			defer world.Close()
+			for ep := int(next.Add(1)) - 1; ep < n; ep = int(next.Add(1)) - 1 {
+				agent, err := planning.NewModelAgent(task, m, e.Planner, 1, seeds[ep])
+				if err != nil {
+					setup[w] = err
+					return
+				}
+				buf := data.NewBuffer(task.ObservationSpace().Dim(), task.ActionSpace().Dim())
+				policy := func(act, obs []float32) error {
+					if err := ctx.Err(); err != nil {
+						return err
+					}
+					return agent.Act(act, obs)
+				}
+				r, err := data.RunEpisode(world, policy, episodeSeed(startSeed, ep), buf)
+				agent.Close()
+				if ctx.Err() != nil {
+					return
+				}
+				if err != nil {
+					faults[ep] = fmt.Errorf("episode %d: %w", ep, err)
+					r = math.NaN()
+				}
+				rewards[ep], trajs[ep] = r, slices.Clone(buf.Next)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
 		return Score{}, nil, nil, err
 	}
-	defer world.Close()
-	var sc Score
-	var trajs [][]float32
-	var faults []error
-	streams := rng.New(planSeed).Child(hash("score"))
-	for ep := 0; ep < e.Episodes; ep++ {
-		agent, err := planning.NewModelAgent(task, m, e.Planner, 1, streams.Child(uint64(ep)).Uint64())
-		if err != nil {
-			return sc, nil, nil, err
-		}
-		buf := data.NewBuffer(task.ObservationSpace().Dim(), task.ActionSpace().Dim())
-		policy := func(act, obs []float32) error {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			return agent.Act(act, obs)
-		}
-		r, err := data.RunEpisode(world, policy, episodeSeed(startSeed, ep), buf)
-		agent.Close()
-		if ctx.Err() != nil {
-			return sc, nil, nil, ctx.Err()
-		}
-		if err != nil {
-			faults = append(faults, fmt.Errorf("episode %d: %w", ep, err))
-			r = math.NaN()
-		}
-		sc.Rewards = append(sc.Rewards, r)
-		trajs = append(trajs, slices.Clone(buf.Next))
+	if err := errors.Join(setup...); err != nil {
+		return Score{}, nil, nil, err
 	}
-	sc.RewardMean, sc.RewardStd = meanStd(sc.Rewards)
+	sc := Score{Rewards: rewards}
+	sc.RewardMean, sc.RewardStd = meanStd(rewards)
 	return sc, trajs, errors.Join(faults...), nil
 }
 

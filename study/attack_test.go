@@ -3,6 +3,7 @@ package study
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/mismatch-rl/mismatch/data"
@@ -148,5 +149,34 @@ func TestRefitMinimisesHeldOutNLL(t *testing.T) {
 	lo, hi := fits[0].vals[0], fits[0].vals[len(fits[0].vals)-1]
 	if !(lo >= -1e-6*hi && lo < 1e-3*hi) {
 		t.Fatalf("curvature eigenvalues from %g to %g", lo, hi)
+	}
+}
+
+// TestScoreEpisodesWorkers: episodes scored side by side give the numbers
+// of one after another.
+func TestScoreEpisodesWorkers(t *testing.T) {
+	m, _ := trainedPointMass(t, 10)
+	planner := planning.Config{Optimizer: "cem", Horizon: 6, Population: 20, Elites: 4, Iterations: 2, Alpha: 0.1, MinVariance: 0.001, Particles: 2, Propagation: "ts-inf", ReplanEvery: 1}
+	e := EvalSpec{Episodes: 5, Planner: planner}
+	one, trajOne, _, err := scoreEpisodes(context.Background(), classic.PointMass, m, e, 3, 4, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	three, trajThree, _, err := scoreEpisodes(context.Background(), classic.PointMass, m, e, 3, 4, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ep := range one.Rewards {
+		if one.Rewards[ep] != three.Rewards[ep] || !slices.Equal(trajOne[ep], trajThree[ep]) {
+			t.Fatalf("episode %d: reward %v on one worker, %v on three", ep, one.Rewards[ep], three.Rewards[ep])
+		}
+	}
+	if one.Rewards[0] == one.Rewards[1] {
+		t.Fatalf("episodes 0 and 1 scored the same %v: not different episodes", one.Rewards[0])
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, _, err := scoreEpisodes(ctx, classic.PointMass, m, e, 3, 4, 2); err == nil {
+		t.Fatal("a cancelled scoring returned no error")
 	}
 }

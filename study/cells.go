@@ -88,7 +88,7 @@ func (ev *evaluator) evaluate(ctx context.Context, m Member) (Cell, error) {
 		}
 		c.NLL[name], c.MixtureNLL[name], c.MSE[name] = met.NLL, met.MixtureNLL, met.MSE
 	}
-	sc, _, fault, err := scoreEpisodes(ctx, ev.task, model, ev.spec.Evaluation, rng.New(ev.spec.Seed).Child(hash(m.ID)).Uint64(), ev.spec.Seed)
+	sc, _, fault, err := scoreEpisodes(ctx, ev.task, model, ev.spec.Evaluation, rng.New(ev.spec.Seed).Child(hash(m.ID)).Uint64(), ev.spec.Seed, 1)
 	if err != nil {
 		return c, err
 	}
