@@ -3,7 +3,7 @@
 # attacks a model of the PETS benchmark run (bench/pets-cartpole.sh) under
 # the likelihood of that run's whole data set, then checks the acceptance
 # figures: the original scores at least 170, the adversary at least 30%
-# less, and the adversary's held-out NLL is no worse. About 40 minutes on
+# less, and the adversary's held-out NLL is no worse. About 35 minutes on
 # 2 cores. Arguments: model checkpoint, held-out data, output directory,
 # then any key=value overrides of the config.
 set -eu
