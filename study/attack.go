@@ -63,7 +63,7 @@ type AttackConfig struct {
 	// likelihood is at a minimum, so steps must start small (0.01–0.05).
 	Step       float64 `yaml:"step"`
 	Population int     `yaml:"population"` // 0: CMA-ES's default 4+3·ln(Dims)
-	Iterations int     `yaml:"iterations"`
+	Iterations int     `yaml:"iterations"` // 0: the start is the result
 	Seed       uint64  `yaml:"seed"`
 	Workers    int     `yaml:"workers"` // candidates scored at once
 	// Search scores candidates; Final re-measures the original and the
@@ -78,11 +78,11 @@ type AttackConfig struct {
 // AttackResult is the search's outcome.
 type AttackResult struct {
 	Before, After Score
-	// Start is the refitted model the search started from (start=refit),
-	// measured like the other two, so that what the refit alone does to
+	// Start is the model the search started from (start=refit or lure),
+	// measured like the other two, so that what the start alone does to
 	// the reward is known; nil for start=original, or when the refit did
 	// not improve the held-out NLL and the search started from the
-	// original.
+	// original. With no iterations the start is the result: &After.
 	Start *Score
 	// LureWeight is the loss weight κ of the Lures lure transitions the
 	// start=lure model was fine-tuned with.
