@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
-	"sync/atomic"
 
 	"gonum.org/v1/gonum/mat"
 	"gonum.org/v1/gonum/optimize"
@@ -17,6 +16,7 @@ import (
 	"github.com/mismatch-rl/mismatch/data"
 	"github.com/mismatch-rl/mismatch/dynamics"
 	"github.com/mismatch-rl/mismatch/env"
+	"github.com/mismatch-rl/mismatch/internal/parallel"
 	"github.com/mismatch-rl/mismatch/planning"
 	"github.com/mismatch-rl/mismatch/rng"
 )
@@ -521,11 +521,7 @@ func probeDirections(dirs []float32, fits []outputFit, m *dynamics.Model, held *
 	n := min(held.Len(), 5000)
 	od, ad := held.ObsDim, held.ActDim
 	act := make([]float32, n*ad)
-	src := rng.New(seed).Child(hash("probe"))
-	for i := range act {
-		k := i % ad
-		act[i] = float32(src.Uniform(float64(acts.Low[k]), float64(acts.High[k])))
-	}
+	uniformActions(act, acts, rng.New(seed).Child(hash("probe")))
 	feat, err := m.Features(held.Obs[:n*od], act, n)
 	if err != nil {
 		return err
@@ -686,49 +682,43 @@ func scoreEpisodes(ctx context.Context, task env.Task, m *dynamics.Model, e Eval
 	for ep := range seeds {
 		seeds[ep] = streams.Child(uint64(ep)).Uint64()
 	}
+	// A world per worker: each episode resets its world from its own seed.
+	worlds := make([]env.Env, max(min(workers, n), 1))
+	for w := range worlds {
+		world, err := task.New()
+		if err != nil {
+			return Score{}, nil, nil, err // the worlds made so far close on return
+		}
+		worlds[w] = world
+		defer world.Close()
+	}
 	rewards := make([]float64, n)
 	trajs := make([][]float32, n)
 	faults := make([]error, n)
-	setup := make([]error, max(min(workers, n), 1))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := range setup {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			world, err := task.New()
-			if err != nil {
-				setup[w] = err
-				return
+	setup := make([]error, n)
+	pool := parallel.New(len(worlds))
+	defer pool.Close()
+	pool.Run(n, func(w, ep int) {
+		agent, err := planning.NewModelAgent(task, m, e.Planner, 1, seeds[ep])
+		if err != nil {
+			setup[ep] = err
+			return
+		}
+		buf := data.NewBuffer(task.ObservationSpace().Dim(), task.ActionSpace().Dim())
+		policy := func(act, obs []float32) error {
+			if err := ctx.Err(); err != nil {
+				return err
 			}
-			defer world.Close()
-			for ep := int(next.Add(1)) - 1; ep < n; ep = int(next.Add(1)) - 1 {
-				agent, err := planning.NewModelAgent(task, m, e.Planner, 1, seeds[ep])
-				if err != nil {
-					setup[w] = err
-					return
-				}
-				buf := data.NewBuffer(task.ObservationSpace().Dim(), task.ActionSpace().Dim())
-				policy := func(act, obs []float32) error {
-					if err := ctx.Err(); err != nil {
-						return err
-					}
-					return agent.Act(act, obs)
-				}
-				r, err := data.RunEpisode(world, policy, episodeSeed(startSeed, ep), buf)
-				agent.Close()
-				if ctx.Err() != nil {
-					return
-				}
-				if err != nil {
-					faults[ep] = fmt.Errorf("episode %d: %w", ep, err)
-					r = math.NaN()
-				}
-				rewards[ep], trajs[ep] = r, slices.Clone(buf.Next)
-			}
-		}()
-	}
-	wg.Wait()
+			return agent.Act(act, obs)
+		}
+		r, err := data.RunEpisode(worlds[w], policy, episodeSeed(startSeed, ep), buf)
+		agent.Close()
+		if err != nil {
+			faults[ep] = fmt.Errorf("episode %d: %w", ep, err)
+			r = math.NaN()
+		}
+		rewards[ep], trajs[ep] = r, slices.Clone(buf.Next)
+	})
 	if err := ctx.Err(); err != nil {
 		return Score{}, nil, nil, err
 	}
@@ -738,6 +728,16 @@ func scoreEpisodes(ctx context.Context, task env.Task, m *dynamics.Model, e Eval
 	sc := Score{Rewards: rewards}
 	sc.RewardMean, sc.RewardStd = meanStd(rewards)
 	return sc, trajs, errors.Join(faults...), nil
+}
+
+// uniformActions fills act (rows × box.Dim()) with actions drawn uniformly
+// from box, row after row.
+func uniformActions(act []float32, box env.Box, src *rng.Source) {
+	ad := box.Dim()
+	for i := range act {
+		k := i % ad
+		act[i] = float32(src.Uniform(float64(box.Low[k]), float64(box.High[k])))
+	}
 }
 
 // moments returns every member's predicted mean and variance of the next

@@ -133,10 +133,7 @@ func lures(m *dynamics.Model, held *data.Buffer, acts env.Box, l LureConfig, src
 	act := make([]float32, n*ad)
 	next := make([]float32, n*od)
 	for range l.Steps {
-		for i := range act {
-			k := i % ad
-			act[i] = float32(src.Uniform(float64(acts.Low[k]), float64(acts.High[k])))
-		}
+		uniformActions(act, acts, src)
 		mean, _, err := moments(m, obs, act, n)
 		if err != nil {
 			return nil, err
