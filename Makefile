@@ -22,13 +22,13 @@ build: deps
 demo: build
 	./$(BIN) pets --preset fast --out runs/demo
 
-# The suite runs twice for the numeric core: with OpenBLAS and with the
-# pure-Go fallback, which must pass the same tests.
+# The whole suite runs twice: with OpenBLAS and with the pure-Go
+# fallback, which must pass the same tests.
 test:
 	@./scripts/deps.sh test
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
-	$(GO) test -count=1 -tags purego ./internal/kernel/ ./nn/
+	$(GO) test -count=1 -tags purego ./...
 
 # OPENBLAS_CORETYPE=Haswell, set on some machines, halves sgemm speed on
 # AVX-512 processors: benchmarks run without it.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/mismatch-rl/mismatch/data"
@@ -121,19 +122,26 @@ func TestLuresLieOffTheData(t *testing.T) {
 }
 
 // TestPlantLureTeachesTheLie: the lured model believes its lures (its
-// predictions there move most of the way to the pulled targets) while its
-// held-out NLL stays within the limit; a limit nothing meets is an error.
+// predictions there move toward the pulled targets) while its held-out NLL
+// stays within the limit; a limit nothing meets is an error.
+//
+// The limit leaves half a nat of slack, so that the weight chosen (0.1) is
+// well inside it on every backend and the planted effect is large: the
+// lured model misses its lures by about 27% less than the original and a
+// model tuned without lures, against a spread of under 1% between OpenBLAS
+// kernels and the pure-Go backend. At no slack the effect is about 10%,
+// the size of the test's margin, which one BLAS kernel's rounding decides.
 func TestPlantLureTeachesTheLie(t *testing.T) {
 	m, held := trainedPointMass(t, 40)
 	m0, _ := m.Evaluate(held, 1)
 	l := LureConfig{Starts: 500, Steps: 30, Distance: 2}.withDefaults()
 	acts := classic.PointMass.ActionSpace()
-	lured, kappa, n, err := plantLure(context.Background(), m, held, acts, l, m0.NLL, 1, 2, t.Logf)
+	lured, kappa, n, err := plantLure(context.Background(), m, held, acts, l, m0.NLL+0.5, 1, 2, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m1, _ := lured.Evaluate(held, 1)
-	if m1.NLL > m0.NLL || n == 0 || !(kappa > 0) {
+	if m1.NLL > m0.NLL+0.5 || n == 0 || !(kappa > 0) {
 		t.Fatalf("held-out NLL %.4f → %.4f with %d lures at weight %g", m0.NLL, m1.NLL, n, kappa)
 	}
 	// The same lures (same seed), scored by how far each model's mean
@@ -167,8 +175,19 @@ func TestPlantLureTeachesTheLie(t *testing.T) {
 	}
 	before, after, control := miss(m), miss(lured), miss(plain)
 	t.Logf("held-out NLL %.4f → %.4f; %d lures at weight %g, RMS miss %.4f → %.4f (%.4f without them)", m0.NLL, m1.NLL, n, kappa, before, after, control)
-	if after > 0.9*before || after > 0.9*control {
-		t.Fatalf("the lured model misses its lures by %.4f, the original by %.4f, one tuned without them by %.4f: want 10%% closer than both", after, before, control)
+	if after > 0.85*before || after > 0.85*control {
+		t.Fatalf("the lured model misses its lures by %.4f, the original by %.4f, one tuned without them by %.4f: want 15%% closer than both", after, before, control)
+	}
+	// The weight chosen is the largest that meets the limit: the next one
+	// up does not.
+	if i := slices.Index(l.Weights, kappa); i > 0 {
+		up := l
+		up.Weights = l.Weights[i-1 : i]
+		if _, _, _, err := plantLure(context.Background(), m, held, acts, up, m0.NLL+0.5, 1, 2, t.Logf); err == nil {
+			t.Fatalf("weight %g meets the limit too, but %g was chosen", up.Weights[0], kappa)
+		}
+	} else if i < 0 {
+		t.Fatalf("weight %g is not one of %v", kappa, l.Weights)
 	}
 	if _, _, _, err := plantLure(context.Background(), m, held, acts, l, m0.NLL-10, 1, 2, t.Logf); err == nil {
 		t.Fatal("an unreachable NLL limit was met")

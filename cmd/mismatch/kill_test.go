@@ -30,14 +30,16 @@ func command(args ...string) *exec.Cmd {
 	return cmd
 }
 
-// killLoop starts the command, kills it with SIGKILL after a random delay,
-// and starts it again, until one run finishes on its own. It returns the
-// number of kills.
-func killLoop(t *testing.T, seed uint64, maxDelay time.Duration, args ...string) int {
+// killLoop starts the command and kills it with SIGKILL after a random
+// delay under maxDelay, kills times over, starting it again after each
+// kill; then it lets a run finish. It returns the number of kills that
+// struck a running process (a run that finished before its kill counts
+// none, and ends the loop).
+func killLoop(t *testing.T, seed uint64, maxDelay time.Duration, kills int, args ...string) int {
 	t.Helper()
 	r := rand.New(rand.NewPCG(seed, 1))
-	kills := 0
-	for attempt := 0; attempt < 200; attempt++ {
+	struck := 0
+	for attempt := 0; ; attempt++ {
 		cmd := command(args...)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
@@ -46,20 +48,22 @@ func killLoop(t *testing.T, seed uint64, maxDelay time.Duration, args ...string)
 		}
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
+		var timeout <-chan time.Time
+		if attempt < kills {
+			timeout = time.After(time.Duration(r.Int64N(int64(maxDelay))))
+		}
 		select {
 		case err := <-done:
 			if err != nil {
-				t.Fatalf("run failed after %d kills: %v\n%s", kills, err, out.String())
+				t.Fatalf("run failed after %d kills: %v\n%s", struck, err, out.String())
 			}
-			return kills
-		case <-time.After(time.Duration(r.Int64N(int64(maxDelay)))):
+			return struck
+		case <-timeout:
 			cmd.Process.Signal(syscall.SIGKILL)
 			<-done
-			kills++
+			struck++
 		}
 	}
-	t.Fatal("no run finished in 200 attempts")
-	return kills
 }
 
 // stable drops the wall-time columns, the only ones that may differ.
@@ -111,7 +115,7 @@ func TestKilledPETSRunResumesExactly(t *testing.T) {
 	total := 0
 	for round := uint64(0); round < 3; round++ {
 		killed := t.TempDir()
-		kills := killLoop(t, 10+round, full/4, append(strings.Fields(args), "--out", killed)...)
+		kills := killLoop(t, 10+round, full/4, 8, append(strings.Fields(args), "--out", killed)...)
 		total += kills
 		got := stable(t, filepath.Join(killed, "trials.csv"), "train_s", "plan_s", "plan_ms_per_step")
 		if got != want {
@@ -152,7 +156,7 @@ evaluation:
 	total := 0
 	for round := uint64(0); round < 3; round++ {
 		killed := t.TempDir()
-		kills := killLoop(t, 20+round, full/4, append(args, "--out", killed)...)
+		kills := killLoop(t, 20+round, full/4, 8, append(args, "--out", killed)...)
 		total += kills
 		for _, f := range []string{"table.csv", "correlations.csv", "population.csv"} {
 			if got, want := stable(t, filepath.Join(killed, f), "seconds"), stable(t, filepath.Join(ref, f), "seconds"); got != want {
