@@ -3,6 +3,8 @@ package data
 import (
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 
 	"github.com/mismatch-rl/mismatch/internal/kernel"
 	"github.com/mismatch-rl/mismatch/internal/parallel"
@@ -111,8 +113,41 @@ func Distances(dst []float64, b, traj *Buffer, scale []float64, workers int) err
 	return nil
 }
 
-// Weightings names the weight functions of re-weighted training.
-var Weightings = []string{"linear", "exponential", "cosine"}
+// Weighting names a weight function of re-weighted training.
+type Weighting string
+
+// The weight functions.
+const (
+	Linear      Weighting = "linear"
+	Exponential Weighting = "exponential"
+	Cosine      Weighting = "cosine"
+)
+
+// Weightings lists the weight functions.
+var Weightings = []Weighting{Linear, Exponential, Cosine}
+
+// ParseWeighting returns the weighting named s.
+func ParseWeighting(s string) (Weighting, error) {
+	w := Weighting(strings.ToLower(s))
+	if slices.Contains(Weightings, w) {
+		return w, nil
+	}
+	return "", fmt.Errorf("unknown weighting %q (want linear, exponential or cosine)", s)
+}
+
+// UnmarshalText reads a weighting's name; the empty text is no weighting.
+func (w *Weighting) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*w = ""
+		return nil
+	}
+	v, err := ParseWeighting(string(b))
+	if err != nil {
+		return err
+	}
+	*w = v
+	return nil
+}
 
 // Weight maps a distance d to a weight in [0, 1] that is 1 at d = 0 and
 // falls monotonically to 0 at d = edge (and stays 0 beyond):
@@ -120,27 +155,27 @@ var Weightings = []string{"linear", "exponential", "cosine"}
 //	linear:       1 − d/edge
 //	exponential:  (e^(−5d/edge) − e^(−5)) / (1 − e^(−5))
 //	cosine:       cos²(π/2 · d/edge)
-func Weight(kind string, d, edge float64) (float64, error) {
+func Weight(kind Weighting, d, edge float64) (float64, error) {
 	if !(edge > 0) {
 		return 0, fmt.Errorf("data: weighting edge %g, want a positive distance", edge)
 	}
 	x := math.Min(math.Max(d/edge, 0), 1)
 	switch kind {
-	case "linear":
+	case Linear:
 		return 1 - x, nil
-	case "exponential":
+	case Exponential:
 		const k = 5
 		return (math.Exp(-k*x) - math.Exp(-k)) / (1 - math.Exp(-k)), nil
-	case "cosine":
+	case Cosine:
 		c := math.Cos(math.Pi / 2 * x)
 		return c * c, nil
 	}
-	return 0, fmt.Errorf("data: unknown weighting %q (want linear, exponential or cosine)", kind)
+	return 0, fmt.Errorf("data: unknown weighting %q (want linear, exponential or cosine)", string(kind))
 }
 
 // Weights computes the weight of every transition of b from its distance
 // to traj, with the edge at the largest distance in b.
-func Weights(kind string, b, traj *Buffer, workers int) ([]float32, error) {
+func Weights(kind Weighting, b, traj *Buffer, workers int) ([]float32, error) {
 	d := make([]float64, b.Len())
 	if err := Distances(d, b, traj, Scale(b), workers); err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package dynamics
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
@@ -27,12 +28,12 @@ func BenchmarkEpoch(b *testing.B) {
 	for _, batch := range []int{32, 256} {
 		for _, threads := range []int{1, 2} {
 			b.Run(fmt.Sprintf("batch=%d/goroutines=%d", batch, threads), func(b *testing.B) {
-				m, _ := New(sp, Config{Probabilistic: true, Members: 5, Hidden: []int{200, 200, 200}, Activation: nn.Swish,
+				m, _ := New(sp, Config{Class: PE, Members: 5, Hidden: []int{200, 200, 200}, Activation: nn.Swish,
 					WeightDecay: []float32{2.5e-5, 5e-5, 7.5e-5, 1e-4}}, 2)
-				tr := NewTrainer(m, 1e-3, threads)
+				tr := NewTrainer(m, threads)
 				defer tr.Close()
 				for b.Loop() {
-					if _, err := tr.Train(buf, TrainConfig{Epochs: 1, BatchSize: batch, Seed: 3}); err != nil {
+					if _, err := tr.Train(context.Background(), buf, TrainConfig{LR: 1e-3, Epochs: 1, BatchSize: batch, Seed: 3}); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -130,7 +130,7 @@ func (m *Model) Save(path string) error {
 		sc.Absolute = []int{}
 	}
 	c := m.cfg
-	sc.Model = modelConfig{Class: c.Class(), Probabilistic: c.Probabilistic, Members: c.Members, Hidden: c.Hidden,
+	sc.Model = modelConfig{Class: string(c.Class), Probabilistic: c.Class.Probabilistic(), Members: c.Members, Hidden: c.Hidden,
 		Activation: c.Activation.String(), LearnLogVarBounds: c.LearnLogVarBounds, WeightDecay: c.WeightDecay}
 	if sc.Model.Hidden == nil {
 		sc.Model.Hidden = []int{}
@@ -190,7 +190,17 @@ func load(path string, spec Spec) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sidecar %s: %w", scPath, err)
 	}
-	cfg := Config{Probabilistic: sc.Model.Probabilistic, Members: sc.Model.Members, Hidden: sc.Model.Hidden,
+	class := D
+	if sc.Model.Probabilistic {
+		class = P
+	}
+	if sc.Model.Members > 1 {
+		class += "E"
+	}
+	if sc.Model.Class != string(class) {
+		return nil, fmt.Errorf("sidecar %s: class %q, but %d members that are probabilistic=%t make %s", scPath, sc.Model.Class, sc.Model.Members, sc.Model.Probabilistic, class)
+	}
+	cfg := Config{Class: class, Members: sc.Model.Members, Hidden: sc.Model.Hidden,
 		Activation: act, LearnLogVarBounds: sc.Model.LearnLogVarBounds, WeightDecay: sc.Model.WeightDecay}
 	for i, h := range cfg.Hidden {
 		if h < 1 || h > 1<<16 {

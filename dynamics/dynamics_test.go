@@ -1,10 +1,12 @@
 package dynamics
 
 import (
+	"context"
 	"errors"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -50,9 +52,9 @@ func linearGaussian(n int, sigma []float64, seed uint64) *data.Buffer {
 
 func train(t testing.TB, m *Model, buf *data.Buffer, c TrainConfig) TrainResult {
 	t.Helper()
-	tr := NewTrainer(m, 1e-3, 2)
+	tr := NewTrainer(m, 2)
 	defer tr.Close()
-	res, err := tr.Train(buf, c)
+	res, err := tr.Train(context.Background(), buf, c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,11 +69,11 @@ func train(t testing.TB, m *Model, buf *data.Buffer, c TrainConfig) TrainResult 
 func TestLearnsLinearGaussian(t *testing.T) {
 	sigma := []float64{0.05, 0.1}
 	sp := spec{name: "lg", od: 2, ad: 1}
-	m, err := New(sp, Config{Probabilistic: true, Members: 1, Hidden: []int{32, 32}, Activation: nn.Swish}, 1)
+	m, err := New(sp, Config{Class: P, Members: 1, Hidden: []int{32, 32}, Activation: nn.Swish}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	train(t, m, linearGaussian(4000, sigma, 2), TrainConfig{Epochs: 100, BatchSize: 64, Seed: 3})
+	train(t, m, linearGaussian(4000, sigma, 2), TrainConfig{LR: 1e-3, Epochs: 100, BatchSize: 64, Seed: 3})
 	test := linearGaussian(20000, sigma, 4)
 	met, err := m.Evaluate(test, 2)
 	if err != nil {
@@ -129,8 +131,8 @@ func TestDeterministicFitsNonlinearMap(t *testing.T) {
 		}
 		return b
 	}
-	m, _ := New(spec{name: "nl", od: 1, ad: 1}, Config{Members: 1, Hidden: []int{64, 64}, Activation: nn.Tanh}, 5)
-	train(t, m, gen(3000, 6), TrainConfig{Epochs: 80, BatchSize: 32, Seed: 7})
+	m, _ := New(spec{name: "nl", od: 1, ad: 1}, Config{Class: D, Members: 1, Hidden: []int{64, 64}, Activation: nn.Tanh}, 5)
+	train(t, m, gen(3000, 6), TrainConfig{LR: 1e-3, Epochs: 80, BatchSize: 32, Seed: 7})
 	met, err := m.Evaluate(gen(2000, 8), 1)
 	if err != nil {
 		t.Fatal(err)
@@ -157,7 +159,7 @@ func sameParams(t *testing.T, what string, a, b *Model) {
 }
 
 func peConfig() Config {
-	return Config{Probabilistic: true, Members: 3, Hidden: []int{16, 16}, Activation: nn.Swish, LearnLogVarBounds: true, WeightDecay: []float32{1e-4}}
+	return Config{Class: PE, Members: 3, Hidden: []int{16, 16}, Activation: nn.Swish, LearnLogVarBounds: true, WeightDecay: []float32{1e-4}}
 }
 
 func TestWeights(t *testing.T) {
@@ -172,7 +174,7 @@ func TestWeights(t *testing.T) {
 			keep = append(keep, i)
 		}
 	}
-	cfg := TrainConfig{Epochs: 3, BatchSize: 16, Seed: 10}
+	cfg := TrainConfig{LR: 1e-3, Epochs: 3, BatchSize: 16, Seed: 10}
 	a, _ := New(sp, peConfig(), 11)
 	b, _ := New(sp, peConfig(), 11)
 	ca := cfg
@@ -205,13 +207,13 @@ func TestWeights(t *testing.T) {
 	bad := cfg
 	bad.Weights = make([]float32, buf.Len())
 	bad.Weights[3] = float32(math.NaN())
-	tr := NewTrainer(e, 1e-3, 1)
+	tr := NewTrainer(e, 1)
 	defer tr.Close()
-	if _, err := tr.Train(buf, bad); err == nil {
+	if _, err := tr.Train(context.Background(), buf, bad); err == nil {
 		t.Fatal("a NaN weight was accepted")
 	}
 	bad.Weights = make([]float32, buf.Len())
-	if _, err := tr.Train(buf, bad); err == nil {
+	if _, err := tr.Train(context.Background(), buf, bad); err == nil {
 		t.Fatal("all-zero weights were accepted")
 	}
 }
@@ -221,9 +223,9 @@ func TestReproducible(t *testing.T) {
 	buf := linearGaussian(500, []float64{0.05, 0.1}, 14)
 	run := func(threads int) *Model {
 		m, _ := New(sp, peConfig(), 15)
-		tr := NewTrainer(m, 1e-3, threads)
+		tr := NewTrainer(m, threads)
 		defer tr.Close()
-		if _, err := tr.Train(buf, TrainConfig{Epochs: 3, BatchSize: 32, HoldOut: 0.1, Seed: 16}); err != nil {
+		if _, err := tr.Train(context.Background(), buf, TrainConfig{LR: 1e-3, Epochs: 3, BatchSize: 32, HoldOut: 0.1, Seed: 16}); err != nil {
 			t.Fatal(err)
 		}
 		return m
@@ -238,7 +240,7 @@ func TestCallbackEarlyStoppingAndElites(t *testing.T) {
 	buf := linearGaussian(600, []float64{0.05, 0.1}, 17)
 	m, _ := New(sp, peConfig(), 18)
 	var epochs []EpochStats
-	res := train(t, m, buf, TrainConfig{Epochs: 400, BatchSize: 32, HoldOut: 0.2, Patience: 3, Elites: 2, Seed: 19,
+	res := train(t, m, buf, TrainConfig{LR: 1e-3, Epochs: 400, BatchSize: 32, HoldOut: 0.2, Patience: 3, Elites: 2, Seed: 19,
 		OnEpoch: func(s EpochStats) error { epochs = append(epochs, s); return nil }})
 	if len(epochs) != res.Epochs || epochs[0].Epoch != 1 || epochs[0].HoldOut == nil {
 		t.Fatalf("callback saw %d epochs, training ran %d", len(epochs), res.Epochs)
@@ -256,7 +258,7 @@ func TestCallbackEarlyStoppingAndElites(t *testing.T) {
 	if mm := res.HoldOut.MemberMSE; mm[m.Elites[0]] > mm[m.Elites[1]] {
 		t.Fatalf("elites %v not ranked by %v", m.Elites, mm)
 	}
-	stopped := train(t, m, buf, TrainConfig{Epochs: 50, BatchSize: 32, Seed: 1,
+	stopped := train(t, m, buf, TrainConfig{LR: 1e-3, Epochs: 50, BatchSize: 32, Seed: 1,
 		OnEpoch: func(s EpochStats) error {
 			if s.Epoch == 4 {
 				return ErrStop
@@ -266,9 +268,9 @@ func TestCallbackEarlyStoppingAndElites(t *testing.T) {
 	if stopped.Epochs != 4 {
 		t.Fatalf("ErrStop at epoch 4 stopped after %d", stopped.Epochs)
 	}
-	tr := NewTrainer(m, 1e-3, 1)
+	tr := NewTrainer(m, 1)
 	defer tr.Close()
-	if _, err := tr.Train(buf, TrainConfig{Epochs: 5, BatchSize: 8, OnEpoch: func(EpochStats) error { return errors.New("boom") }}); err == nil || !strings.Contains(err.Error(), "boom") {
+	if _, err := tr.Train(context.Background(), buf, TrainConfig{LR: 1e-3, Epochs: 5, BatchSize: 8, OnEpoch: func(EpochStats) error { return errors.New("boom") }}); err == nil || !strings.Contains(err.Error(), "boom") {
 		t.Fatalf("callback error: %v", err)
 	}
 }
@@ -288,7 +290,7 @@ func TestMetricsAndOpenLoop(t *testing.T) {
 			x = nx
 		}
 	}
-	train(t, m, b, TrainConfig{Epochs: 5, BatchSize: 16, Seed: 22})
+	train(t, m, b, TrainConfig{LR: 1e-3, Epochs: 5, BatchSize: 16, Seed: 22})
 	met, err := m.Evaluate(b, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -341,8 +343,8 @@ func TestAbsoluteTargetsAndSampling(t *testing.T) {
 		u := []float32{float32(src.Uniform(-1, 1))}
 		b.Add(x, u, []float32{x[0], 2 * u[0]}, 0, false, true)
 	}
-	m, _ := New(sp, Config{Probabilistic: true, Members: 2, Hidden: []int{32}, Activation: nn.Swish}, 24)
-	train(t, m, b, TrainConfig{Epochs: 40, BatchSize: 32, Seed: 25})
+	m, _ := New(sp, Config{Class: PE, Members: 2, Hidden: []int{32}, Activation: nn.Swish}, 24)
+	train(t, m, b, TrainConfig{LR: 1e-3, Epochs: 40, BatchSize: 32, Seed: 25})
 	p := m.NewPredictor(1)
 	defer p.Close()
 	obs := []float32{0.5, 4, 0.5, -4}
@@ -385,7 +387,7 @@ func TestCheckpoints(t *testing.T) {
 	sp := spec{name: "lg", od: 2, ad: 1}
 	buf := linearGaussian(300, []float64{0.05, 0.1}, 27)
 	m, _ := New(sp, peConfig(), 28)
-	train(t, m, buf, TrainConfig{Epochs: 2, BatchSize: 32, HoldOut: 0.2, Elites: 2, Seed: 29})
+	train(t, m, buf, TrainConfig{LR: 1e-3, Epochs: 2, BatchSize: 32, HoldOut: 0.2, Elites: 2, Seed: 29})
 	dir := t.TempDir()
 	path := filepath.Join(dir, "model.safetensors")
 	if err := m.Save(path); err != nil {
@@ -395,8 +397,8 @@ func TestCheckpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l.Config().Class() != "PE" || len(l.Elites) != 2 || l.Elites[0] != m.Elites[0] {
-		t.Fatalf("loaded %s with elites %v, saved PE with %v", l.Config().Class(), l.Elites, m.Elites)
+	if l.Config().Class != PE || len(l.Elites) != 2 || l.Elites[0] != m.Elites[0] {
+		t.Fatalf("loaded %s with elites %v, saved PE with %v", l.Config().Class, l.Elites, m.Elites)
 	}
 	predict := func(m *Model) []float32 {
 		p := m.NewPredictor(1)
@@ -458,36 +460,98 @@ func TestCheckpoints(t *testing.T) {
 	}
 }
 
-func TestConfigErrors(t *testing.T) {
-	sp := spec{name: "lg", od: 2, ad: 1}
-	if _, err := New(sp, Config{Members: 0}, 1); err == nil {
-		t.Fatal("zero members accepted")
+// TestConfigValidate: each bad field is reported by its YAML name, all
+// of them at once; the defaults are valid; the zero value is not.
+func TestConfigValidate(t *testing.T) {
+	ok := DefaultConfig()
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := New(sp, Config{Members: 1, Hidden: []int{4}, WeightDecay: []float32{1, 2, 3}}, 1); err == nil {
-		t.Fatal("three decay coefficients for two layers accepted")
+	if err := (Config{}).Validate(); err == nil {
+		t.Fatal("the zero config is valid")
 	}
-	for _, c := range []string{"P", "PE", "D", "DE"} {
-		p, n, err := ParseClass(c, 0)
-		if err != nil {
-			t.Fatal(err)
+	with := func(f func(*Config)) Config {
+		c := DefaultConfig()
+		c.Hidden = slices.Clone(c.Hidden)
+		f(&c)
+		return c
+	}
+	for _, tc := range []struct {
+		c      Config
+		fields []string
+	}{
+		{with(func(c *Config) { c.Members = 0 }), []string{"members"}},
+		{with(func(c *Config) { c.Members = -3 }), []string{"members"}},
+		{with(func(c *Config) { c.Members = 1 }), []string{"members"}},              // PE of one
+		{with(func(c *Config) { c.Class = P; c.Members = 7 }), []string{"members"}}, // P of seven
+		{with(func(c *Config) { c.Class = "Q" }), []string{"class"}},                // no such class
+		{with(func(c *Config) { c.Hidden = nil }), []string{"hidden"}},              // no hidden layer
+		{with(func(c *Config) { c.Hidden[1] = 0 }), []string{"hidden[1]"}},          // empty layer
+		{with(func(c *Config) { c.Activation = 99 }), []string{"activation"}},       // unknown activation
+		{with(func(c *Config) { c.WeightDecay = []float32{1, 2, 3} }), []string{"weight_decay"}},
+		{with(func(c *Config) { c.WeightDecay = []float32{float32(math.NaN())} }), []string{"weight_decay[0]"}},
+		{with(func(c *Config) { c.Members = 0; c.Hidden[0] = -1 }), []string{"members", "hidden[0]"}},
+	} {
+		err := tc.c.Validate()
+		if err == nil {
+			t.Fatalf("%+v accepted", tc.c)
 		}
-		if got := (Config{Probabilistic: p, Members: n}).Class(); got != c {
-			t.Fatalf("class %s round-trips to %s", c, got)
+		lines := strings.Split(err.Error(), "\n")
+		if len(lines) != len(tc.fields) {
+			t.Fatalf("%+v: %d errors, want %d:\n%v", tc.c, len(lines), len(tc.fields), err)
+		}
+		for i, f := range tc.fields {
+			if !strings.HasPrefix(lines[i], f+": ") {
+				t.Fatalf("%+v: error %q does not name %s", tc.c, lines[i], f)
+			}
+		}
+		if _, err := New(spec{name: "lg", od: 2, ad: 1}, tc.c, 1); err == nil {
+			t.Fatalf("New accepted %+v", tc.c)
 		}
 	}
-	if _, _, err := ParseClass("X", 0); err == nil {
+	for _, c := range Classes {
+		got, err := ParseClass(strings.ToLower(string(c)))
+		if err != nil || got != c {
+			t.Fatalf("class %s parses to %s, %v", c, got, err)
+		}
+		if w := DefaultConfig().WithClass(c); w.Validate() != nil || w.Class.Ensemble() != (w.Members > 1) {
+			t.Fatalf("WithClass(%s) = %+v", c, w)
+		}
+	}
+	if _, err := ParseClass("X"); err == nil {
 		t.Fatal("class X accepted")
 	}
-	m, _ := New(sp, peConfig(), 1)
-	tr := NewTrainer(m, 1e-3, 1)
-	defer tr.Close()
-	buf := linearGaussian(10, []float64{0.1, 0.1}, 1)
-	for _, c := range []TrainConfig{{Epochs: 0, BatchSize: 1}, {Epochs: 1, BatchSize: 0}, {Epochs: 1, BatchSize: 1, HoldOut: 0.7}} {
-		if _, err := tr.Train(buf, c); err == nil {
-			t.Fatalf("config %+v accepted", c)
+
+	if err := DefaultTrainConfig().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		c     TrainConfig
+		field string
+	}{
+		{TrainConfig{Epochs: 0, BatchSize: 1, LR: 1e-3}, "epochs"},
+		{TrainConfig{Epochs: 1, BatchSize: 0, LR: 1e-3}, "batch_size"},
+		{TrainConfig{Epochs: 1, BatchSize: 1, LR: 0}, "lr"},
+		{TrainConfig{Epochs: 1, BatchSize: 1, LR: math.NaN()}, "lr"},
+		{TrainConfig{Epochs: 1, BatchSize: 1, LR: math.Inf(1)}, "lr"},
+		{TrainConfig{Epochs: 1, BatchSize: 1, LR: 1e-3, HoldOut: 0.7}, "hold_out"},
+		{TrainConfig{Epochs: 1, BatchSize: 1, LR: 1e-3, HoldOut: math.NaN()}, "hold_out"},
+		{TrainConfig{Epochs: 1, BatchSize: 1, LR: 1e-3, Patience: 3}, "patience"},
+		{TrainConfig{Epochs: 1, BatchSize: 1, LR: 1e-3, Patience: -1}, "patience"},
+		{TrainConfig{Epochs: 1, BatchSize: 1, LR: 1e-3, Elites: -1}, "elites"},
+	} {
+		err := tc.c.Validate()
+		if err == nil || !strings.HasPrefix(err.Error(), tc.field+": ") {
+			t.Fatalf("%+v: %v, want an error on %s", tc.c, err, tc.field)
 		}
 	}
-	if _, err := tr.Train(data.NewBuffer(3, 1), TrainConfig{Epochs: 1, BatchSize: 1}); err == nil {
+	m, _ := New(spec{name: "lg", od: 2, ad: 1}, peConfig(), 1)
+	tr := NewTrainer(m, 1)
+	defer tr.Close()
+	if _, err := tr.Train(context.Background(), linearGaussian(10, []float64{0.1, 0.1}, 1), TrainConfig{Epochs: 0, BatchSize: 1, LR: 1e-3}); err == nil {
+		t.Fatal("Train accepted zero epochs")
+	}
+	if _, err := tr.Train(context.Background(), data.NewBuffer(3, 1), TrainConfig{LR: 1e-3, Epochs: 1, BatchSize: 1}); err == nil {
 		t.Fatal("data of the wrong width accepted")
 	}
 }
@@ -498,21 +562,21 @@ func TestConfigErrors(t *testing.T) {
 func TestKeepNormalizer(t *testing.T) {
 	sp := spec{name: "lg", od: 2, ad: 1}
 	m, _ := New(sp, peConfig(), 21)
-	train(t, m, linearGaussian(300, []float64{0.05, 0.1}, 22), TrainConfig{Epochs: 2, BatchSize: 32, Seed: 23})
+	train(t, m, linearGaussian(300, []float64{0.05, 0.1}, 22), TrainConfig{LR: 1e-3, Epochs: 2, BatchSize: 32, Seed: 23})
 	shifted := linearGaussian(300, []float64{0.05, 0.1}, 24)
 	for i := range shifted.Obs {
 		shifted.Obs[i] = 3*shifted.Obs[i] + 2
 	}
 	mean, std := append([]float32(nil), m.InMean...), append([]float32(nil), m.InStd...)
 	kept := m.Clone()
-	train(t, kept, shifted, TrainConfig{Epochs: 1, BatchSize: 32, Seed: 25, KeepNormalizer: true})
+	train(t, kept, shifted, TrainConfig{LR: 1e-3, Epochs: 1, BatchSize: 32, Seed: 25, KeepNormalizer: true})
 	for i := range mean {
 		if kept.InMean[i] != mean[i] || kept.InStd[i] != std[i] {
 			t.Fatalf("input %d normalised by %g, %g after fine-tuning, was %g, %g", i, kept.InMean[i], kept.InStd[i], mean[i], std[i])
 		}
 	}
 	refit := m.Clone()
-	train(t, refit, shifted, TrainConfig{Epochs: 1, BatchSize: 32, Seed: 25})
+	train(t, refit, shifted, TrainConfig{LR: 1e-3, Epochs: 1, BatchSize: 32, Seed: 25})
 	if math.Abs(float64(refit.InMean[0])-2) > 0.3 || math.Abs(float64(refit.InStd[0]-3*std[0])) > 0.3*float64(std[0]) {
 		t.Fatalf("refitted normaliser of input 0: mean %g std %g, want about 2 and %g", refit.InMean[0], refit.InStd[0], 3*std[0])
 	}

@@ -11,7 +11,7 @@ import (
 // FuzzLoad: any weights and sidecar bytes load as a model or give an error.
 func FuzzLoad(f *testing.F) {
 	sp := spec{name: "lg", od: 2, ad: 1}
-	m, _ := New(sp, Config{Probabilistic: true, Members: 2, Hidden: []int{3}, Activation: nn.Swish}, 1)
+	m, _ := New(sp, Config{Class: PE, Members: 2, Hidden: []int{3}, Activation: nn.Swish}, 1)
 	dir := f.TempDir()
 	path := filepath.Join(dir, "m.safetensors")
 	if err := m.Save(path); err != nil {
@@ -43,7 +43,7 @@ func FuzzLoad(f *testing.F) {
 // checksum that guards it in Load.
 func FuzzReadSafetensors(f *testing.F) {
 	sp := spec{name: "lg", od: 2, ad: 1}
-	m, _ := New(sp, Config{Members: 1, Hidden: []int{2}, Activation: nn.Tanh}, 1)
+	m, _ := New(sp, Config{Class: D, Members: 1, Hidden: []int{2}, Activation: nn.Tanh}, 1)
 	dir := f.TempDir()
 	path := filepath.Join(dir, "m.safetensors")
 	m.Save(path)

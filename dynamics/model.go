@@ -15,9 +15,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/mismatch-rl/mismatch/env"
+	"github.com/mismatch-rl/mismatch/internal/fields"
 	"github.com/mismatch-rl/mismatch/internal/kernel"
 	"github.com/mismatch-rl/mismatch/nn"
 	"github.com/mismatch-rl/mismatch/rng"
@@ -33,71 +35,138 @@ type Spec interface {
 	AbsoluteTargets() []int
 }
 
-// Config is a model's architecture.
+// Class is one of the objective-mismatch paper's four model classes.
+type Class string
+
+// The model classes: probabilistic networks predict a mean and a
+// log-variance per target and train on Gaussian likelihood; deterministic
+// ones predict the mean and train on squared error; an ensemble holds
+// several networks of the kind.
+const (
+	P  Class = "P"  // one probabilistic network
+	PE Class = "PE" // an ensemble of probabilistic networks (PETS)
+	D  Class = "D"  // one deterministic network
+	DE Class = "DE" // an ensemble of deterministic networks
+)
+
+// Classes lists the model classes.
+var Classes = []Class{P, PE, D, DE}
+
+// ParseClass returns the class named s (case does not matter).
+func ParseClass(s string) (Class, error) {
+	c := Class(strings.ToUpper(s))
+	if slices.Contains(Classes, c) {
+		return c, nil
+	}
+	return "", fmt.Errorf("unknown model class %q (want P, PE, D or DE)", s)
+}
+
+// Probabilistic reports whether the class predicts variances.
+func (c Class) Probabilistic() bool { return c == P || c == PE }
+
+// Ensemble reports whether the class holds several networks.
+func (c Class) Ensemble() bool { return c == PE || c == DE }
+
+// MarshalText writes the class's name.
+func (c Class) MarshalText() ([]byte, error) { return []byte(c), nil }
+
+// UnmarshalText reads a class's name, as ParseClass does; the empty text
+// is the zero Class, which Validate refuses.
+func (c *Class) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*c = ""
+		return nil
+	}
+	v, err := ParseClass(string(b))
+	if err != nil {
+		return err
+	}
+	*c = v
+	return nil
+}
+
+// Config is a model's architecture. Its zero value is not a model: start
+// from DefaultConfig.
 type Config struct {
-	// Probabilistic models predict a mean and a log-variance per target
-	// (P, PE) and train on Gaussian likelihood; deterministic ones (D, DE)
-	// predict the mean and train on squared error.
-	Probabilistic bool
-	Members       int // ensemble size: 1 for P and D
-	Hidden        []int
-	Activation    nn.Activation
+	Class Class `yaml:"class"`
+	// Members is the ensemble size: 1 for P and D, at least 2 for PE and
+	// DE.
+	Members    int           `yaml:"members"`
+	Hidden     []int         `yaml:"hidden"` // widths of the hidden layers
+	Activation nn.Activation `yaml:"activation"`
 	// LearnLogVarBounds makes the soft log-variance bounds trainable, as
 	// PETS does; otherwise they stay at +0.5 and −10 (mbrl-lib's default).
-	LearnLogVarBounds bool
+	LearnLogVarBounds bool `yaml:"learn_logvar_bounds"`
 	// WeightDecay holds one L2 coefficient per layer (hidden layers then
 	// the output layer), or one for all layers, or none.
-	WeightDecay []float32
+	WeightDecay []float32 `yaml:"weight_decay"`
 }
 
-// Class names the paper's four model classes: "P", "PE", "D", "DE".
-func (c Config) Class() string {
-	s := "D"
-	if c.Probabilistic {
-		s = "P"
-	}
-	if c.Members > 1 {
-		s += "E"
-	}
-	return s
+// DefaultConfig is mbrl-lib's cartpole model: an ensemble of 5
+// probabilistic networks of 3 hidden layers of 200 swish units, weight
+// decay 5·10⁻⁵.
+func DefaultConfig() Config {
+	return Config{Class: PE, Members: 5, Hidden: []int{200, 200, 200}, Activation: nn.Swish, WeightDecay: []float32{5e-5}}
 }
 
-// ParseClass sets Probabilistic and Members for a class name; ensembles get
-// members (at least 2), single models 1.
-func ParseClass(class string, members int) (probabilistic bool, n int, err error) {
-	switch strings.ToUpper(class) {
-	case "P":
-		return true, 1, nil
-	case "D":
-		return false, 1, nil
-	case "PE":
-		if members < 2 {
-			members = 5
-		}
-		return true, members, nil
-	case "DE":
-		if members < 2 {
-			members = 5
-		}
-		return false, members, nil
+// WithClass returns c for another class: single-network classes get one
+// member; ensembles keep c's size, or 5 when c is a single network.
+func (c Config) WithClass(class Class) Config {
+	c.Class = class
+	switch {
+	case !class.Ensemble():
+		c.Members = 1
+	case c.Members < 2:
+		c.Members = 5
 	}
-	return false, 0, fmt.Errorf("unknown model class %q (want P, PE, D or DE)", class)
+	return c
 }
 
-// Validate reports what is wrong with c.
+// Validate reports every field of c that is out of range, by its YAML
+// name.
 func (c Config) Validate() error {
-	if c.Members < 1 {
-		return fmt.Errorf("dynamics: %d ensemble members, want at least 1", c.Members)
+	var errs fields.Errors
+	switch {
+	case !slices.Contains(Classes, c.Class):
+		errs.Add("class", "is %q, want P, PE, D or DE", string(c.Class))
+	case c.Class.Ensemble() && c.Members < 2:
+		errs.Add("members", "is %d, want at least 2 for class %s (P or D is a single network)", c.Members, c.Class)
+	case !c.Class.Ensemble() && c.Members != 1:
+		errs.Add("members", "is %d, but class %s is a single network: want 1 (or class %sE)", c.Members, c.Class, c.Class)
+	}
+	if len(c.Hidden) == 0 {
+		errs.Add("hidden", "is empty, want at least one hidden layer")
+	}
+	for i, h := range c.Hidden {
+		if h < 1 {
+			errs.Add(fmt.Sprintf("hidden[%d]", i), "is %d, want at least 1", h)
+		}
+	}
+	if err := (nn.Config{Members: 1, In: 1, Out: 1, Hidden: []int{1}, Activation: c.Activation}).Validate(); err != nil {
+		errs.Add("activation", "%v", err)
 	}
 	if n := len(c.WeightDecay); n > 1 && n != len(c.Hidden)+1 {
-		return fmt.Errorf("dynamics: %d weight-decay coefficients for %d layers (give one per layer, or one)", n, len(c.Hidden)+1)
+		errs.Add("weight_decay", "has %d coefficients for %d layers (give one per layer, hidden then output, or one for all)", n, len(c.Hidden)+1)
 	}
 	for i, w := range c.WeightDecay {
-		if !(w >= 0) {
-			return fmt.Errorf("dynamics: weight decay %d is %g, want a non-negative number", i, w)
+		if !(w >= 0) || math.IsInf(float64(w), 0) {
+			errs.Add(fmt.Sprintf("weight_decay[%d]", i), "is %g, want a finite non-negative number", w)
 		}
 	}
-	return nil
+	return errs.Err()
+}
+
+// Params is the number of weights and biases of a model of c whose network
+// takes in inputs and gives out outputs per member.
+func (c Config) Params(in, out int) int64 {
+	var n int64
+	prev := int64(in)
+	for _, h := range c.Hidden {
+		n += prev*int64(h) + int64(h)
+		prev = int64(h)
+	}
+	n += prev*int64(out) + int64(out)
+	return n * int64(max(c.Members, 1))
 }
 
 func (c Config) decay() []float32 {
@@ -136,7 +205,7 @@ type Model struct {
 // New returns an untrained model for the task spec.
 func New(spec Spec, cfg Config, seed uint64) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("dynamics: invalid config: %w", err)
 	}
 	cfg.Hidden = append([]int(nil), cfg.Hidden...)
 	cfg.WeightDecay = append([]float32(nil), cfg.WeightDecay...)
@@ -153,7 +222,7 @@ func New(spec Spec, cfg Config, seed uint64) (*Model, error) {
 		m.absolute[d] = true
 	}
 	out := m.obsDim
-	if cfg.Probabilistic {
+	if cfg.Class.Probabilistic() {
 		out *= 2
 		m.Head = nn.NewGaussian(m.obsDim)
 	}

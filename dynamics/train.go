@@ -2,6 +2,7 @@ package dynamics
 
 import (
 	"bytes"
+	"context"
 	"encoding/gob"
 	"errors"
 	"fmt"
@@ -9,43 +10,83 @@ import (
 	"slices"
 
 	"github.com/mismatch-rl/mismatch/data"
+	"github.com/mismatch-rl/mismatch/internal/fields"
 	"github.com/mismatch-rl/mismatch/internal/safefile"
 	"github.com/mismatch-rl/mismatch/nn"
 	"github.com/mismatch-rl/mismatch/rng"
 )
 
-// TrainConfig controls one call of Trainer.Train.
+// TrainConfig controls one call of Trainer.Train. The fields with YAML
+// names are settings of configuration files; the others are set by the
+// code that trains. Its zero value is not usable: start from
+// DefaultTrainConfig.
 type TrainConfig struct {
-	Epochs    int // maximum number of passes over the training data
-	BatchSize int // rows per member per minibatch
+	Epochs    int     `yaml:"epochs"`     // maximum number of passes over the training data
+	BatchSize int     `yaml:"batch_size"` // rows per member per minibatch
+	LR        float64 `yaml:"lr"`         // Adam's learning rate
 	// HoldOut is the fraction of transitions held out for validation, in
 	// [0, 0.5); held-out data drives early stopping and elite selection.
-	HoldOut float64
+	HoldOut float64 `yaml:"hold_out"`
 	// Patience stops training after this many epochs in which no member
 	// improved its held-out error by 1%, then restores the best weights.
 	// 0 trains for all epochs. It needs HoldOut > 0.
-	Patience int
+	Patience int `yaml:"patience"`
+	// Elites is the number of members kept as elites, ranked on held-out
+	// error (0 or more than the ensemble: all).
+	Elites int `yaml:"elites"`
+
 	// NoBootstrap trains every member on the same data; by default each
 	// member of an ensemble draws its own resample with replacement.
-	NoBootstrap bool
+	NoBootstrap bool `yaml:"-"`
 	// Weights, when not nil, weight each transition's loss (one
 	// non-negative value per transition of the buffer). Transitions of
 	// weight zero are left out altogether and the others scaled to mean 1,
 	// so training with them is training without the zero-weight ones, and
 	// scaling all weights changes nothing.
-	Weights []float32
+	Weights []float32 `yaml:"-"`
 	// KeepNormalizer leaves the model's input normalisation as it is
 	// instead of fitting it to the training data: fine-tuning a trained
 	// model on other data must not change what its first layer's weights
 	// mean.
-	KeepNormalizer bool
-	// Elites is the number of members kept as elites, ranked on held-out
-	// error (0 or more than the ensemble: all).
-	Elites int
-	Seed   uint64
+	KeepNormalizer bool   `yaml:"-"`
+	Seed           uint64 `yaml:"-"`
 	// OnEpoch is called after every epoch. Returning ErrStop ends training
 	// early without error; any other error ends it with that error.
-	OnEpoch func(EpochStats) error
+	OnEpoch func(EpochStats) error `yaml:"-"`
+}
+
+// DefaultTrainConfig is mbrl-lib's cartpole training: up to 50 epochs of
+// minibatches of 32 at learning rate 10⁻³, 10% held out, stopping after 5
+// epochs without improvement.
+func DefaultTrainConfig() TrainConfig {
+	return TrainConfig{Epochs: 50, BatchSize: 32, LR: 1e-3, HoldOut: 0.1, Patience: 5}
+}
+
+// Validate reports every out-of-range setting of c by its YAML name.
+func (c TrainConfig) Validate() error {
+	var errs fields.Errors
+	if c.Epochs < 1 {
+		errs.Add("epochs", "is %d, want at least 1", c.Epochs)
+	}
+	if c.BatchSize < 1 {
+		errs.Add("batch_size", "is %d, want at least 1", c.BatchSize)
+	}
+	if !(c.LR > 0) || math.IsInf(c.LR, 0) {
+		errs.Add("lr", "is %g, want a finite positive number", c.LR)
+	}
+	if !(c.HoldOut >= 0 && c.HoldOut < 0.5) {
+		errs.Add("hold_out", "is %g, want it in [0, 0.5)", c.HoldOut)
+	}
+	switch {
+	case c.Patience < 0:
+		errs.Add("patience", "is %d, want 0 (off) or more", c.Patience)
+	case c.Patience > 0 && !(c.HoldOut > 0):
+		errs.Add("patience", "needs hold_out > 0 (early stopping watches the held-out error)")
+	}
+	if c.Elites < 0 {
+		errs.Add("elites", "is %d, want 0 (all members) or more", c.Elites)
+	}
+	return errs.Err()
 }
 
 // ErrStop, returned by an OnEpoch callback, stops training cleanly.
@@ -87,10 +128,10 @@ type Trainer struct {
 	dOut    []float32
 }
 
-// NewTrainer returns a trainer for m with learning rate lr, running on the
-// given number of goroutines (threads < 1: GOMAXPROCS).
-func NewTrainer(m *Model, lr float64, threads int) *Trainer {
-	t := &Trainer{m: m, pass: nn.NewPass(m.Net, threads), pred: m.NewPredictor(threads), opt: nn.NewAdam(lr), decay: m.cfg.decay()}
+// NewTrainer returns a trainer for m, running on the given number of
+// goroutines (threads < 1: GOMAXPROCS).
+func NewTrainer(m *Model, threads int) *Trainer {
+	t := &Trainer{m: m, pass: nn.NewPass(m.Net, threads), pred: m.NewPredictor(threads), opt: nn.NewAdam(1e-3), decay: m.cfg.decay()}
 	t.params = [][]float32{m.Net.Params()}
 	t.grads = [][]float32{t.pass.Grad}
 	if m.Head != nil && m.cfg.LearnLogVarBounds {
@@ -108,16 +149,10 @@ func (t *Trainer) Close() {
 }
 
 func (c TrainConfig) validate(n int) error {
-	switch {
-	case c.Epochs < 1:
-		return fmt.Errorf("dynamics: %d epochs, want at least 1", c.Epochs)
-	case c.BatchSize < 1:
-		return fmt.Errorf("dynamics: batch size %d, want at least 1", c.BatchSize)
-	case !(c.HoldOut >= 0 && c.HoldOut < 0.5):
-		return fmt.Errorf("dynamics: hold-out fraction %g, want it in [0, 0.5)", c.HoldOut)
-	case c.Patience < 0:
-		return fmt.Errorf("dynamics: patience %d", c.Patience)
-	case c.Weights != nil && len(c.Weights) != n:
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("dynamics: invalid training config: %w", err)
+	}
+	if c.Weights != nil && len(c.Weights) != n {
 		return fmt.Errorf("dynamics: %d weights for %d transitions", len(c.Weights), n)
 	}
 	for i, w := range c.Weights {
@@ -130,7 +165,9 @@ func (c TrainConfig) validate(n int) error {
 
 // Train fits the model to the buffer's transitions: it refits the input
 // normaliser on the training transitions, then runs minibatch epochs.
-func (t *Trainer) Train(buf *data.Buffer, c TrainConfig) (TrainResult, error) {
+// Cancelling ctx stops it between minibatches with ctx's error, leaving
+// the model with the weights it had reached.
+func (t *Trainer) Train(ctx context.Context, buf *data.Buffer, c TrainConfig) (TrainResult, error) {
 	m := t.m
 	var res TrainResult
 	if buf.ObsDim != m.obsDim || buf.ActDim != m.actDim {
@@ -143,6 +180,7 @@ func (t *Trainer) Train(buf *data.Buffer, c TrainConfig) (TrainResult, error) {
 	if n == 0 {
 		return res, errors.New("dynamics: no transitions to train on")
 	}
+	t.opt.LR = c.LR
 	src := rng.New(c.Seed)
 	perm := make([]int, n)
 	src.Child(0).Perm(perm)
@@ -219,6 +257,7 @@ func (t *Trainer) Train(buf *data.Buffer, c TrainConfig) (TrainResult, error) {
 	}
 	var snapshot *Model
 	since := 0
+	cancel := ctx.Done()
 	for epoch := 1; epoch <= c.Epochs; epoch++ {
 		for e := range seqs {
 			src.Child(uint64(1000 + epoch*E + e)).Shuffle(seqs[e])
@@ -226,6 +265,11 @@ func (t *Trainer) Train(buf *data.Buffer, c TrainConfig) (TrainResult, error) {
 		var total float64
 		batches := 0
 		for b0 := 0; b0 < nt; b0 += B {
+			select {
+			case <-cancel:
+				return res, ctx.Err()
+			default:
+			}
 			nb := min(B, nt-b0)
 			loss, err := t.step(X, Y, weights, seqs, b0, nb)
 			if err != nil {

@@ -48,6 +48,30 @@ func ParseActivation(s string) (Activation, error) {
 	return 0, fmt.Errorf("unknown activation %q (want swish, tanh, relu, leaky_relu or identity)", s)
 }
 
+// MarshalText writes the activation's name, for configuration files.
+func (a Activation) MarshalText() ([]byte, error) {
+	if int(a) >= len(activationNames) {
+		return nil, fmt.Errorf("nn: unknown activation %d", a)
+	}
+	return []byte(activationNames[a]), nil
+}
+
+// UnmarshalText reads an activation's name, as ParseActivation does; the
+// empty text is the zero value, Swish (files of earlier versions hold it
+// for models they do not use).
+func (a *Activation) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*a = Swish
+		return nil
+	}
+	v, err := ParseActivation(string(b))
+	if err != nil {
+		return err
+	}
+	*a = v
+	return nil
+}
+
 func (a Activation) kernel() kernel.Act {
 	switch a {
 	case Swish:

@@ -8,12 +8,15 @@
 package pets
 
 import (
-	"errors"
+	"bytes"
 	"fmt"
+	"io"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/mismatch-rl/mismatch/data"
 	"github.com/mismatch-rl/mismatch/dynamics"
-	"github.com/mismatch-rl/mismatch/nn"
+	"github.com/mismatch-rl/mismatch/internal/fields"
 	"github.com/mismatch-rl/mismatch/planning"
 )
 
@@ -28,122 +31,71 @@ type Config struct {
 	RandomTrials int `yaml:"random_trials"`
 	// Trials episodes of model-predictive control follow.
 	Trials  int             `yaml:"trials"`
-	Model   ModelConfig     `yaml:"model"`
+	Model   dynamics.Config `yaml:"model"`
 	Train   TrainConfig     `yaml:"train"`
 	Planner planning.Config `yaml:"planner"`
 }
 
-// ModelConfig is the dynamics model's architecture.
-type ModelConfig struct {
-	Class             string    `yaml:"class"`   // P, PE, D or DE
-	Members           int       `yaml:"members"` // ensemble size of PE and DE
-	Hidden            []int     `yaml:"hidden"`
-	Activation        string    `yaml:"activation"` // swish, tanh, relu, leaky_relu
-	LearnLogVarBounds bool      `yaml:"learn_logvar_bounds"`
-	WeightDecay       []float32 `yaml:"weight_decay"` // one per layer, or one for all
-}
-
 // TrainConfig is how the model is trained before each trial.
 type TrainConfig struct {
-	Epochs    int     `yaml:"epochs"`
-	BatchSize int     `yaml:"batch_size"`
-	LR        float64 `yaml:"lr"`
-	HoldOut   float64 `yaml:"hold_out"`
-	Patience  int     `yaml:"patience"`
-	Elites    int     `yaml:"elites"`
+	dynamics.TrainConfig `yaml:",inline"`
 	// Reweight, when set to a weighting (linear, exponential, cosine),
 	// weights each transition's loss by its distance to the best episode
 	// collected so far: the paper's suggested online re-weighting.
-	Reweight string `yaml:"reweight"`
+	Reweight data.Weighting `yaml:"reweight"`
 }
 
-// Dynamics returns the dynamics model configuration c describes.
-func (c ModelConfig) Dynamics() (dynamics.Config, error) {
-	prob, members, err := dynamics.ParseClass(c.Class, c.Members)
-	if err != nil {
-		return dynamics.Config{}, err
+// Validate reports every out-of-range setting of c by its YAML name.
+func (c TrainConfig) Validate() error {
+	var errs fields.Errors
+	errs.Nest("", c.TrainConfig.Validate())
+	if c.Reweight != "" {
+		if _, err := data.ParseWeighting(string(c.Reweight)); err != nil {
+			errs.Add("reweight", "%v", err)
+		}
 	}
-	act, err := nn.ParseActivation(c.Activation)
-	if err != nil {
-		return dynamics.Config{}, err
-	}
-	cfg := dynamics.Config{Probabilistic: prob, Members: members, Hidden: c.Hidden, Activation: act,
-		LearnLogVarBounds: c.LearnLogVarBounds, WeightDecay: c.WeightDecay}
-	return cfg, cfg.Validate()
+	return errs.Err()
 }
 
-// Validate reports every out-of-range field of c by its name.
+// Validate reports every out-of-range field of c by its YAML name.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(field string, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{field}, args...)...))
-	}
+	var errs fields.Errors
 	if c.Task == "" {
-		bad("task", "is empty")
+		errs.Add("task", "is empty")
 	}
 	if c.Threads < 0 {
-		bad("threads", "is %d, want 0 (one per CPU) or more", c.Threads)
+		errs.Add("threads", "is %d, want 0 (one per CPU) or more", c.Threads)
 	}
 	if c.RandomTrials < 1 {
-		bad("random_trials", "is %d, want at least 1 (the first model needs data)", c.RandomTrials)
+		errs.Add("random_trials", "is %d, want at least 1 (the first model needs data)", c.RandomTrials)
 	}
 	if c.Trials < 0 {
-		bad("trials", "is %d, want 0 or more", c.Trials)
+		errs.Add("trials", "is %d, want 0 or more", c.Trials)
 	}
-	if _, err := c.Model.Dynamics(); err != nil {
-		bad("model", "%v", err)
+	errs.Nest("model", c.Model.Validate())
+	errs.Nest("train", c.Train.Validate())
+	errs.Nest("planner", c.Planner.Validate())
+	return errs.Err()
+}
+
+// sameRun reports whether the configuration recorded in a run directory
+// (raw YAML) describes the run c describes: keys it lacks (settings added
+// since it was written) take c's values, and planner settings that the
+// chosen optimiser ignores do not count.
+func sameRun(raw []byte, c Config) (bool, error) {
+	old := c
+	old.Model.Hidden, old.Model.WeightDecay = nil, nil
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&old); err != nil && err != io.EOF {
+		return false, err
 	}
-	for i, h := range c.Model.Hidden {
-		if h < 1 {
-			bad(fmt.Sprintf("model.hidden[%d]", i), "is %d, want at least 1", h)
-		}
+	canon := func(c Config) []byte {
+		c.Planner = c.Planner.Used()
+		b, _ := yaml.Marshal(c)
+		return b
 	}
-	t := c.Train
-	if t.Epochs < 1 {
-		bad("train.epochs", "is %d, want at least 1", t.Epochs)
-	}
-	if t.BatchSize < 1 {
-		bad("train.batch_size", "is %d, want at least 1", t.BatchSize)
-	}
-	if !(t.LR > 0) {
-		bad("train.lr", "is %g, want a positive number", t.LR)
-	}
-	if !(t.HoldOut >= 0 && t.HoldOut < 0.5) {
-		bad("train.hold_out", "is %g, want it in [0, 0.5)", t.HoldOut)
-	}
-	if t.Patience < 0 {
-		bad("train.patience", "is %d, want 0 (off) or more", t.Patience)
-	}
-	if t.Reweight != "" {
-		if _, err := data.Weight(t.Reweight, 0, 1); err != nil {
-			bad("train.reweight", "%v", err)
-		}
-	}
-	if t.Patience > 0 && t.HoldOut == 0 {
-		bad("train.patience", "needs train.hold_out > 0")
-	}
-	p := c.Planner
-	switch {
-	case p.Horizon < 1:
-		bad("planner.horizon", "is %d, want at least 1", p.Horizon)
-	case p.Population < 1:
-		bad("planner.population", "is %d, want at least 1", p.Population)
-	case p.Iterations < 1 && p.Optimizer != "random":
-		bad("planner.iterations", "is %d, want at least 1", p.Iterations)
-	case (p.Optimizer == "cem" || p.Optimizer == "icem") && (p.Elites < 1 || p.Elites > p.Population):
-		bad("planner.elites", "is %d, want 1 to planner.population (%d)", p.Elites, p.Population)
-	case p.Particles < 1:
-		bad("planner.particles", "is %d, want at least 1", p.Particles)
-	case p.ReplanEvery < 1 || p.ReplanEvery > p.Horizon:
-		bad("planner.replan_every", "is %d, want 1 to planner.horizon (%d)", p.ReplanEvery, p.Horizon)
-	}
-	if _, err := planning.ParsePropagation(p.Propagation); err != nil {
-		bad("planner.propagation", "%v", err)
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("invalid PETS config:\n%w", err)
-	}
-	return nil
+	return bytes.Equal(canon(old), canon(c)), nil
 }
 
 // Presets names the built-in configurations.
@@ -160,10 +112,11 @@ var Presets = []string{"default", "fast", "paper"}
 //     used them), for a cluster.
 func Preset(name, task string) (Config, error) {
 	c := Config{Task: task, Seed: 1, RandomTrials: 1,
-		Model:   ModelConfig{Class: "PE", Members: 5, Hidden: []int{200, 200, 200}, Activation: "swish", WeightDecay: []float32{5e-5}},
-		Train:   TrainConfig{Epochs: 50, BatchSize: 32, LR: 1e-3, HoldOut: 0.1, Patience: 5},
-		Planner: planning.Config{Optimizer: "cem", Horizon: 25, Population: 300, Elites: 30, Iterations: 5, Alpha: 0.1, MinVariance: 0.001, Particles: 10, Propagation: "ts-inf", ReplanEvery: 1},
+		Model:   dynamics.DefaultConfig(),
+		Train:   TrainConfig{TrainConfig: dynamics.DefaultTrainConfig()},
+		Planner: planning.DefaultConfig(),
 	}
+	c.Planner.Population, c.Planner.Elites, c.Planner.Particles = 300, 30, 10
 	switch task {
 	case "cartpole-swingup":
 		// A horizon of 25 steps (1 s), PETS's: at 15, even planning on
@@ -191,9 +144,9 @@ func Preset(name, task string) (Config, error) {
 		c.Planner.Elites = 15
 		c.Planner.Particles = 5
 	case "paper":
-		c.Train = TrainConfig{Epochs: 5, BatchSize: 32, LR: 1e-3}
+		c.Train.TrainConfig = dynamics.TrainConfig{Epochs: 5, BatchSize: 32, LR: 1e-3}
 		c.Model.LearnLogVarBounds = true
-		c.Planner = planning.Config{Optimizer: "cem", Horizon: 25, Population: 400, Elites: 40, Iterations: 5, Alpha: 0.1, MinVariance: 0.001, Particles: 20, Propagation: "ts-inf", ReplanEvery: 1}
+		c.Planner = planning.DefaultConfig()
 		switch task {
 		case "cartpole-swingup":
 			c.Trials = 20 // the paper's cartpole runs; PETS ran 50

@@ -11,15 +11,17 @@ import (
 	"testing"
 
 	"github.com/mismatch-rl/mismatch/data"
+	"github.com/mismatch-rl/mismatch/dynamics"
 	"github.com/mismatch-rl/mismatch/env/classic"
+	"github.com/mismatch-rl/mismatch/nn"
 	"github.com/mismatch-rl/mismatch/planning"
 )
 
 func pointMassConfig() Config {
 	return Config{Task: "pointmass", Seed: 7, Threads: 2, RandomTrials: 1, Trials: 3,
-		Model:   ModelConfig{Class: "PE", Members: 2, Hidden: []int{32, 32}, Activation: "swish"},
-		Train:   TrainConfig{Epochs: 30, BatchSize: 32, LR: 3e-3},
-		Planner: planning.Config{Optimizer: "cem", Horizon: 10, Population: 100, Elites: 10, Iterations: 4, Alpha: 0.1, MinVariance: 0.001, Particles: 4, Propagation: "ts-inf", ReplanEvery: 1},
+		Model:   dynamics.Config{Class: dynamics.PE, Members: 2, Hidden: []int{32, 32}, Activation: nn.Swish},
+		Train:   TrainConfig{TrainConfig: dynamics.TrainConfig{Epochs: 30, BatchSize: 32, LR: 3e-3}},
+		Planner: planning.Config{Optimizer: planning.MethodCEM, Horizon: 10, Population: 100, Elites: 10, Iterations: 4, Alpha: 0.1, MinVariance: 0.001, Particles: 4, Propagation: planning.TSInf, ReplanEvery: 1},
 	}
 }
 
@@ -129,7 +131,7 @@ func TestConfigValidation(t *testing.T) {
 	c.Train.HoldOut = 0.9
 	c.Model.Class = "Q"
 	err := c.Validate()
-	for _, want := range []string{"planner.elites", "train.hold_out", "model"} {
+	for _, want := range []string{"planner.elites", "train.hold_out", "model.class"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("error %v does not name %s", err, want)
 		}
@@ -191,3 +193,38 @@ func TestOnlineReweighting(t *testing.T) {
 }
 
 func sameNum(a, b float64) bool { return a == b || (math.IsNaN(a) && math.IsNaN(b)) }
+
+// TestResumesRunOfEarlierVersion: a run directory written before the
+// configuration gained keys (testdata/v0run: the fast preset on the point
+// mass, trials=1 train.epochs=2, by the version of 2026-11-25) resumes
+// with today's same settings instead of being refused as another run.
+func TestResumesRunOfEarlierVersion(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{ConfigFile, TrialsFile, DataFile, "models/trial_001.safetensors", "models/trial_001.json", "models/trial_001.adam"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "v0run", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755)
+		os.WriteFile(filepath.Join(dir, f), b, 0o644)
+	}
+	cfg, err := Preset("fast", "pointmass")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Trials, cfg.Train.Epochs = 1, 2
+	rows, err := Run(context.Background(), cfg, Options{Dir: dir})
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("resuming: %v, %d rows", err, len(rows))
+	}
+	// A change that matters is still refused.
+	cfg.Train.Epochs = 3
+	if _, err := Run(context.Background(), cfg, Options{Dir: dir}); err == nil || !strings.Contains(err.Error(), "another config") {
+		t.Fatalf("another config: %v", err)
+	}
+	// A planner setting the optimiser ignores does not matter.
+	cfg.Train.Epochs, cfg.Planner.Gamma = 2, 99
+	if _, err := Run(context.Background(), cfg, Options{Dir: dir}); err != nil {
+		t.Fatalf("an unused planner setting: %v", err)
+	}
+}

@@ -1,7 +1,6 @@
 package pets
 
 import (
-	"bytes"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -83,9 +82,11 @@ func Run(ctx context.Context, cfg Config, opt Options) ([]Trial, error) {
 	if err != nil {
 		return nil, err
 	}
-	dcfg, _ := cfg.Model.Dynamics()
 	if opt.Dir == "" {
 		return nil, errors.New("pets: no run directory")
+	}
+	if err := dirlock.CheckOwned(opt.Dir, ConfigFile, ModelsDir); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Join(opt.Dir, ModelsDir), 0o755); err != nil {
 		return nil, err
@@ -95,6 +96,9 @@ func Run(ctx context.Context, cfg Config, opt Options) ([]Trial, error) {
 		return nil, err
 	}
 	defer lock.Release()
+	if err := safefile.Clean(opt.Dir); err != nil {
+		return nil, err
+	}
 	rows, buf, err := resume(opt.Dir, cfg, task)
 	if err != nil {
 		return nil, err
@@ -131,7 +135,7 @@ func Run(ctx context.Context, cfg Config, opt Options) ([]Trial, error) {
 		}
 	}
 
-	model, err := dynamics.New(task, dcfg, seed.Child(1).Uint64())
+	model, err := dynamics.New(task, cfg.Model, seed.Child(1).Uint64())
 	if err != nil {
 		return rows, err
 	}
@@ -148,7 +152,7 @@ func Run(ctx context.Context, cfg Config, opt Options) ([]Trial, error) {
 		}
 		model = last
 	}
-	trainer := dynamics.NewTrainer(model, cfg.Train.LR, cfg.Threads)
+	trainer := dynamics.NewTrainer(model, cfg.Threads)
 	defer trainer.Close()
 	if done > 0 {
 		// With the optimiser's state too, the resumed run goes on exactly
@@ -165,14 +169,14 @@ func Run(ctx context.Context, cfg Config, opt Options) ([]Trial, error) {
 		}
 		progress(Event{Phase: "train", Trial: trial, Trials: cfg.Trials})
 		t0 := time.Now()
-		tc := dynamics.TrainConfig{Epochs: cfg.Train.Epochs, BatchSize: cfg.Train.BatchSize, HoldOut: cfg.Train.HoldOut,
-			Patience: cfg.Train.Patience, Elites: cfg.Train.Elites, Seed: seed.Child(uint64(2000 + trial)).Uint64()}
+		tc := cfg.Train.TrainConfig
+		tc.Seed = seed.Child(uint64(2000 + trial)).Uint64()
 		if cfg.Train.Reweight != "" {
 			if tc.Weights, err = data.Weights(cfg.Train.Reweight, buf, bestEpisode(buf), cfg.Threads); err != nil {
 				return rows, err
 			}
 		}
-		res, err := trainer.Train(buf, tc)
+		res, err := trainer.Train(ctx, buf, tc)
 		if err != nil {
 			return rows, fmt.Errorf("training before trial %d: %w", trial, err)
 		}
@@ -365,7 +369,11 @@ func resume(dir string, cfg Config, task env.Task) ([]Trial, *data.Buffer, error
 	if err != nil {
 		return nil, nil, err
 	}
-	if !bytes.Equal(have, want) {
+	same, err := sameRun(have, cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", cfgPath, err)
+	}
+	if !same {
 		return nil, nil, fmt.Errorf("%s holds a run with another config (%s differs); use a new directory", dir, ConfigFile)
 	}
 	f, err := os.Open(filepath.Join(dir, TrialsFile))

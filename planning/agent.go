@@ -100,12 +100,11 @@ type ModelAgent struct {
 // model rollouts of c's horizon, particles and propagation, on threads
 // goroutines. Objective and optimiser draw from the seed's own streams.
 func NewModelAgent(task env.Task, model *dynamics.Model, c Config, threads int, seed uint64) (*ModelAgent, error) {
-	prop, err := ParsePropagation(c.Propagation)
-	if err != nil {
-		return nil, err
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("planning: invalid planner config:\n%w", err)
 	}
 	src := rng.New(seed)
-	obj, err := NewModelObjective(task, model, c.Horizon, c.Particles, prop, threads, src.Child(0).Uint64())
+	obj, err := NewModelObjective(task, model, c.Horizon, c.Particles, c.Propagation, threads, src.Child(0).Uint64())
 	if err != nil {
 		return nil, err
 	}

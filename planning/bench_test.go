@@ -17,7 +17,7 @@ import (
 // Zen 5 machines DESIGN.md measured.
 func BenchmarkControlStep(b *testing.B) {
 	task := mujoco.CartpoleSwingup
-	m, err := dynamics.New(task, dynamics.Config{Probabilistic: true, Members: 5, Hidden: []int{200, 200, 200}, Activation: nn.Swish}, 1)
+	m, err := dynamics.New(task, dynamics.Config{Class: dynamics.PE, Members: 5, Hidden: []int{200, 200, 200}, Activation: nn.Swish}, 1)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/mismatch-rl/mismatch/internal/fields"
+
 	"github.com/mismatch-rl/mismatch/rng"
 )
 
@@ -21,21 +23,15 @@ type CEMConfig struct {
 }
 
 func (c CEMConfig) validate() error {
-	switch {
-	case c.Horizon < 1:
-		return fmt.Errorf("planning: horizon %d, want at least 1", c.Horizon)
-	case c.Population < 1:
-		return fmt.Errorf("planning: population %d, want at least 1", c.Population)
-	case c.Elites < 1 || c.Elites > c.Population:
-		return fmt.Errorf("planning: %d elites for a population of %d, want 1 to the population", c.Elites, c.Population)
-	case c.Iterations < 1:
-		return fmt.Errorf("planning: %d iterations, want at least 1", c.Iterations)
-	case !(c.Alpha >= 0 && c.Alpha < 1):
-		return fmt.Errorf("planning: alpha %g, want it in [0, 1)", c.Alpha)
-	case !(c.MinVariance >= 0):
-		return fmt.Errorf("planning: minimum variance %g", c.MinVariance)
+	var errs fields.Errors
+	checkCommon(&errs, c.Horizon, c.Population)
+	checkElites(&errs, c.Elites, c.Population)
+	checkIterations(&errs, c.Iterations)
+	checkAlpha(&errs, c.Alpha)
+	if !(c.MinVariance >= 0) || math.IsInf(c.MinVariance, 0) {
+		errs.Add("min_variance", "is %g, want a finite number ≥ 0", c.MinVariance)
 	}
-	return nil
+	return errs.Err()
 }
 
 // CEM is the cross-entropy method as PETS runs it: the variance restarts
@@ -57,7 +53,7 @@ type CEM struct {
 // NewCEM returns a CEM optimiser for actions in b.
 func NewCEM(cfg CEMConfig, b Bounds, seed uint64) (*CEM, error) {
 	if err := cfg.validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("planning: invalid CEM config:\n%w", err)
 	}
 	if err := b.validate(); err != nil {
 		return nil, err

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/mismatch-rl/mismatch/internal/fields"
+
 	"github.com/mismatch-rl/mismatch/rng"
 )
 
@@ -30,21 +32,21 @@ type ICEMConfig struct {
 }
 
 func (c ICEMConfig) validate() error {
-	switch {
-	case c.Horizon < 1 || c.Population < 1 || c.Iterations < 1:
-		return fmt.Errorf("planning: iCEM with horizon %d, population %d, %d iterations", c.Horizon, c.Population, c.Iterations)
-	case c.Elites < 1 || c.Elites > c.Population:
-		return fmt.Errorf("planning: %d elites for a population of %d", c.Elites, c.Population)
-	case !(c.Alpha >= 0 && c.Alpha < 1):
-		return fmt.Errorf("planning: iCEM alpha %g, want it in [0, 1)", c.Alpha)
-	case !(c.NoiseBeta >= 0 && c.NoiseBeta <= 4):
-		return fmt.Errorf("planning: noise exponent %g, want it in [0, 4]", c.NoiseBeta)
-	case !(c.PopDecay >= 1):
-		return fmt.Errorf("planning: population decay %g, want at least 1", c.PopDecay)
-	case !(c.KeepElites >= 0 && c.KeepElites <= 1):
-		return fmt.Errorf("planning: kept elite fraction %g, want it in [0, 1]", c.KeepElites)
+	var errs fields.Errors
+	checkCommon(&errs, c.Horizon, c.Population)
+	checkElites(&errs, c.Elites, c.Population)
+	checkIterations(&errs, c.Iterations)
+	checkAlpha(&errs, c.Alpha)
+	if !(c.NoiseBeta >= 0 && c.NoiseBeta <= 4) {
+		errs.Add("noise_beta", "is %g, want it in [0, 4]", c.NoiseBeta)
 	}
-	return nil
+	if !(c.PopDecay >= 1) || math.IsInf(c.PopDecay, 0) {
+		errs.Add("pop_decay", "is %g, want a finite number ≥ 1", c.PopDecay)
+	}
+	if !(c.KeepElites >= 0 && c.KeepElites <= 1) {
+		errs.Add("keep_elites", "is %g, want it in [0, 1]", c.KeepElites)
+	}
+	return errs.Err()
 }
 
 // ICEM samples coloured noise, shrinks its population over iterations,
@@ -68,7 +70,7 @@ type ICEM struct {
 // NewICEM returns an iCEM optimiser for actions in b.
 func NewICEM(cfg ICEMConfig, b Bounds, seed uint64) (*ICEM, error) {
 	if err := cfg.validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("planning: invalid iCEM config:\n%w", err)
 	}
 	if err := b.validate(); err != nil {
 		return nil, err

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/mismatch-rl/mismatch/internal/fields"
+
 	"github.com/mismatch-rl/mismatch/rng"
 )
 
@@ -24,15 +26,19 @@ type MPPIConfig struct {
 }
 
 func (c MPPIConfig) validate() error {
-	switch {
-	case c.Horizon < 1 || c.Population < 1 || c.Iterations < 1:
-		return fmt.Errorf("planning: MPPI with horizon %d, population %d, %d iterations", c.Horizon, c.Population, c.Iterations)
-	case !(c.Gamma > 0) || !(c.Sigma > 0):
-		return fmt.Errorf("planning: MPPI gamma %g and sigma %g must be positive", c.Gamma, c.Sigma)
-	case !(c.Beta > 0 && c.Beta <= 1):
-		return fmt.Errorf("planning: MPPI beta %g, want it in (0, 1]", c.Beta)
+	var errs fields.Errors
+	checkCommon(&errs, c.Horizon, c.Population)
+	checkIterations(&errs, c.Iterations)
+	if !(c.Gamma > 0) || !finite(c.Gamma) {
+		errs.Add("gamma", "is %g, want a finite positive number", c.Gamma)
 	}
-	return nil
+	if !(c.Sigma > 0) || !finite(c.Sigma) {
+		errs.Add("sigma", "is %g, want a finite positive number", c.Sigma)
+	}
+	if !(c.Beta > 0 && c.Beta <= 1) {
+		errs.Add("beta", "is %g, want it in (0, 1]", c.Beta)
+	}
+	return errs.Err()
 }
 
 // MPPI updates its mean sequence to the return-weighted average of noisy,
@@ -50,7 +56,7 @@ type MPPI struct {
 // NewMPPI returns an MPPI optimiser for actions in b.
 func NewMPPI(cfg MPPIConfig, b Bounds, seed uint64) (*MPPI, error) {
 	if err := cfg.validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("planning: invalid MPPI config:\n%w", err)
 	}
 	if err := b.validate(); err != nil {
 		return nil, err

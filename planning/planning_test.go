@@ -1,6 +1,7 @@
 package planning
 
 import (
+	"context"
 	"math"
 	"strings"
 	"testing"
@@ -217,9 +218,9 @@ func pointMassModel(t *testing.T, cfg dynamics.Config) *dynamics.Model {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := dynamics.NewTrainer(m, 3e-3, 1)
+	tr := dynamics.NewTrainer(m, 1)
 	defer tr.Close()
-	if _, err := tr.Train(buf, dynamics.TrainConfig{Epochs: 30, BatchSize: 32, Seed: 3}); err != nil {
+	if _, err := tr.Train(context.Background(), buf, dynamics.TrainConfig{LR: 3e-3, Epochs: 30, BatchSize: 32, Seed: 3}); err != nil {
 		t.Fatal(err)
 	}
 	return m
@@ -229,7 +230,7 @@ func pointMassModel(t *testing.T, cfg dynamics.Config) *dynamics.Model {
 // equal rollouts computed step by step through the predictor.
 func TestModelRolloutsMatchManualRollout(t *testing.T) {
 	task := classic.PointMass
-	m := pointMassModel(t, dynamics.Config{Members: 1, Hidden: []int{16}, Activation: nn.Tanh})
+	m := pointMassModel(t, dynamics.Config{Class: dynamics.D, Members: 1, Hidden: []int{16}, Activation: nn.Tanh})
 	const h, n = 6, 5
 	seqs := make([]float32, n*h)
 	rng.New(4).FillUniform(seqs, -1, 1)
@@ -270,7 +271,7 @@ func TestModelRolloutsMatchManualRollout(t *testing.T) {
 }
 
 func TestDivergingModelScoresMinusInf(t *testing.T) {
-	m := pointMassModel(t, dynamics.Config{Probabilistic: true, Members: 2, Hidden: []int{8}, Activation: nn.Swish})
+	m := pointMassModel(t, dynamics.Config{Class: dynamics.PE, Members: 2, Hidden: []int{8}, Activation: nn.Swish})
 	// Poison one member's output bias: its particles become NaN.
 	l := m.Net.Layers[len(m.Net.Layers)-1]
 	for j := range l.MemberB(1) {
@@ -441,7 +442,7 @@ func TestConfigErrors(t *testing.T) {
 // TestModelRolloutsDoNotAllocate: after the first call of a size, scoring
 // a population allocates nothing.
 func TestModelRolloutsDoNotAllocate(t *testing.T) {
-	m := pointMassModel(t, dynamics.Config{Probabilistic: true, Members: 2, Hidden: []int{16}, Activation: nn.Swish})
+	m := pointMassModel(t, dynamics.Config{Class: dynamics.PE, Members: 2, Hidden: []int{16}, Activation: nn.Swish})
 	o, err := NewModelObjective(classic.PointMass, m, 10, 4, TSInf, 2, 1)
 	if err != nil {
 		t.Fatal(err)

@@ -49,6 +49,30 @@ func ParsePropagation(s string) (Propagation, error) {
 	return 0, fmt.Errorf("unknown propagation %q (want ts-inf, ts1, expectation or mean)", s)
 }
 
+// MarshalText writes the propagation's name.
+func (p Propagation) MarshalText() ([]byte, error) {
+	if p < TSInf || p > Mean {
+		return nil, fmt.Errorf("planning: unknown propagation %d", int(p))
+	}
+	return []byte(propagationNames[p]), nil
+}
+
+// UnmarshalText reads a propagation's name, as ParsePropagation does; the
+// empty text is the zero value, TSInf (files of earlier versions hold it
+// for planners they do not use).
+func (p *Propagation) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*p = TSInf
+		return nil
+	}
+	v, err := ParsePropagation(string(b))
+	if err != nil {
+		return err
+	}
+	*p = v
+	return nil
+}
+
 // ModelObjective scores action sequences by rolling them out through a
 // dynamics model from a start observation: each sequence's return is the
 // task's reward summed over the horizon and averaged over its particles.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/mismatch-rl/mismatch/internal/fields"
+
 	"github.com/mismatch-rl/mismatch/rng"
 )
 
@@ -21,8 +23,8 @@ type RandomShooting struct {
 // NewRandomShooting returns a random-shooting optimiser of the given
 // population.
 func NewRandomShooting(horizon, population int, b Bounds, seed uint64) (*RandomShooting, error) {
-	if horizon < 1 || population < 1 {
-		return nil, fmt.Errorf("planning: random shooting with horizon %d and population %d", horizon, population)
+	if err := validateShooting(horizon, population); err != nil {
+		return nil, fmt.Errorf("planning: invalid random-shooting config:\n%w", err)
 	}
 	if err := b.validate(); err != nil {
 		return nil, err
@@ -30,6 +32,12 @@ func NewRandomShooting(horizon, population int, b Bounds, seed uint64) (*RandomS
 	n := horizon * b.dim()
 	return &RandomShooting{horizon: horizon, pop: population, b: b, src: rng.New(seed),
 		samples: make([]float32, population*n), returns: make([]float64, population), order: make([]int, population)}, nil
+}
+
+func validateShooting(horizon, population int) error {
+	var errs fields.Errors
+	checkCommon(&errs, horizon, population)
+	return errs.Err()
 }
 
 // Horizon is the planning horizon.

@@ -16,6 +16,7 @@ import (
 	"github.com/mismatch-rl/mismatch/data"
 	"github.com/mismatch-rl/mismatch/dynamics"
 	"github.com/mismatch-rl/mismatch/env"
+	"github.com/mismatch-rl/mismatch/internal/fields"
 	"github.com/mismatch-rl/mismatch/internal/parallel"
 	"github.com/mismatch-rl/mismatch/planning"
 	"github.com/mismatch-rl/mismatch/rng"
@@ -75,6 +76,52 @@ type AttackConfig struct {
 	Tolerance float64 `yaml:"tolerance"`
 }
 
+// Validate reports every out-of-range setting of c by its YAML name.
+func (c AttackConfig) Validate() error {
+	var errs fields.Errors
+	if !slices.Contains([]string{"", "last", "all"}, c.Subset) {
+		errs.Add("subset", "is %q, want last or all", c.Subset)
+	}
+	if c.Dims < 1 {
+		errs.Add("dims", "is %d, want at least 1", c.Dims)
+	}
+	if !slices.Contains([]string{"", "probe", "null", "random"}, c.Directions) {
+		errs.Add("directions", "is %q, want probe, null or random", c.Directions)
+	}
+	switch c.Start {
+	case "", "refit", "original":
+	case "lure":
+		errs.Nest("lure", c.Lure.withDefaults().validate())
+	default:
+		errs.Add("start", "is %q, want refit, lure or original", c.Start)
+	}
+	if !(c.Step > 0) || math.IsInf(c.Step, 0) {
+		errs.Add("step", "is %g, want a finite positive step", c.Step)
+	}
+	if c.Population < 0 {
+		errs.Add("population", "is %d, want 0 (CMA-ES's default) or more", c.Population)
+	}
+	if c.Iterations < 0 {
+		errs.Add("iterations", "is %d, want 0 (the start alone) or more", c.Iterations)
+	}
+	if c.Workers < 0 {
+		errs.Add("workers", "is %d, want 0 (one) or more", c.Workers)
+	}
+	if !(c.Tolerance >= 0) || math.IsInf(c.Tolerance, 0) {
+		errs.Add("tolerance", "is %g, want a finite number of nats ≥ 0", c.Tolerance)
+	}
+	for _, e := range []struct {
+		name string
+		spec EvalSpec
+	}{{"search", c.Search}, {"final", c.Final}} {
+		if e.spec.Episodes < 1 {
+			errs.Add(e.name+".episodes", "is %d, want at least 1", e.spec.Episodes)
+		}
+		errs.Nest(e.name+".planner", e.spec.Planner.Validate())
+	}
+	return errs.Err()
+}
+
 // AttackResult is the search's outcome.
 type AttackResult struct {
 	Before, After Score
@@ -112,23 +159,8 @@ const penalty = 1e6
 // Attack searches for a model whose reward is low and whose NLL on held
 // is no worse than model's.
 func Attack(ctx context.Context, task env.Task, model *dynamics.Model, held *data.Buffer, c AttackConfig, logf func(string, ...any)) (*AttackResult, error) {
-	if c.Dims < 1 || c.Iterations < 0 || c.Step <= 0 || c.Search.Episodes < 1 || c.Final.Episodes < 1 {
-		return nil, errors.New("study: attack needs dims, step, search and final episodes ≥ 1 and iterations ≥ 0")
-	}
-	if err := checkPlanner(c.Search.Planner); err != nil {
-		return nil, fmt.Errorf("search planner: %w", err)
-	}
-	if err := checkPlanner(c.Final.Planner); err != nil {
-		return nil, fmt.Errorf("final planner: %w", err)
-	}
-	switch c.Start {
-	case "", "refit", "original":
-	case "lure":
-		if err := c.Lure.withDefaults().validate(); err != nil {
-			return nil, fmt.Errorf("study: %w", err)
-		}
-	default:
-		return nil, fmt.Errorf("study: attack start %q, want refit, lure or original", c.Start)
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("study: invalid attack config:\n%w", err)
 	}
 	lo, hi, err := subsetRange(model, c.Subset)
 	if err != nil {

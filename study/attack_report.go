@@ -14,9 +14,13 @@ import (
 	"github.com/mismatch-rl/mismatch/report"
 )
 
+// AttackFile is the attack's summary, written into its output directory.
+const AttackFile = "attack.json"
+
 // WriteAttack saves an attack's result in dir: attack.json, the adversarial
 // model (adversary.safetensors), figures and report.html. expert, if not
 // nil, is drawn beside the two models' trajectories.
+
 func WriteAttack(dir string, c AttackConfig, res *AttackResult, expert *data.Buffer, obsNames []string) error {
 	if err := os.MkdirAll(filepath.Join(dir, "figures"), 0o755); err != nil {
 		return err
@@ -38,7 +42,7 @@ func WriteAttack(dir string, c AttackConfig, res *AttackResult, expert *data.Buf
 	if err != nil {
 		return err
 	}
-	if err := safefile.WriteBytes(filepath.Join(dir, "attack.json"), append(js, '\n')); err != nil {
+	if err := safefile.WriteBytes(filepath.Join(dir, AttackFile), append(js, '\n')); err != nil {
 		return err
 	}
 	var figs []report.Figure

@@ -24,18 +24,18 @@ func TestAttackLowersRewardKeepingLikelihood(t *testing.T) {
 		t.Fatal(err)
 	}
 	held, _ := data.RandomEpisodes(task, 5, 99)
-	m, _ := dynamics.New(task, dynamics.Config{Probabilistic: true, Members: 1, Hidden: []int{32, 32}, Activation: nn.Swish}, 2)
+	m, _ := dynamics.New(task, dynamics.Config{Class: dynamics.P, Members: 1, Hidden: []int{32, 32}, Activation: nn.Swish}, 2)
 	// The point mass is noiseless; a variance floor keeps the model's
 	// likelihood from being so sharp that no weight can move.
 	for d := range m.Head.MinLogVar {
 		m.Head.MinLogVar[d] = -4
 	}
-	tr := dynamics.NewTrainer(m, 3e-3, 1)
-	if _, err := tr.Train(buf, dynamics.TrainConfig{Epochs: 40, BatchSize: 32, Seed: 3}); err != nil {
+	tr := dynamics.NewTrainer(m, 1)
+	if _, err := tr.Train(context.Background(), buf, dynamics.TrainConfig{LR: 3e-3, Epochs: 40, BatchSize: 32, Seed: 3}); err != nil {
 		t.Fatal(err)
 	}
 	tr.Close()
-	planner := planning.Config{Optimizer: "cem", Horizon: 8, Population: 40, Elites: 5, Iterations: 3, Alpha: 0.1, MinVariance: 0.001, Particles: 2, Propagation: "ts-inf", ReplanEvery: 1}
+	planner := planning.Config{Optimizer: planning.MethodCEM, Horizon: 8, Population: 40, Elites: 5, Iterations: 3, Alpha: 0.1, MinVariance: 0.001, Particles: 2, Propagation: planning.TSInf, ReplanEvery: 1}
 	// The noiseless point mass makes every model's likelihood sharp; a
 	// tolerance of one nat lets the search move (the cartpole benchmark
 	// holds the adversary to no worse at all).
@@ -80,9 +80,9 @@ func TestRefitMinimisesHeldOutNLL(t *testing.T) {
 	task := classic.PointMass
 	buf, _ := data.RandomEpisodes(task, 10, 1)
 	held, _ := data.RandomEpisodes(task, 10, 7)
-	m, _ := dynamics.New(task, dynamics.Config{Probabilistic: true, Members: 2, Hidden: []int{16, 16}, Activation: nn.Swish}, 2)
-	tr := dynamics.NewTrainer(m, 3e-3, 1)
-	if _, err := tr.Train(buf, dynamics.TrainConfig{Epochs: 10, BatchSize: 32, Seed: 3}); err != nil {
+	m, _ := dynamics.New(task, dynamics.Config{Class: dynamics.PE, Members: 2, Hidden: []int{16, 16}, Activation: nn.Swish}, 2)
+	tr := dynamics.NewTrainer(m, 1)
+	if _, err := tr.Train(context.Background(), buf, dynamics.TrainConfig{LR: 3e-3, Epochs: 10, BatchSize: 32, Seed: 3}); err != nil {
 		t.Fatal(err)
 	}
 	tr.Close()
@@ -156,7 +156,7 @@ func TestRefitMinimisesHeldOutNLL(t *testing.T) {
 // of one after another.
 func TestScoreEpisodesWorkers(t *testing.T) {
 	m, _ := trainedPointMass(t, 10)
-	planner := planning.Config{Optimizer: "cem", Horizon: 6, Population: 20, Elites: 4, Iterations: 2, Alpha: 0.1, MinVariance: 0.001, Particles: 2, Propagation: "ts-inf", ReplanEvery: 1}
+	planner := planning.Config{Optimizer: planning.MethodCEM, Horizon: 6, Population: 20, Elites: 4, Iterations: 2, Alpha: 0.1, MinVariance: 0.001, Particles: 2, Propagation: planning.TSInf, ReplanEvery: 1}
 	e := EvalSpec{Episodes: 5, Planner: planner}
 	one, trajOne, _, err := scoreEpisodes(context.Background(), classic.PointMass, m, e, 3, 4, 1)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/mismatch-rl/mismatch/data"
 	"github.com/mismatch-rl/mismatch/dynamics"
 	"github.com/mismatch-rl/mismatch/env"
+	"github.com/mismatch-rl/mismatch/internal/fields"
 	"github.com/mismatch-rl/mismatch/rng"
 )
 
@@ -67,25 +68,31 @@ func (l LureConfig) withDefaults() LureConfig {
 }
 
 func (l LureConfig) validate() error {
-	var errs []error
-	if l.Starts < 1 || l.Steps < 1 || l.Epochs < 1 {
-		errs = append(errs, fmt.Errorf("lure.starts %d, lure.steps %d and lure.epochs %d must be ≥ 1", l.Starts, l.Steps, l.Epochs))
+	var errs fields.Errors
+	if l.Starts < 1 {
+		errs.Add("starts", "is %d, want at least 1", l.Starts)
 	}
-	if !(l.Distance > 0) {
-		errs = append(errs, fmt.Errorf("lure.distance %g, want > 0", l.Distance))
+	if l.Steps < 1 {
+		errs.Add("steps", "is %d, want at least 1", l.Steps)
+	}
+	if l.Epochs < 1 {
+		errs.Add("epochs", "is %d, want at least 1", l.Epochs)
+	}
+	if !(l.Distance > 0) || math.IsInf(l.Distance, 0) {
+		errs.Add("distance", "is %g, want a finite distance > 0", l.Distance)
 	}
 	if !(l.Pull > 0 && l.Pull <= 1) {
-		errs = append(errs, fmt.Errorf("lure.pull %g, want in (0, 1]", l.Pull))
+		errs.Add("pull", "is %g, want it in (0, 1]", l.Pull)
 	}
-	if !(l.LR > 0) {
-		errs = append(errs, fmt.Errorf("lure.lr %g, want > 0", l.LR))
+	if !(l.LR > 0) || math.IsInf(l.LR, 0) {
+		errs.Add("lr", "is %g, want a finite positive rate", l.LR)
 	}
-	for _, w := range l.Weights {
+	for i, w := range l.Weights {
 		if !(w > 0) || math.IsInf(w, 0) {
-			errs = append(errs, fmt.Errorf("lure.weights holds %g, want positive", w))
+			errs.Add(fmt.Sprintf("weights[%d]", i), "is %g, want a finite positive weight", w)
 		}
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }
 
 // goalState returns the next state of held's transition of highest reward;
@@ -193,7 +200,6 @@ func plantLure(ctx context.Context, model *dynamics.Model, held *data.Buffer, ac
 		return nil, 0, 0, err
 	}
 	weights := make([]float32, train.Len())
-	stop := func(dynamics.EpochStats) error { return ctx.Err() }
 	for _, kappa := range slices.Backward(slices.Sorted(slices.Values(l.Weights))) {
 		for i := range weights {
 			weights[i] = 1
@@ -202,8 +208,8 @@ func plantLure(ctx context.Context, model *dynamics.Model, held *data.Buffer, ac
 			}
 		}
 		m := model.Clone()
-		tr := dynamics.NewTrainer(m, l.LR, workers)
-		_, err := tr.Train(train, dynamics.TrainConfig{Epochs: l.Epochs, BatchSize: 32, NoBootstrap: true, KeepNormalizer: true, Weights: weights, Seed: src.Child(1).Uint64(), OnEpoch: stop})
+		tr := dynamics.NewTrainer(m, workers)
+		_, err := tr.Train(ctx, train, dynamics.TrainConfig{Epochs: l.Epochs, BatchSize: 32, LR: l.LR, NoBootstrap: true, KeepNormalizer: true, Weights: weights, Seed: src.Child(1).Uint64()})
 		tr.Close()
 		if err != nil {
 			return nil, 0, 0, err

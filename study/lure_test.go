@@ -58,10 +58,10 @@ func trainedPointMass(t *testing.T, epochs int) (*dynamics.Model, *data.Buffer) 
 			b.Next[i] += 0.02 * float32(src.Normal())
 		}
 	}
-	m, _ := dynamics.New(task, dynamics.Config{Probabilistic: true, Members: 2, Hidden: []int{32, 32}, Activation: nn.Swish}, 2)
-	tr := dynamics.NewTrainer(m, 3e-3, 1)
+	m, _ := dynamics.New(task, dynamics.Config{Class: dynamics.PE, Members: 2, Hidden: []int{32, 32}, Activation: nn.Swish}, 2)
+	tr := dynamics.NewTrainer(m, 1)
 	defer tr.Close()
-	if _, err := tr.Train(buf, dynamics.TrainConfig{Epochs: epochs, BatchSize: 32, Seed: 3}); err != nil {
+	if _, err := tr.Train(context.Background(), buf, dynamics.TrainConfig{LR: 3e-3, Epochs: epochs, BatchSize: 32, Seed: 3}); err != nil {
 		t.Fatal(err)
 	}
 	return m, held
@@ -199,7 +199,7 @@ func TestPlantLureTeachesTheLie(t *testing.T) {
 // likely than the original; bad lure settings are refused up front.
 func TestAttackLureStart(t *testing.T) {
 	m, held := trainedPointMass(t, 40)
-	planner := planning.Config{Optimizer: "cem", Horizon: 8, Population: 40, Elites: 5, Iterations: 3, Alpha: 0.1, MinVariance: 0.001, Particles: 2, Propagation: "ts-inf", ReplanEvery: 1}
+	planner := planning.Config{Optimizer: planning.MethodCEM, Horizon: 8, Population: 40, Elites: 5, Iterations: 3, Alpha: 0.1, MinVariance: 0.001, Particles: 2, Propagation: planning.TSInf, ReplanEvery: 1}
 	cfg := AttackConfig{Start: "lure", Lure: LureConfig{Starts: 500, Steps: 30, Distance: 2}, Subset: "last", Dims: 4, Step: 0.02, Seed: 4, Workers: 2,
 		Search: EvalSpec{Episodes: 1, Planner: planner}, Final: EvalSpec{Episodes: 2, Planner: planner}}
 	res, err := Attack(context.Background(), classic.PointMass, m, held, cfg, t.Logf)

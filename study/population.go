@@ -137,18 +137,12 @@ func runMembers(dir string, runs []string, inside bool) ([]Member, error) {
 	return ms, nil
 }
 
-func trainModel(s Spec, task env.Task, class string, seed uint64) (*dynamics.Model, *dynamics.Trainer, error) {
-	mc := s.Population.Model
-	mc.Class = class
-	dcfg, err := mc.Dynamics()
+func trainModel(s Spec, task env.Task, class dynamics.Class, seed uint64) (*dynamics.Model, *dynamics.Trainer, error) {
+	m, err := dynamics.New(task, s.Population.Model.WithClass(class), seed)
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := dynamics.New(task, dcfg, seed)
-	if err != nil {
-		return nil, nil, err
-	}
-	return m, dynamics.NewTrainer(m, s.Population.Train.LR, s.Threads), nil
+	return m, dynamics.NewTrainer(m, s.Threads), nil
 }
 
 func trainMembers(ctx context.Context, s Spec, task env.Task, dir string, logf func(string, ...any)) ([]Member, error) {
@@ -163,7 +157,7 @@ func trainMembers(ctx context.Context, s Spec, task env.Task, dir string, logf f
 			for _, budget := range p.Budgets {
 				id := fmt.Sprintf("%s-seed%d-epochs%d", class, seed, budget)
 				rel := filepath.Join("models", id+".safetensors")
-				m := Member{ID: id, Model: rel, Class: class, Seed: seed, Epoch: budget, TrainReward: math.NaN(), TrainLoss: math.NaN()}
+				m := Member{ID: id, Model: rel, Class: string(class), Seed: seed, Epoch: budget, TrainReward: math.NaN(), TrainLoss: math.NaN()}
 				if _, err := os.Stat(filepath.Join(dir, rel)); err == nil {
 					ms = append(ms, m)
 					continue
@@ -175,7 +169,7 @@ func trainMembers(ctx context.Context, s Spec, task env.Task, dir string, logf f
 				if err != nil {
 					return nil, err
 				}
-				res, err := tr.Train(buf, trainConfig(s, budget, id, nil))
+				res, err := tr.Train(ctx, buf, trainConfig(s, budget, id, nil))
 				tr.Close()
 				if err != nil {
 					return nil, fmt.Errorf("training %s: %w", id, err)
@@ -194,8 +188,10 @@ func trainMembers(ctx context.Context, s Spec, task env.Task, dir string, logf f
 
 func trainConfig(s Spec, epochs int, id string, onEpoch func(dynamics.EpochStats) error) dynamics.TrainConfig {
 	t := s.Population.Train
-	return dynamics.TrainConfig{Epochs: epochs, BatchSize: t.BatchSize, HoldOut: t.HoldOut, Elites: t.Elites,
-		Seed: rng.New(s.Seed).Child(hash("train " + id)).Uint64(), OnEpoch: onEpoch}
+	t.Epochs = epochs
+	t.Seed = rng.New(s.Seed).Child(hash("train " + id)).Uint64()
+	t.OnEpoch = onEpoch
+	return t
 }
 
 // epochMembers trains one model, saving it every Every epochs. The run is
@@ -206,7 +202,7 @@ func epochMembers(ctx context.Context, s Spec, task env.Task, dir string, logf f
 	var ms []Member
 	for e := p.Every; e <= p.Epochs; e += p.Every {
 		ms = append(ms, Member{ID: fmt.Sprintf("epoch%04d", e), Model: filepath.Join("models", fmt.Sprintf("epoch%04d.safetensors", e)),
-			Class: class, Epoch: e, TrainReward: math.NaN(), TrainLoss: math.NaN()})
+			Class: string(class), Epoch: e, TrainReward: math.NaN(), TrainLoss: math.NaN()})
 	}
 	if prev, err := readPopulation(dir); err == nil && len(prev) == len(ms) {
 		return prev, nil
@@ -221,10 +217,7 @@ func epochMembers(ctx context.Context, s Spec, task env.Task, dir string, logf f
 	}
 	defer tr.Close()
 	next := 0
-	_, err = tr.Train(buf, trainConfig(s, p.Epochs, "epochs", func(st dynamics.EpochStats) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+	_, err = tr.Train(ctx, buf, trainConfig(s, p.Epochs, "epochs", func(st dynamics.EpochStats) error {
 		if next < len(ms) && st.Epoch == ms[next].Epoch {
 			ms[next].TrainLoss = st.TrainLoss
 			if err := model.Save(filepath.Join(dir, ms[next].Model)); err != nil {
@@ -295,7 +288,7 @@ func reweightMembers(ctx context.Context, s Spec, task env.Task, dir string, log
 					eps := strings.ReplaceAll(strconv.FormatFloat(bound, 'g', -1, 64), ".", "p")
 					id := fmt.Sprintf("n%05d-eps%s-%s-seed%d", size, eps, map[bool]string{false: "plain", true: "weighted"}[weighted], seed)
 					rel := filepath.Join("models", id+".safetensors")
-					m := Member{ID: id, Model: rel, Class: class, Seed: seed, Epoch: epochs, TrainReward: math.NaN(), TrainLoss: math.NaN(),
+					m := Member{ID: id, Model: rel, Class: string(class), Seed: seed, Epoch: epochs, TrainReward: math.NaN(), TrainLoss: math.NaN(),
 						Size: len(pick), Bound: bound, Weighted: weighted}
 					if _, err := os.Stat(filepath.Join(dir, rel)); err == nil {
 						ms = append(ms, m)
@@ -313,7 +306,7 @@ func reweightMembers(ctx context.Context, s Spec, task env.Task, dir string, log
 					if weighted {
 						tc.Weights = w
 					}
-					res, err := tr.Train(sub, tc)
+					res, err := tr.Train(ctx, sub, tc)
 					tr.Close()
 					if err != nil {
 						return nil, fmt.Errorf("training %s: %w", id, err)
@@ -333,16 +326,12 @@ func reweightMembers(ctx context.Context, s Spec, task env.Task, dir string, log
 
 func classFromConfig(raw []byte) string {
 	var c struct {
-		Model pets.ModelConfig `yaml:"model"`
+		Model dynamics.Config `yaml:"model"`
 	}
-	if err := yaml.Unmarshal(raw, &c); err != nil {
+	if err := yaml.Unmarshal(raw, &c); err != nil || c.Model.Validate() != nil {
 		return "?"
 	}
-	dc, err := c.Model.Dynamics()
-	if err != nil {
-		return "?"
-	}
-	return dc.Class()
+	return string(c.Model.Class)
 }
 
 var populationHeader = []string{"id", "model", "class", "run", "trial", "train_reward", "seed", "epoch", "train_loss", "size", "bound", "weighted"}

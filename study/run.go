@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -54,6 +55,9 @@ func Prepare(ctx context.Context, s Spec, o Options) error {
 	if err != nil {
 		return err
 	}
+	if err := dirlock.CheckOwned(o.Dir, SpecFile, "datasets", "cells", "models", "runs"); err != nil {
+		return err
+	}
 	for _, sub := range []string{"datasets", "cells", "models"} {
 		if err := os.MkdirAll(filepath.Join(o.Dir, sub), 0o755); err != nil {
 			return err
@@ -68,6 +72,18 @@ func Prepare(ctx context.Context, s Spec, o Options) error {
 		return err
 	}
 	defer lock.Release()
+	if o.Shards <= 1 {
+		// What interrupted writes of an earlier prepare or report left;
+		// shards of the cells and of the PETS runs clean their own.
+		if err := safefile.CleanDir(o.Dir); err != nil {
+			return err
+		}
+		for _, sub := range []string{"datasets", "models", "figures"} {
+			if err := safefile.Clean(filepath.Join(o.Dir, sub)); err != nil {
+				return err
+			}
+		}
+	}
 	want, err := yaml.Marshal(s)
 	if err != nil {
 		return err
@@ -80,8 +96,14 @@ func Prepare(ctx context.Context, s Spec, o Options) error {
 		}
 	case err != nil:
 		return err
-	case !bytes.Equal(have, want):
-		return fmt.Errorf("%s holds a study with another spec (%s differs); use a new directory", o.Dir, SpecFile)
+	default:
+		old, err := decodeSpec(have, s)
+		if err != nil {
+			return fmt.Errorf("%s: %w", filepath.Join(o.Dir, SpecFile), err)
+		}
+		if !bytes.Equal(old.canonical(), s.canonical()) {
+			return fmt.Errorf("%s holds a study with another spec (%s differs); use a new directory", o.Dir, SpecFile)
+		}
 	}
 	if o.Shards > 1 {
 		// A shard of preparation runs only its share of the
@@ -135,17 +157,90 @@ func prepareRuns(ctx context.Context, s Spec, o Options) error {
 
 // LoadSpec reads a prepared study's spec.
 func LoadSpec(dir string) (Spec, error) {
-	raw, err := os.ReadFile(filepath.Join(dir, SpecFile))
+	path := filepath.Join(dir, SpecFile)
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		return Spec{}, err
 	}
-	var s Spec
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(&s); err != nil {
-		return Spec{}, fmt.Errorf("%s: %w", filepath.Join(dir, SpecFile), err)
+	s, err := decodeSpec(raw, Spec{})
+	if err != nil {
+		return Spec{}, fmt.Errorf("%s: %w", path, err)
 	}
-	return s, s.Validate()
+	if err := s.Validate(); err != nil {
+		return Spec{}, fmt.Errorf("%s: invalid study spec:\n%w", path, err)
+	}
+	return s, nil
+}
+
+// decodeSpec reads a spec written by this or an earlier version over
+// base: keys it lacks keep base's values.
+func decodeSpec(raw []byte, base Spec) (Spec, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return Spec{}, err
+	}
+	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return Spec{}, errors.New("not a study spec")
+	}
+	// Earlier versions wrote population.train.reweight, which only PETS's
+	// training has.
+	if pop := mapValue(doc.Content[0], "population"); pop != nil {
+		if train := mapValue(pop, "train"); train != nil {
+			dropKey(train, "reweight")
+		}
+	}
+	s := base
+	s.Datasets = nil
+	if err := doc.Decode(&s); err != nil {
+		return Spec{}, err
+	}
+	// Decode is not strict about unknown keys; a second pass is.
+	fixed, err := yaml.Marshal(&doc)
+	if err != nil {
+		return Spec{}, err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(fixed))
+	dec.KnownFields(true)
+	probe := base
+	probe.Datasets = nil
+	if err := dec.Decode(&probe); err != nil {
+		return Spec{}, err
+	}
+	return s, nil
+}
+
+func mapValue(m *yaml.Node, key string) *yaml.Node {
+	if m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+func dropKey(m *yaml.Node, key string) {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			m.Content = append(m.Content[:i], m.Content[i+2:]...)
+			return
+		}
+	}
+}
+
+// canonical is s as YAML with the planner settings each optimiser ignores
+// left out: two specs describe the same study exactly when these agree.
+func (s Spec) canonical() []byte {
+	s.Datasets = slices.Clone(s.Datasets)
+	for i := range s.Datasets {
+		s.Datasets[i].Planner = s.Datasets[i].Planner.Used()
+	}
+	s.Population.PETS.Planner = s.Population.PETS.Planner.Used()
+	s.Evaluation.Planner = s.Evaluation.Planner.Used()
+	b, _ := yaml.Marshal(s)
+	return b
 }
 
 // RunCells evaluates the prepared study's cells of this process's shard
@@ -179,6 +274,9 @@ func RunCells(ctx context.Context, o Options) error {
 		}
 		if _, err := os.Stat(CellPath(o.Dir, m.ID)); err == nil {
 			continue
+		}
+		if err := safefile.CleanFor(CellPath(o.Dir, m.ID)); err != nil {
+			return err
 		}
 		todo = append(todo, m)
 	}

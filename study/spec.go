@@ -18,11 +18,13 @@
 package study
 
 import (
-	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/mismatch-rl/mismatch/data"
+	"github.com/mismatch-rl/mismatch/dynamics"
+	"github.com/mismatch-rl/mismatch/internal/fields"
 	"github.com/mismatch-rl/mismatch/pets"
 	"github.com/mismatch-rl/mismatch/planning"
 )
@@ -81,24 +83,28 @@ type PopulationSpec struct {
 	Dirs    []string    `yaml:"dirs"`
 	Dataset string      `yaml:"dataset"`
 	// For train and epochs.
-	Classes []string         `yaml:"classes"`
-	Seeds   int              `yaml:"seeds"`
-	Budgets []int            `yaml:"budgets"` // epochs of each trained model (train)
-	Epochs  int              `yaml:"epochs"`  // epochs of the checkpointed model (epochs)
-	Every   int              `yaml:"every"`
-	Model   pets.ModelConfig `yaml:"model"`
-	Train   pets.TrainConfig `yaml:"train"`
+	// Model's class is that of an epochs or reweight population; a train
+	// population trains every class of Classes, with Model's size for the
+	// ensembles. Train's epochs are those of reweight models (at least);
+	// train and epochs populations take theirs from Budgets and Epochs.
+	Classes []dynamics.Class     `yaml:"classes"`
+	Seeds   int                  `yaml:"seeds"`
+	Budgets []int                `yaml:"budgets"` // epochs of each trained model (train)
+	Epochs  int                  `yaml:"epochs"`  // epochs of the checkpointed model (epochs)
+	Every   int                  `yaml:"every"`
+	Model   dynamics.Config      `yaml:"model"`
+	Train   dynamics.TrainConfig `yaml:"train"`
 	// For reweight: a pool dataset, sampled by distance to the trajectory
 	// of an expert dataset, at every size and distance bound listed
 	// (distances in the pool's per-dimension standard deviations), each
 	// trained with and without Weighting's weights for at least Steps
 	// gradient steps.
-	Pool      string    `yaml:"pool"`
-	Expert    string    `yaml:"expert"`
-	Sizes     []int     `yaml:"sizes"`
-	Bounds    []float64 `yaml:"bounds"`
-	Weighting string    `yaml:"weighting"`
-	Steps     int       `yaml:"steps"`
+	Pool      string         `yaml:"pool"`
+	Expert    string         `yaml:"expert"`
+	Sizes     []int          `yaml:"sizes"`
+	Bounds    []float64      `yaml:"bounds"`
+	Weighting data.Weighting `yaml:"weighting"`
+	Steps     int            `yaml:"steps"`
 }
 
 // EvalSpec is how each model is scored.
@@ -110,184 +116,196 @@ type EvalSpec struct {
 	Level     float64 `yaml:"level"`
 }
 
-// Validate reports every out-of-range field by its name.
+// Validate reports every out-of-range field by its YAML name.
 func (s Spec) Validate() error {
-	var errs []error
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{field}, args...)...))
-	}
+	var errs fields.Errors
 	if s.Kind != LikelihoodReward && s.Kind != LossReward && s.Kind != Reweight {
-		bad("kind", "is %q, want %s, %s or %s", s.Kind, LikelihoodReward, LossReward, Reweight)
+		errs.Add("kind", "is %q, want %s, %s or %s", s.Kind, LikelihoodReward, LossReward, Reweight)
 	}
 	if s.Task == "" {
-		bad("task", "is empty")
+		errs.Add("task", "is empty")
 	}
 	if s.Threads < 0 {
-		bad("threads", "is %d", s.Threads)
+		errs.Add("threads", "is %d, want 0 (one per CPU) or more", s.Threads)
 	}
 	if len(s.Datasets) == 0 {
-		bad("datasets", "is empty: a study scores models on at least one dataset")
+		errs.Add("datasets", "is empty: a study scores models on at least one dataset")
 	}
 	names := map[string]bool{}
 	for i, d := range s.Datasets {
-		f := fmt.Sprintf("datasets[%d]", i)
-		if d.Name == "" || !validName(d.Name) {
-			bad(f+".name", "is %q, want letters, digits, - and _", d.Name)
-		}
+		errs.Nest(fmt.Sprintf("datasets[%d]", i), d.validate(s.Population.Kind))
 		if names[d.Name] {
-			bad(f+".name", "%q is used twice", d.Name)
+			errs.Add(fmt.Sprintf("datasets[%d].name", i), "%q is used twice", d.Name)
 		}
 		names[d.Name] = true
-		switch d.Kind {
-		case "expert":
-			if d.Episodes < 1 {
-				bad(f+".episodes", "is %d, want at least 1", d.Episodes)
-			}
-			if err := checkPlanner(d.Planner); err != nil {
-				bad(f+".planner", "%v", err)
-			}
-		case "on-policy":
-			if s.Population.Kind != "pets" && s.Population.Kind != "runs" {
-				bad(f+".kind", "on-policy data comes from PETS runs; the population is %q", s.Population.Kind)
-			}
-		case "grid":
-			if d.Points < 1 || d.Points > 50 {
-				bad(f+".points", "is %d, want 1 to 50", d.Points)
-			}
-		case "uniform":
-			if d.Samples < 1 {
-				bad(f+".samples", "is %d, want at least 1", d.Samples)
-			}
-		case "file":
-			if d.Path == "" {
-				bad(f+".path", "is empty")
-			}
-		default:
-			bad(f+".kind", "is %q, want expert, on-policy, grid, uniform or file", d.Kind)
+	}
+	errs.Nest("population", s.Population.validate(s.Datasets))
+	if s.Kind == LossReward && s.Population.Kind != "epochs" {
+		errs.Add("population.kind", "a %s study needs an epochs population", LossReward)
+	}
+	if (s.Kind == Reweight) != (s.Population.Kind == "reweight") {
+		errs.Add("population.kind", "a %s study and a reweight population go together", Reweight)
+	}
+	errs.Nest("evaluation", s.Evaluation.Validate())
+	return errs.Err()
+}
+
+func (d DatasetSpec) validate(population string) error {
+	var errs fields.Errors
+	if !validName(d.Name) {
+		errs.Add("name", "is %q, want letters, digits, - and _", d.Name)
+	}
+	switch d.Kind {
+	case "expert":
+		if d.Episodes < 1 {
+			errs.Add("episodes", "is %d, want at least 1", d.Episodes)
 		}
-		if len(d.Low) != len(d.High) {
-			bad(f+".low", "has %d values, high has %d", len(d.Low), len(d.High))
+		if math.IsNaN(d.Threshold) {
+			errs.Add("threshold", "is NaN, want a reward (or a very low one to keep every episode)")
+		}
+		errs.Nest("planner", d.Planner.Validate())
+	case "on-policy":
+		if population != "pets" && population != "runs" {
+			errs.Add("kind", "on-policy data comes from PETS runs; the population is %q", population)
+		}
+	case "grid":
+		if d.Points < 1 || d.Points > 50 {
+			errs.Add("points", "is %d, want 1 to 50", d.Points)
+		}
+	case "uniform":
+		if d.Samples < 1 {
+			errs.Add("samples", "is %d, want at least 1", d.Samples)
+		}
+	case "file":
+		if d.Path == "" {
+			errs.Add("path", "is empty")
+		}
+	default:
+		errs.Add("kind", "is %q, want expert, on-policy, grid, uniform or file", d.Kind)
+	}
+	if len(d.Low) != len(d.High) {
+		errs.Add("low", "has %d values, high has %d", len(d.Low), len(d.High))
+	}
+	for i := range min(len(d.Low), len(d.High)) {
+		lo, hi := float64(d.Low[i]), float64(d.High[i])
+		if !(lo < hi) || math.IsInf(lo, 0) || math.IsInf(hi, 0) {
+			errs.Add(fmt.Sprintf("low[%d]", i), "and high[%d] are %g and %g, want finite low < high", i, lo, hi)
 		}
 	}
-	p := s.Population
+	return errs.Err()
+}
+
+func (p PopulationSpec) validate(datasets []DatasetSpec) error {
+	var errs fields.Errors
+	kind := func(name string) string {
+		for _, d := range datasets {
+			if d.Name == name {
+				return d.Kind
+			}
+		}
+		return ""
+	}
 	switch p.Kind {
 	case "pets":
 		if p.Runs < 1 {
-			bad("population.runs", "is %d, want at least 1", p.Runs)
+			errs.Add("runs", "is %d, want at least 1", p.Runs)
 		}
-		if err := p.PETS.Validate(); err != nil {
-			bad("population.pets", "%v", err)
-		}
+		errs.Nest("pets", p.PETS.Validate())
 	case "runs":
 		if len(p.Dirs) == 0 {
-			bad("population.dirs", "is empty")
+			errs.Add("dirs", "is empty")
 		}
 	case "train", "epochs":
-		if !names[p.Dataset] {
-			bad("population.dataset", "%q is not one of the datasets", p.Dataset)
+		if kind(p.Dataset) == "" {
+			errs.Add("dataset", "%q is not one of the datasets", p.Dataset)
 		}
+		// Epoch counts come from budgets or epochs.
+		t := p.Train
+		t.Epochs = 1
+		errs.Nest("train", t.Validate())
 		if p.Kind == "train" {
-			if len(p.Classes) == 0 || p.Seeds < 1 || len(p.Budgets) == 0 {
-				bad("population", "train needs classes, seeds ≥ 1 and budgets")
+			if len(p.Classes) == 0 {
+				errs.Add("classes", "is empty")
 			}
-			for _, b := range p.Budgets {
+			if p.Seeds < 1 {
+				errs.Add("seeds", "is %d, want at least 1", p.Seeds)
+			}
+			if len(p.Budgets) == 0 {
+				errs.Add("budgets", "is empty")
+			}
+			for i, b := range p.Budgets {
 				if b < 1 {
-					bad("population.budgets", "holds %d, want epochs ≥ 1", b)
+					errs.Add(fmt.Sprintf("budgets[%d]", i), "is %d, want epochs ≥ 1", b)
 				}
 			}
 			for i, cl := range p.Classes {
-				mc := p.Model
-				mc.Class = cl
-				if _, err := mc.Dynamics(); err != nil {
-					bad(fmt.Sprintf("population.classes[%d]", i), "%v", err)
+				if err := p.Model.WithClass(cl).Validate(); err != nil {
+					errs.Nest(fmt.Sprintf("classes[%d]", i), err)
 				}
 			}
 		} else {
-			if p.Epochs < 1 || p.Every < 1 || p.Every > p.Epochs {
-				bad("population", "epochs needs epochs ≥ 1 and 1 ≤ every ≤ epochs (have %d and %d)", p.Epochs, p.Every)
+			if p.Epochs < 1 {
+				errs.Add("epochs", "is %d, want at least 1", p.Epochs)
 			}
-			if _, err := p.Model.Dynamics(); err != nil {
-				bad("population.model", "%v", err)
+			if p.Every < 1 || p.Every > max(p.Epochs, 1) {
+				errs.Add("every", "is %d, want 1 to epochs (%d)", p.Every, p.Epochs)
 			}
-		}
-		if p.Train.BatchSize < 1 || !(p.Train.LR > 0) {
-			bad("population.train", "needs batch_size ≥ 1 and lr > 0")
+			errs.Nest("model", p.Model.Validate())
 		}
 	case "reweight":
-		if !names[p.Pool] {
-			bad("population.pool", "%q is not one of the datasets", p.Pool)
+		if kind(p.Pool) == "" {
+			errs.Add("pool", "%q is not one of the datasets", p.Pool)
 		}
-		expert := false
-		for _, d := range s.Datasets {
-			expert = expert || (d.Name == p.Expert && d.Kind == "expert")
+		if kind(p.Expert) != "expert" {
+			errs.Add("expert", "%q is not an expert dataset", p.Expert)
 		}
-		if !expert {
-			bad("population.expert", "%q is not an expert dataset", p.Expert)
+		if len(p.Sizes) == 0 {
+			errs.Add("sizes", "is empty")
 		}
-		if len(p.Sizes) == 0 || len(p.Bounds) == 0 || p.Seeds < 1 {
-			bad("population", "reweight needs sizes, bounds and seeds ≥ 1")
+		if len(p.Bounds) == 0 {
+			errs.Add("bounds", "is empty")
 		}
-		for _, n := range p.Sizes {
+		if p.Seeds < 1 {
+			errs.Add("seeds", "is %d, want at least 1", p.Seeds)
+		}
+		for i, n := range p.Sizes {
 			if n < 1 {
-				bad("population.sizes", "holds %d, want sizes ≥ 1", n)
+				errs.Add(fmt.Sprintf("sizes[%d]", i), "is %d, want at least 1", n)
 			}
 		}
-		for _, e := range p.Bounds {
-			if !(e > 0) {
-				bad("population.bounds", "holds %g, want distances > 0", e)
+		for i, e := range p.Bounds {
+			if !(e > 0) || math.IsInf(e, 0) {
+				errs.Add(fmt.Sprintf("bounds[%d]", i), "is %g, want a finite distance > 0", e)
 			}
 		}
-		if _, err := data.Weight(p.Weighting, 0, 1); err != nil {
-			bad("population.weighting", "%v", err)
+		if _, err := data.ParseWeighting(string(p.Weighting)); err != nil {
+			errs.Add("weighting", "%v", err)
 		}
-		if _, err := p.Model.Dynamics(); err != nil {
-			bad("population.model", "%v", err)
+		if p.Steps < 0 {
+			errs.Add("steps", "is %d, want 0 or more", p.Steps)
 		}
-		if p.Train.BatchSize < 1 || !(p.Train.LR > 0) || p.Train.Epochs < 1 {
-			bad("population.train", "needs epochs ≥ 1, batch_size ≥ 1 and lr > 0")
-		}
+		errs.Nest("model", p.Model.Validate())
+		errs.Nest("train", p.Train.Validate())
 	default:
-		bad("population.kind", "is %q, want pets, runs, train, epochs or reweight", p.Kind)
+		errs.Add("kind", "is %q, want pets, runs, train, epochs or reweight", p.Kind)
 	}
-	if s.Kind == LossReward && p.Kind != "epochs" {
-		bad("population.kind", "a %s study needs an epochs population", LossReward)
-	}
-	if (s.Kind == Reweight) != (p.Kind == "reweight") {
-		bad("population.kind", "a %s study and a reweight population go together", Reweight)
-	}
-	e := s.Evaluation
-	if e.Episodes < 1 {
-		bad("evaluation.episodes", "is %d, want at least 1", e.Episodes)
-	}
-	if err := checkPlanner(e.Planner); err != nil {
-		bad("evaluation.planner", "%v", err)
-	}
-	if _, err := planning.ParsePropagation(e.Planner.Propagation); err != nil {
-		bad("evaluation.planner.propagation", "%v", err)
-	}
-	if e.Resamples < 0 || !(e.Level > 0 && e.Level < 1) {
-		bad("evaluation", "resamples %d and level %g: want resamples ≥ 0 and 0 < level < 1", e.Resamples, e.Level)
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("invalid study spec:\n%w", err)
-	}
-	return nil
+	return errs.Err()
 }
 
-func checkPlanner(c planning.Config) error {
-	if !slices.Contains([]string{"cem", "icem", "mppi", "random"}, c.Optimizer) {
-		return fmt.Errorf("optimizer %q, want cem, icem, mppi or random", c.Optimizer)
+// Validate reports every out-of-range setting of e by its YAML name.
+func (e EvalSpec) Validate() error {
+	var errs fields.Errors
+	if e.Episodes < 1 {
+		errs.Add("episodes", "is %d, want at least 1", e.Episodes)
 	}
-	if c.Horizon < 1 || c.Population < 1 || c.ReplanEvery < 1 || c.ReplanEvery > c.Horizon {
-		return fmt.Errorf("horizon %d, population %d, replan_every %d: want positive values, replan_every ≤ horizon", c.Horizon, c.Population, c.ReplanEvery)
+	errs.Nest("planner", e.Planner.Validate())
+	if e.Resamples < 0 {
+		errs.Add("resamples", "is %d, want 0 (no intervals) or more", e.Resamples)
 	}
-	if (c.Optimizer == "cem" || c.Optimizer == "icem") && (c.Elites < 1 || c.Elites > c.Population || c.Iterations < 1) {
-		return fmt.Errorf("elites %d and iterations %d for a population of %d", c.Elites, c.Iterations, c.Population)
+	if !(e.Level > 0 && e.Level < 1) {
+		errs.Add("level", "is %g, want it in (0, 1)", e.Level)
 	}
-	if c.Particles < 1 {
-		return fmt.Errorf("particles %d, want at least 1", c.Particles)
-	}
-	return nil
+	return errs.Err()
 }
 
 func validName(s string) bool {
@@ -310,7 +328,8 @@ var Presets = []string{"fast", "paper"}
 //   - paper: the paper's sizes (for cartpole: 50 PETS runs of 20 trials,
 //     10 episodes per model, the 7⁵ grid), for a cluster.
 func Preset(name, kind, task string) (Spec, error) {
-	expertPlanner := planning.Config{Optimizer: "cem", Horizon: 25, Population: 400, Elites: 40, Iterations: 5, Alpha: 0.1, MinVariance: 0.001, Particles: 1, Propagation: "ts-inf", ReplanEvery: 1}
+	expertPlanner := planning.DefaultConfig()
+	expertPlanner.Particles = 1 // the simulator is deterministic
 	s := Spec{Kind: kind, Task: task, Seed: 1,
 		Datasets: []DatasetSpec{
 			{Name: "expert", Kind: "expert", Episodes: 10, Threshold: expertThreshold(task), Planner: expertPlanner},
@@ -331,10 +350,10 @@ func Preset(name, kind, task string) (Spec, error) {
 		s.Datasets[1] = DatasetSpec{Name: "pool", Kind: "uniform", Samples: 1_000_000}
 		s.Population = PopulationSpec{Kind: "reweight", Pool: "pool", Expert: "expert",
 			Sizes: []int{10, 30, 100, 300, 1000, 3000, 10000}, Bounds: []float64{0.25, 0.5, 1, 2, 4}, Weighting: "exponential",
-			Seeds: 3, Steps: 2000, Model: petsCfg.Model, Train: pets.TrainConfig{Epochs: 5, BatchSize: 32, LR: 1e-3}}
+			Seeds: 3, Steps: 2000, Model: petsCfg.Model, Train: dynamics.TrainConfig{Epochs: 5, BatchSize: 32, LR: 1e-3}}
 	default:
 		s.Population = PopulationSpec{Kind: "epochs", Dataset: "expert", Epochs: 200, Every: 10,
-			Model: petsCfg.Model, Train: pets.TrainConfig{BatchSize: 32, LR: 1e-3}}
+			Model: petsCfg.Model, Train: dynamics.TrainConfig{BatchSize: 32, LR: 1e-3}}
 	}
 	switch name {
 	case "paper":

@@ -9,7 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mismatch-rl/mismatch/dynamics"
 	_ "github.com/mismatch-rl/mismatch/env/classic"
+	"github.com/mismatch-rl/mismatch/nn"
 	"github.com/mismatch-rl/mismatch/pets"
 	"github.com/mismatch-rl/mismatch/planning"
 	"github.com/mismatch-rl/mismatch/report"
@@ -18,10 +20,10 @@ import (
 // tinySpec is a likelihood-vs-reward study on the point mass small enough
 // for a unit test: two PETS runs of three trials, two episodes per model.
 func tinySpec() Spec {
-	planner := planning.Config{Optimizer: "cem", Horizon: 8, Population: 40, Elites: 5, Iterations: 3, Alpha: 0.1, MinVariance: 0.001, Particles: 2, Propagation: "ts-inf", ReplanEvery: 1}
+	planner := planning.Config{Optimizer: planning.MethodCEM, Horizon: 8, Population: 40, Elites: 5, Iterations: 3, Alpha: 0.1, MinVariance: 0.001, Particles: 2, Propagation: planning.TSInf, ReplanEvery: 1}
 	petsCfg := pets.Config{Task: "pointmass", RandomTrials: 1, Trials: 3,
-		Model:   pets.ModelConfig{Class: "PE", Members: 2, Hidden: []int{16}, Activation: "swish"},
-		Train:   pets.TrainConfig{Epochs: 10, BatchSize: 32, LR: 3e-3},
+		Model:   dynamics.Config{Class: dynamics.PE, Members: 2, Hidden: []int{16}, Activation: nn.Swish},
+		Train:   pets.TrainConfig{TrainConfig: dynamics.TrainConfig{Epochs: 10, BatchSize: 32, LR: 3e-3}},
 		Planner: planner}
 	return Spec{Kind: LikelihoodReward, Task: "pointmass", Seed: 3, Threads: 1,
 		Datasets: []DatasetSpec{
@@ -96,6 +98,9 @@ func TestTinyStudyEndToEnd(t *testing.T) {
 	dir2 := t.TempDir()
 	copyTree(t, filepath.Join(dir, "datasets"), filepath.Join(dir2, "datasets"))
 	copyTree(t, filepath.Join(dir, "runs"), filepath.Join(dir2, "runs"))
+	if b, err := os.ReadFile(filepath.Join(dir, SpecFile)); err != nil || os.WriteFile(filepath.Join(dir2, SpecFile), b, 0o644) != nil {
+		t.Fatal("copying the spec:", err)
+	}
 	if err := Prepare(context.Background(), tinySpec(), Options{Dir: dir2}); err != nil {
 		t.Fatal(err)
 	}
@@ -184,8 +189,8 @@ func TestLossRewardStudy(t *testing.T) {
 	s.Kind = LossReward
 	s.Datasets = s.Datasets[2:] // grid and uniform
 	s.Population = PopulationSpec{Kind: "epochs", Dataset: "uniform", Epochs: 9, Every: 3,
-		Model: pets.ModelConfig{Class: "PE", Members: 2, Hidden: []int{16}, Activation: "swish"},
-		Train: pets.TrainConfig{BatchSize: 16, LR: 3e-3}}
+		Model: dynamics.Config{Class: dynamics.PE, Members: 2, Hidden: []int{16}, Activation: nn.Swish},
+		Train: dynamics.TrainConfig{BatchSize: 16, LR: 3e-3}}
 	dir := t.TempDir()
 	res, err := Run(context.Background(), s, Options{Dir: dir})
 	if err != nil {
@@ -212,8 +217,8 @@ func TestReweightStudy(t *testing.T) {
 	s.Datasets = []DatasetSpec{s.Datasets[0], {Name: "pool", Kind: "uniform", Samples: 3000}}
 	s.Population = PopulationSpec{Kind: "reweight", Pool: "pool", Expert: "expert", Sizes: []int{10, 100}, Bounds: []float64{0.5, 2},
 		Weighting: "exponential", Seeds: 1, Steps: 100,
-		Model: pets.ModelConfig{Class: "PE", Members: 2, Hidden: []int{16}, Activation: "swish"},
-		Train: pets.TrainConfig{Epochs: 5, BatchSize: 16, LR: 3e-3}}
+		Model: dynamics.Config{Class: dynamics.PE, Members: 2, Hidden: []int{16}, Activation: nn.Swish},
+		Train: dynamics.TrainConfig{Epochs: 5, BatchSize: 16, LR: 3e-3}}
 	dir := t.TempDir()
 	res, err := Run(context.Background(), s, Options{Dir: dir})
 	if err != nil {
@@ -280,8 +285,8 @@ func TestShardedPreparation(t *testing.T) {
 func TestTrainPopulation(t *testing.T) {
 	s := tinySpec()
 	s.Datasets = []DatasetSpec{{Name: "uniform", Kind: "uniform", Samples: 400}, {Name: "grid", Kind: "grid", Points: 3}}
-	s.Population = PopulationSpec{Kind: "train", Dataset: "uniform", Classes: []string{"P", "DE"}, Seeds: 2, Budgets: []int{2, 6},
-		Model: pets.ModelConfig{Members: 2, Hidden: []int{16}, Activation: "tanh"}, Train: pets.TrainConfig{BatchSize: 32, LR: 3e-3}}
+	s.Population = PopulationSpec{Kind: "train", Dataset: "uniform", Classes: []dynamics.Class{dynamics.P, dynamics.DE}, Seeds: 2, Budgets: []int{2, 6},
+		Model: dynamics.Config{Class: dynamics.PE, Members: 2, Hidden: []int{16}, Activation: nn.Tanh}, Train: dynamics.TrainConfig{BatchSize: 32, LR: 3e-3}}
 	s.Evaluation.Episodes = 1
 	res, err := Run(context.Background(), s, Options{Dir: t.TempDir()})
 	if err != nil {
@@ -307,5 +312,39 @@ func TestTrainPopulation(t *testing.T) {
 	}
 	if !groups["all"] || !groups["P"] || !groups["DE"] {
 		t.Fatalf("correlation groups %v", groups)
+	}
+}
+
+// TestSpecsOfEarlierVersionLoad: spec.yaml files written before the
+// configuration types were shared (testdata/v0: the fast presets as the
+// version of 2026-11-25 resolved them) still load, validate, and count as
+// the same study as today's presets.
+func TestSpecsOfEarlierVersionLoad(t *testing.T) {
+	for _, tc := range []struct{ file, kind, task string }{
+		{"likelihood-reward.yaml", LikelihoodReward, "pointmass"},
+		{"reweight.yaml", Reweight, "pointmass"},
+		{"loss-reward.yaml", LossReward, "cartpole-swingup"},
+	} {
+		raw, err := os.ReadFile(filepath.Join("testdata", "v0", tc.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, SpecFile), raw, 0o644)
+		old, err := LoadSpec(dir)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.file, err)
+		}
+		now, err := Preset("fast", tc.kind, tc.task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(old.canonical(), now.canonical()) {
+			t.Fatalf("%s: the earlier spec differs from today's preset:\n%s\ntoday:\n%s", tc.file, old.canonical(), now.canonical())
+		}
+		now.Evaluation.Episodes++
+		if bytes.Equal(old.canonical(), now.canonical()) {
+			t.Fatalf("%s: a changed spec counts as the same", tc.file)
+		}
 	}
 }

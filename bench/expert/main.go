@@ -40,7 +40,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	cfg := planning.Config{Optimizer: "cem", Horizon: *horizon, Population: *pop, Elites: *elites, Iterations: *iters, Alpha: 0.1, MinVariance: 0.001, ReplanEvery: 1}
+	cfg := planning.Config{Optimizer: planning.MethodCEM, Horizon: *horizon, Population: *pop, Elites: *elites, Iterations: *iters, Alpha: 0.1, MinVariance: 0.001, ReplanEvery: 1}
 	var sum float64
 	for ep := 0; ep < *episodes; ep++ {
 		agent, err := planning.NewSimAgent(obj, sim, cfg, uint64(ep))

@@ -10,9 +10,28 @@ import (
 	"github.com/mismatch-rl/mismatch/data"
 	"github.com/mismatch-rl/mismatch/dynamics"
 	"github.com/mismatch-rl/mismatch/env"
+	"github.com/mismatch-rl/mismatch/internal/dirlock"
+	"github.com/mismatch-rl/mismatch/internal/safefile"
 	"github.com/mismatch-rl/mismatch/pets"
 	"github.com/mismatch-rl/mismatch/study"
 )
+
+// readTaskData reads an .npz of transitions for the task, refusing data
+// of another width before any work starts.
+func readTaskData(path, flag string, task env.Task) (*data.Buffer, error) {
+	b, err := data.ReadNPZ(path)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("%s: %w", flag, err)}
+	}
+	od, ad := task.ObservationSpace().Dim(), task.ActionSpace().Dim()
+	if b.ObsDim != od || b.ActDim != ad {
+		return nil, badInput("%s %s holds %d-wide observations and %d-wide actions; the model's task %s has %d and %d", flag, path, b.ObsDim, b.ActDim, task.Name(), od, ad)
+	}
+	if b.Len() == 0 {
+		return nil, badInput("%s %s holds no transitions", flag, path)
+	}
+	return b, nil
+}
 
 func attackCommand() *cobra.Command {
 	var model, held, expert, out, file string
@@ -44,7 +63,10 @@ planner (final.*).
 			if err != nil {
 				return usageError{err}
 			}
-			task, _ := env.Lookup(m.Spec().Name())
+			task, err := env.Lookup(m.Spec().Name())
+			if err != nil {
+				return usageError{err}
+			}
 			fastCfg, _ := pets.Preset("fast", task.Name())
 			defCfg, _ := pets.Preset("default", task.Name())
 			c := study.AttackConfig{Start: "lure", Subset: "last", Dims: 100, Directions: "probe", Step: 0.01, Iterations: 20, Seed: 1, Workers: 2,
@@ -52,18 +74,32 @@ planner (final.*).
 			if err := loadConfig(&c, file, kv); err != nil {
 				return err
 			}
-			hb, err := data.ReadNPZ(held)
+			if err := c.Validate(); err != nil {
+				return badInput("invalid attack config:\n%w", err)
+			}
+			hb, err := readTaskData(held, "--data", task)
 			if err != nil {
-				return usageError{err}
+				return err
 			}
 			var eb *data.Buffer
 			if expert != "" {
-				if eb, err = data.ReadNPZ(expert); err != nil {
-					return usageError{err}
+				if eb, err = readTaskData(expert, "--expert", task); err != nil {
+					return err
 				}
 			}
 			if out == "" {
 				out = filepath.Join("runs", "attack")
+			}
+			if err := dirlock.CheckOwned(out, study.AttackFile, "figures"); err != nil {
+				return usageError{err}
+			}
+			lock, err := dirlock.Acquire(out, "attack")
+			if err != nil {
+				return err
+			}
+			defer lock.Release()
+			if err := safefile.Clean(out); err != nil {
+				return err
 			}
 			logf := func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
 			res, err := study.Attack(cmd.Context(), task, m, hb, c, logf)

@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"encoding"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -65,6 +67,15 @@ func loadConfig(dst any, file string, overrides []string) error {
 		if err := override(root.Content[0], dst, key, val); err != nil {
 			return badInput("override %s: %v", key, err)
 		}
+	}
+	var wrong []error
+	checkNumbers(root.Content[0], reflect.TypeOf(dst).Elem(), "", &wrong)
+	if err := errors.Join(wrong...); err != nil {
+		where := "config"
+		if file != "" {
+			where = "config " + file
+		}
+		return badInput("%s:\n%w", where, err)
 	}
 	out, err := yaml.Marshal(&root)
 	if err != nil {
@@ -183,12 +194,22 @@ func override(root *yaml.Node, dst any, key, val string) error {
 			if err := v.Content[0].Decode(probe); err != nil {
 				return fmt.Errorf("%q is not a valid %s", val, field)
 			}
+			forgetLines(v.Content[0])
 			node.Content[j+1] = v.Content[0]
 			return nil
 		}
 		node = node.Content[j+1]
 	}
 	return nil
+}
+
+// forgetLines drops the line numbers of a value parsed from a key=value
+// argument: they would name line 1 of no file.
+func forgetLines(n *yaml.Node) {
+	n.Line, n.Column = 0, 0
+	for _, c := range n.Content {
+		forgetLines(c)
+	}
 }
 
 // element finds a list element by index or by the value of its name key.
@@ -225,21 +246,92 @@ func fieldType(t reflect.Type, path []string) (reflect.Type, error) {
 		if t.Kind() != reflect.Struct {
 			return nil, fmt.Errorf("%s is not a section", p)
 		}
-		found := false
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			name := strings.Split(f.Tag.Get("yaml"), ",")[0]
-			if name == "" {
-				name = strings.ToLower(f.Name)
-			}
-			if name == p {
-				t, found = f.Type, true
-				break
-			}
-		}
-		if !found {
+		f, ok := yamlField(t, p)
+		if !ok {
 			return nil, fmt.Errorf("unknown key %q", p)
 		}
+		t = f.Type
 	}
 	return t, nil
+}
+
+// yamlField finds the field of struct type t that the YAML key name
+// decodes into, looking into inlined structs too.
+func yamlField(t reflect.Type, name string) (reflect.StructField, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("yaml"), ",")
+		if tag[0] == "-" || !f.IsExported() {
+			continue
+		}
+		if slices.Contains(tag[1:], "inline") && f.Type.Kind() == reflect.Struct {
+			if g, ok := yamlField(f.Type, name); ok {
+				return g, true
+			}
+			continue
+		}
+		key := tag[0]
+		if key == "" {
+			key = strings.ToLower(f.Name)
+		}
+		if key == name {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+
+// checkNumbers reports every value of n, a document for type t, that YAML
+// would decode into a number field wrongly: a fraction, an exponent or a
+// null in an integer field (YAML truncates 2.9 and 1e8 into integers
+// without a word), or a null in a float field.
+func checkNumbers(n *yaml.Node, t reflect.Type, path string, errs *[]error) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(textUnmarshaler) {
+		return
+	}
+	at := func(key string) string {
+		if path == "" {
+			return key
+		}
+		return path + "." + key
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if f, ok := yamlField(t, n.Content[i].Value); ok {
+				checkNumbers(n.Content[i+1], f.Type, at(n.Content[i].Value), errs)
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if n.Kind != yaml.SequenceNode {
+			return
+		}
+		for i, e := range n.Content {
+			checkNumbers(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs)
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		if n.Kind == yaml.ScalarNode && n.ShortTag() != "!!int" {
+			*errs = append(*errs, fmt.Errorf("%s: %q is not an integer%s", path, n.Value, lineOf(n)))
+		}
+	case reflect.Float32, reflect.Float64:
+		if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
+			*errs = append(*errs, fmt.Errorf("%s: is empty, want a number%s", path, lineOf(n)))
+		}
+	}
+}
+
+func lineOf(n *yaml.Node) string {
+	if n.Line > 0 {
+		return fmt.Sprintf(" (line %d)", n.Line)
+	}
+	return ""
 }

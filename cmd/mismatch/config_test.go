@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mismatch-rl/mismatch/nn"
 	"github.com/mismatch-rl/mismatch/pets"
 	"github.com/mismatch-rl/mismatch/study"
 )
@@ -32,7 +33,7 @@ func TestLoadConfigLayers(t *testing.T) {
 	// File over preset, overrides over file; untouched fields keep the
 	// preset's values.
 	if c.Seed != 9 || c.Planner.Population != 77 || c.Planner.Horizon != 20 || c.Train.LR != 0.005 ||
-		len(c.Model.Hidden) != 3 || c.Model.Activation != "tanh" || c.Planner.Elites != 15 || c.Train.Epochs != 20 {
+		len(c.Model.Hidden) != 3 || c.Model.Activation != nn.Tanh || c.Planner.Elites != 15 || c.Train.Epochs != 20 {
 		t.Fatalf("resolved config %+v", c)
 	}
 }
@@ -61,6 +62,14 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"", []string{"noequals"}, "want key=value"},
 		{"", []string{"planner=3"}, "not a valid"},
 		{filepath.Join(dir, "missing.yaml"), nil, "no such file"},
+		// YAML truncates fractions and exponents into integers: refused.
+		{"", []string{"seed=2.9"}, `seed: "2.9" is not an integer`},
+		{"", []string{"planner.population=150.7"}, `planner.population: "150.7" is not an integer`},
+		{"", []string{"trials=2.5"}, `trials: "2.5" is not an integer`},
+		{"", []string{"planner.particles=1e8"}, `planner.particles: "1e8" is not an integer`},
+		{"", []string{"model.hidden=[64,64.5]"}, `model.hidden[1]: "64.5" is not an integer`},
+		{write("seed: 2.9\ntrials: 3\nplanner:\n  population: 1.5e2\n"), nil, `planner.population: "1.5e2" is not an integer (line 4)`},
+		{"", []string{"planner.alpha=~"}, `planner.alpha: is empty`},
 	}
 	for _, c := range cases {
 		cfg := preset(t)
@@ -77,17 +86,34 @@ func TestLoadConfigErrors(t *testing.T) {
 	}
 }
 
-func TestTaskFrom(t *testing.T) {
-	if got := taskFrom("", []string{"seed=1", "task=halfcheetah"}); got != "halfcheetah" {
-		t.Fatalf("task from overrides: %q", got)
-	}
+func TestChooseTask(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "c.yaml")
-	os.WriteFile(p, []byte("task: reacher\n"), 0o644)
-	if got := taskFrom(p, nil); got != "reacher" {
-		t.Fatalf("task from file: %q", got)
-	}
-	if got := taskFrom("", nil); got != "cartpole-swingup" {
-		t.Fatalf("default task: %q", got)
+	os.WriteFile(p, []byte("task: pendulum\n"), 0o644)
+	for _, tc := range []struct {
+		flag, file string
+		kv         []string
+		want       string // "" for an error
+	}{
+		{"", "", []string{"seed=1", "task=pointmass"}, "pointmass"},
+		{"", p, nil, "pendulum"},
+		{"", "", nil, "cartpole-swingup"},
+		{"pendulum", "", []string{"task=pendulum"}, "pendulum"},
+		{"pendulum", "", []string{"task=pointmass"}, ""},
+		{"pointmass", p, nil, ""},
+		{"", p, []string{"task=pointmass"}, ""},
+		{"no-such-task", "", nil, ""},
+	} {
+		got, err := chooseTask(tc.flag, tc.file, tc.kv)
+		var ue usageError
+		if tc.want == "" {
+			if err == nil || !errors.As(err, &ue) {
+				t.Errorf("--task %q file %q %v: %q, %v; want a usage error", tc.flag, tc.file, tc.kv, got, err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("--task %q file %q %v: %q, %v; want %q", tc.flag, tc.file, tc.kv, got, err, tc.want)
+		}
 	}
 }
 

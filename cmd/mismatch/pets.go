@@ -36,11 +36,9 @@ finished trial. Ctrl-C stops the run, keeping every finished trial.`,
 					return badInput("argument %q is not key=value", a)
 				}
 			}
-			if task == "" {
-				task = taskFrom(file, kv)
-			}
-			if _, err := env.Lookup(task); err != nil {
-				return usageError{err}
+			task, err := chooseTask(task, file, kv)
+			if err != nil {
+				return err
 			}
 			cfg, err := pets.Preset(preset, task)
 			if err != nil {
@@ -50,7 +48,7 @@ finished trial. Ctrl-C stops the run, keeping every finished trial.`,
 				return err
 			}
 			if err := cfg.Validate(); err != nil {
-				return usageError{err}
+				return badInput("invalid PETS config:\n%w", err)
 			}
 			if printConfig {
 				b, _ := yaml.Marshal(cfg)
@@ -94,12 +92,19 @@ finished trial. Ctrl-C stops the run, keeping every finished trial.`,
 	return cmd
 }
 
-// taskFrom finds the task in overrides or the config file, for choosing
-// the preset's task-specific settings before the rest is applied.
-func taskFrom(file string, kv []string) string {
+// chooseTask returns the task whose preset a run starts from: the --task
+// flag, or else the task a key=value argument or the config file names,
+// or else cartpole-swingup. Two different tasks are bad input, and so is
+// a task that is not registered.
+func chooseTask(flag, file string, kv []string) (string, error) {
+	type source struct{ where, task string }
+	var named []source
+	if flag != "" {
+		named = append(named, source{"--task", flag})
+	}
 	for _, a := range kv {
 		if v, ok := strings.CutPrefix(a, "task="); ok {
-			return v
+			named = append(named, source{"task=" + v, v})
 		}
 	}
 	if file != "" {
@@ -107,10 +112,21 @@ func taskFrom(file string, kv []string) string {
 			Task string `yaml:"task"`
 		}
 		if raw, err := os.ReadFile(file); err == nil && yaml.Unmarshal(raw, &c) == nil && c.Task != "" {
-			return c.Task
+			named = append(named, source{"task in " + file, c.Task})
 		}
 	}
-	return "cartpole-swingup"
+	task := "cartpole-swingup"
+	for i, n := range named {
+		if i == 0 {
+			task = n.task
+		} else if n.task != task {
+			return "", badInput("two tasks: %s names %q, %s names %q; give one", named[0].where, task, n.where, n.task)
+		}
+	}
+	if _, err := env.Lookup(task); err != nil {
+		return "", usageError{err}
+	}
+	return task, nil
 }
 
 func countMPC(rows []pets.Trial) int {

@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/mismatch-rl/mismatch/env"
 	"github.com/mismatch-rl/mismatch/study"
 )
 
@@ -47,12 +46,9 @@ func (f *studyFlags) spec(kv []string) (study.Spec, error) {
 			return study.Spec{}, badInput("argument %q is not key=value", a)
 		}
 	}
-	task := f.task
-	if task == "" {
-		task = taskFrom(f.file, kv)
-	}
-	if _, err := env.Lookup(task); err != nil {
-		return study.Spec{}, usageError{err}
+	task, err := chooseTask(f.task, f.file, kv)
+	if err != nil {
+		return study.Spec{}, err
 	}
 	s, err := study.Preset(f.preset, f.kind, task)
 	if err != nil {
@@ -62,7 +58,7 @@ func (f *studyFlags) spec(kv []string) (study.Spec, error) {
 		return s, err
 	}
 	if err := s.Validate(); err != nil {
-		return s, usageError{err}
+		return s, badInput("invalid study spec:\n%w", err)
 	}
 	return s, nil
 }

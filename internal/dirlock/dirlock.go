@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/mismatch-rl/mismatch/internal/safefile"
 )
 
 // Lock is a held lock.
@@ -51,4 +54,38 @@ func (l *Lock) Release() {
 		l.f.Close()
 		l.f = nil
 	}
+}
+
+// CheckOwned refuses a directory that holds files of someone else's: it
+// accepts a directory that does not exist, one that holds marker (a file
+// this tool writes into every directory of the kind), and one that holds
+// only lock files, temporary files of interrupted writes and empty
+// directories named in scaffold (what an interrupted start leaves). Anything else is a user's directory, which a
+// run must not write into.
+func CheckOwned(dir, marker string, scaffold ...string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name() == marker {
+			return nil
+		}
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if (strings.HasPrefix(name, ".") && strings.HasSuffix(name, ".lock") || safefile.IsTemp(name)) && e.Type().IsRegular() {
+			continue // a lock, or a temporary file of an interrupted write
+		}
+		if e.IsDir() && slices.Contains(scaffold, name) {
+			if sub, err := os.ReadDir(filepath.Join(dir, name)); err == nil && len(sub) == 0 {
+				continue
+			}
+		}
+		return fmt.Errorf("%s is not empty and holds no %s, so it is not a directory this tool made (it holds %s); choose a new or empty directory", dir, marker, name)
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package dirlock
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -43,5 +44,39 @@ func TestSecondProcessIsRefused(t *testing.T) {
 		t.Fatal(err)
 	} else {
 		l3.Release()
+	}
+}
+
+func TestCheckOwned(t *testing.T) {
+	root := t.TempDir()
+	mk := func(name string, files ...string) string {
+		d := filepath.Join(root, name)
+		os.MkdirAll(d, 0o755)
+		for _, f := range files {
+			if strings.HasSuffix(f, "/") {
+				os.MkdirAll(filepath.Join(d, f), 0o755)
+			} else {
+				os.MkdirAll(filepath.Dir(filepath.Join(d, f)), 0o755)
+				os.WriteFile(filepath.Join(d, f), []byte("x"), 0o644)
+			}
+		}
+		return d
+	}
+	for _, tc := range []struct {
+		dir string
+		ok  bool
+	}{
+		{filepath.Join(root, "absent"), true},
+		{mk("empty"), true},
+		{mk("ours", "config.yaml", "report.html"), true},
+		{mk("started", ".pets.lock", "models/"), true},
+		{mk("user", "report.html"), false},
+		{mk("user-models", "models/m.bin"), false},
+		{mk("user-dir", "notes/"), false},
+	} {
+		err := CheckOwned(tc.dir, "config.yaml", "models")
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: %v, want ok=%t", tc.dir, err, tc.ok)
+		}
 	}
 }
