@@ -134,3 +134,9 @@ func (b *Buffer) Validate() error {
 	}
 	return nil
 }
+
+// TransitionBytes is the memory a Buffer takes per transition of
+// obsDim-wide observations and actDim-wide actions.
+func TransitionBytes(obsDim, actDim int) float64 {
+	return float64(4*(2*obsDim+actDim+1) + 2)
+}

@@ -1,6 +1,7 @@
 package data
 
 import (
+	"context"
 	"fmt"
 	"math"
 
@@ -9,19 +10,29 @@ import (
 )
 
 // Policy chooses an action for an observation, writing it into act.
-type Policy func(act, obs []float32) error
+// Cancelling ctx stops it with ctx's error.
+type Policy func(ctx context.Context, act, obs []float32) error
 
 // RunEpisode runs one episode of e from Reset(seed) with the policy,
 // appending its transitions to buf (if not nil), and returns its return.
-func RunEpisode(e env.Env, policy Policy, seed uint64, buf *Buffer) (float64, error) {
+// onStep, if not nil, is called after every step with the steps taken and
+// the return so far. Cancelling ctx stops it between steps (and the
+// policy within one) with ctx's error.
+func RunEpisode(ctx context.Context, e env.Env, policy Policy, seed uint64, buf *Buffer, onStep func(step int, ret float64)) (float64, error) {
 	obs, err := e.Reset(seed)
 	if err != nil {
 		return 0, err
 	}
 	act := make([]float32, e.Task().ActionSpace().Dim())
 	var ret float64
-	for step := 0; ; step++ {
-		if err := policy(act, obs); err != nil {
+	for step := 1; ; step++ {
+		if err := ctx.Err(); err != nil {
+			return ret, err
+		}
+		if err := policy(ctx, act, obs); err != nil {
+			if ctx.Err() != nil {
+				return ret, ctx.Err()
+			}
 			return ret, fmt.Errorf("policy at step %d: %w", step, err)
 		}
 		next, r, term, trunc, err := e.Step(act)
@@ -32,6 +43,9 @@ func RunEpisode(e env.Env, policy Policy, seed uint64, buf *Buffer) (float64, er
 			buf.Add(obs, act, next, float32(r), term, trunc)
 		}
 		ret += r
+		if onStep != nil {
+			onStep(step, ret)
+		}
 		if term || trunc {
 			return ret, nil
 		}
@@ -42,7 +56,7 @@ func RunEpisode(e env.Env, policy Policy, seed uint64, buf *Buffer) (float64, er
 // RandomPolicy returns a policy of actions drawn uniformly from box.
 func RandomPolicy(box env.Box, seed uint64) Policy {
 	src := rng.New(seed)
-	return func(act, _ []float32) error {
+	return func(_ context.Context, act, _ []float32) error {
 		for i := range act {
 			act[i] = box.Low[i] + (box.High[i]-box.Low[i])*src.Float32()
 		}
@@ -53,6 +67,11 @@ func RandomPolicy(box env.Box, seed uint64) Policy {
 // RandomEpisodes runs episodes of uniformly random actions on the task,
 // episode i from seed+i.
 func RandomEpisodes(task env.Task, episodes int, seed uint64) (*Buffer, error) {
+	return RandomEpisodesContext(context.Background(), task, episodes, seed)
+}
+
+// RandomEpisodesContext is RandomEpisodes, stopped by cancelling ctx.
+func RandomEpisodesContext(ctx context.Context, task env.Task, episodes int, seed uint64) (*Buffer, error) {
 	e, err := task.New()
 	if err != nil {
 		return nil, err
@@ -61,7 +80,7 @@ func RandomEpisodes(task env.Task, episodes int, seed uint64) (*Buffer, error) {
 	buf := NewBuffer(task.ObservationSpace().Dim(), task.ActionSpace().Dim())
 	policy := RandomPolicy(task.ActionSpace(), seed)
 	for i := 0; i < episodes; i++ {
-		if _, err := RunEpisode(e, policy, seed+uint64(i), buf); err != nil {
+		if _, err := RunEpisode(ctx, e, policy, seed+uint64(i), buf, nil); err != nil {
 			return nil, fmt.Errorf("random episode %d: %w", i, err)
 		}
 	}
@@ -114,10 +133,17 @@ func (s *sampler) add(obs, act []float32) error {
 	return nil
 }
 
+// Progress, when not nil, is told how many of a dataset's total
+// transitions a builder has made, every progressEvery of them.
+type Progress func(done, total int)
+
+const progressEvery = 1 << 14
+
 // Uniform samples n transitions with observations drawn uniformly from box
 // and actions uniformly from the task's action space, each stepped once on
 // the simulator. The task's observation must determine its state.
-func Uniform(task env.Task, box env.Box, n int, seed uint64) (*Buffer, error) {
+// Cancelling ctx stops it with ctx's error.
+func Uniform(ctx context.Context, task env.Task, box env.Box, n int, seed uint64, progress Progress) (*Buffer, error) {
 	s, err := newSampler(task, box)
 	if err != nil {
 		return nil, err
@@ -128,6 +154,9 @@ func Uniform(task env.Task, box env.Box, n int, seed uint64) (*Buffer, error) {
 	obs := make([]float32, box.Dim())
 	act := make([]float32, ab.Dim())
 	for i := 0; i < n; i++ {
+		if err := tick(ctx, i, n, progress); err != nil {
+			return nil, err
+		}
 		src.FillUniform(obs, 0, 1)
 		for j := range obs {
 			obs[j] = box.Low[j] + (box.High[j]-box.Low[j])*obs[j]
@@ -145,8 +174,8 @@ func Uniform(task env.Task, box env.Box, n int, seed uint64) (*Buffer, error) {
 // Grid steps the simulator once from every point of a grid of k values per
 // dimension over box and the action space (evenly spaced, ends included;
 // k = 1 takes the middle): k^(obs dim + action dim) transitions, in
-// row-major order of the grid.
-func Grid(task env.Task, box env.Box, k int) (*Buffer, error) {
+// row-major order of the grid. Cancelling ctx stops it with ctx's error.
+func Grid(ctx context.Context, task env.Task, box env.Box, k int, progress Progress) (*Buffer, error) {
 	if k < 1 {
 		return nil, fmt.Errorf("data: grid of %d points per dimension", k)
 	}
@@ -169,6 +198,9 @@ func Grid(task env.Task, box env.Box, k int) (*Buffer, error) {
 	point := make([]float32, dims)
 	idx := make([]int, dims)
 	for n := 0; n < total; n++ {
+		if err := tick(ctx, n, total, progress); err != nil {
+			return nil, err
+		}
 		for j := range point {
 			if k == 1 {
 				point[j] = (lo[j] + hi[j]) / 2
@@ -188,4 +220,16 @@ func Grid(task env.Task, box env.Box, k int) (*Buffer, error) {
 		}
 	}
 	return s.buf, nil
+}
+
+// tick reports progress and checks for cancellation every progressEvery
+// transitions.
+func tick(ctx context.Context, i, n int, progress Progress) error {
+	if i%progressEvery != 0 {
+		return nil
+	}
+	if progress != nil && i > 0 {
+		progress(i, n)
+	}
+	return ctx.Err()
 }

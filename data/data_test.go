@@ -3,10 +3,19 @@ package data
 import (
 	"archive/zip"
 	"bytes"
+	"compress/flate"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
 	"math"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -106,19 +115,107 @@ func TestNumpyReadsOurFiles(t *testing.T) {
 	if err := b.WriteNPZ(p); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(py, "-c", `import sys, numpy as np
+	out, err := exec.Command(py, "-c", `import sys, json, numpy as np
 d = np.load(sys.argv[1])
-print(d["obs"].shape, d["obs"].dtype, d["terminated"].dtype, repr(float(d["reward"].sum())), int(d["truncated"].sum()))`, p).CombinedOutput()
+print(json.dumps({k: {"dtype": str(d[k].dtype), "shape": list(d[k].shape), "values": d[k].ravel().tolist()} for k in d.files}))`, p).CombinedOutput()
 	if err != nil {
 		t.Fatalf("numpy: %v\n%s", err, out)
 	}
-	var sum float32
-	for _, r := range b.Reward {
-		sum += r
+	var got map[string]struct {
+		Dtype  string
+		Shape  []int
+		Values []any
 	}
-	got := strings.TrimSpace(string(out))
-	if !strings.HasPrefix(got, "(600, 3) float32 bool") || !strings.HasSuffix(got, " 3") {
-		t.Fatalf("numpy read %q", got)
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("numpy's output: %v\n%s", err, out)
+	}
+	floats := map[string][]float32{KeyObs: b.Obs, KeyAction: b.Act, KeyNextObs: b.Next, KeyReward: b.Reward}
+	bools := map[string][]bool{KeyTerminated: b.Terminated, KeyTruncated: b.Truncated}
+	if len(got) != len(floats)+len(bools) {
+		t.Fatalf("numpy found arrays %v", slices.Collect(maps.Keys(got)))
+	}
+	for k, want := range floats {
+		a := got[k]
+		if a.Dtype != "float32" || len(a.Values) != len(want) {
+			t.Fatalf("%s: numpy read %s of %d values, want float32 of %d", k, a.Dtype, len(a.Values), len(want))
+		}
+		for i, v := range a.Values {
+			// float32 → Python float is exact, and so is JSON's shortest
+			// float64 form: the values must be equal bit for bit.
+			if f, ok := v.(float64); !ok || float32(f) != want[i] || float64(float32(f)) != f {
+				t.Fatalf("%s[%d]: numpy read %v, we wrote %v", k, i, v, want[i])
+			}
+		}
+	}
+	for k, want := range bools {
+		a := got[k]
+		if a.Dtype != "bool" || len(a.Values) != len(want) || len(a.Shape) != 1 {
+			t.Fatalf("%s: numpy read %s %v", k, a.Dtype, a.Shape)
+		}
+		for i, v := range a.Values {
+			if v != want[i] {
+				t.Fatalf("%s[%d]: numpy read %v, we wrote %v", k, i, v, want[i])
+			}
+		}
+	}
+	if s := got[KeyObs].Shape; len(s) != 2 || s[0] != b.Len() || s[1] != b.ObsDim {
+		t.Fatalf("obs shape %v", s)
+	}
+}
+
+// TestReadRefusesLyingShapesBeforeAllocating: an obs array that declares
+// 10⁸ × 4 floats (1.6 GB) in a file of about 1.5 MB — a zip entry may
+// claim 1100 times its compressed size — beside arrays of 10 rows is
+// refused on its header, without allocating its data.
+func TestReadRefusesLyingShapesBeforeAllocating(t *testing.T) {
+	good := sample(t)
+	raw, err := good.encodeNPZ()
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, _ := zip.NewReader(bytes.NewReader(raw), int64(len(raw)))
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, f := range zr.File {
+		if f.Name == "obs.npy" {
+			continue
+		}
+		rc, _ := f.Open()
+		w, _ := zw.Create(f.Name)
+		io.Copy(w, rc)
+		rc.Close()
+	}
+	const rows, width = 100_000_000, 4
+	head := npyBytes(t, fmt.Sprintf("{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", rows, width), nil)
+	var deflated bytes.Buffer
+	fw, _ := flate.NewWriter(&deflated, flate.BestSpeed)
+	fw.Write(head)
+	noise := make([]byte, 1_500_000) // incompressible, so the entry is large enough to claim 1.6 GB
+	src := rand.New(rand.NewPCG(1, 2))
+	for i := range noise {
+		noise[i] = byte(src.Uint32())
+	}
+	fw.Write(noise)
+	fw.Close()
+	w, err := zw.CreateRaw(&zip.FileHeader{Name: "obs.npy", Method: zip.Deflate, CompressedSize64: uint64(deflated.Len()),
+		UncompressedSize64: uint64(len(head)) + rows*width*4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(deflated.Bytes())
+	zw.Close()
+	p := filepath.Join(t.TempDir(), "lying.npz")
+	os.WriteFile(p, buf.Bytes(), 0o644)
+
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err = ReadNPZ(p)
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "rows") {
+		t.Fatalf("error %v, want the rows that disagree", err)
+	}
+	if a := after.TotalAlloc - before.TotalAlloc; a > 64<<20 {
+		t.Fatalf("allocated %d MB before refusing the file", a>>20)
 	}
 }
 
@@ -243,7 +340,7 @@ func TestEpisodesAndReturns(t *testing.T) {
 
 func TestGridAndUniform(t *testing.T) {
 	box, _ := env.NewBox([]float32{-1, -2}, []float32{1, 2})
-	g, err := Grid(classic.PointMass, box, 3)
+	g, err := Grid(context.Background(), classic.PointMass, box, 3, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +368,7 @@ func TestGridAndUniform(t *testing.T) {
 			t.Fatalf("transition %d reward %g, task says %g", i, g.Reward[i], r[i])
 		}
 	}
-	u, err := Uniform(classic.PointMass, box, 500, 3)
+	u, err := Uniform(context.Background(), classic.PointMass, box, 500, 3, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,12 +380,12 @@ func TestGridAndUniform(t *testing.T) {
 			t.Fatalf("sample %d outside the box", i)
 		}
 	}
-	u2, _ := Uniform(classic.PointMass, box, 500, 3)
+	u2, _ := Uniform(context.Background(), classic.PointMass, box, 500, 3, nil)
 	equalBuffers(t, u, u2)
-	if _, err := Grid(classic.PointMass, env.Uniform(3, -1, 1), 3); err == nil {
+	if _, err := Grid(context.Background(), classic.PointMass, env.Uniform(3, -1, 1), 3, nil); err == nil {
 		t.Fatal("a box of the wrong dimension was accepted")
 	}
-	if _, err := Uniform(classic.PointMass, env.Unbounded(2), 5, 1); err == nil {
+	if _, err := Uniform(context.Background(), classic.PointMass, env.Unbounded(2), 5, 1, nil); err == nil {
 		t.Fatal("an unbounded box was accepted")
 	}
 }

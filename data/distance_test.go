@@ -1,6 +1,7 @@
 package data
 
 import (
+	"context"
 	"math"
 	"testing"
 
@@ -10,7 +11,7 @@ import (
 )
 
 func TestDistancesAgainstBruteForce(t *testing.T) {
-	pool, err := Uniform(classic.CartPole, classic.CartPole.(env.Coverer).CoverageBox(), 5000, 1)
+	pool, err := Uniform(context.Background(), classic.CartPole, classic.CartPole.(env.Coverer).CoverageBox(), 5000, 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mismatch-rl/mismatch/internal/memory"
 	"github.com/mismatch-rl/mismatch/internal/safefile"
 )
 
@@ -167,56 +168,66 @@ func readNPZ(r io.ReaderAt, size int64) (*Buffer, error) {
 			return nil, fmt.Errorf("missing array %q (has %s)", k, strings.Join(keys, ", "))
 		}
 	}
-	obs, err := readArray(files[KeyObs], size, 2, kindFloat)
-	if err != nil {
-		return nil, err
-	}
-	n, od := obs.shape[0], obs.shape[1]
-	act, err := readArray(files[KeyAction], size, 2, kindFloat)
-	if err != nil {
-		return nil, err
-	}
-	next, err := readArray(files[KeyNextObs], size, 2, kindFloat)
-	if err != nil {
-		return nil, err
-	}
-	rew, err := readArray(files[KeyReward], size, 1, kindFloat)
-	if err != nil {
-		return nil, err
-	}
-	var term, trunc *array
+	var flags []string
 	switch {
 	case files[KeyTerminated] != nil:
-		if term, err = readArray(files[KeyTerminated], size, 1, kindBool); err != nil {
-			return nil, err
-		}
 		if files[KeyTruncated] == nil {
 			return nil, fmt.Errorf("has %q but not %q", KeyTerminated, KeyTruncated)
 		}
-		if trunc, err = readArray(files[KeyTruncated], size, 1, kindBool); err != nil {
-			return nil, err
-		}
+		flags = []string{KeyTerminated, KeyTruncated}
 	case files[keyDone] != nil:
-		if term, err = readArray(files[keyDone], size, 1, kindBool); err != nil {
-			return nil, err
-		}
-		trunc = &array{key: KeyTruncated, shape: []int{n}, bools: make([]bool, n)}
+		flags = []string{keyDone}
 	default:
 		return nil, fmt.Errorf("missing arrays %q and %q (or %q)", KeyTerminated, KeyTruncated, keyDone)
 	}
-	for _, a := range []*array{act, next, rew, term, trunc} {
-		if a.shape[0] != n {
-			return nil, fmt.Errorf("array %q has %d rows, %q has %d", a.key, a.shape[0], KeyObs, n)
+	// Every array's header first: shapes that disagree, or that declare
+	// more than this machine could hold, are refused before any array's
+	// data is allocated.
+	heads := map[string]*npyInfo{}
+	for _, k := range append(need, flags...) {
+		ndim, want := 1, kindBool
+		switch k {
+		case KeyObs, KeyAction, KeyNextObs:
+			ndim, want = 2, kindFloat
+		case KeyReward:
+			want = kindFloat
+		}
+		h, err := headArray(files[k], size, ndim, want)
+		if err != nil {
+			return nil, err
+		}
+		heads[k] = h
+	}
+	n, od, ad := heads[KeyObs].shape[0], heads[KeyObs].shape[1], heads[KeyAction].shape[1]
+	for _, k := range append(need[1:], flags...) {
+		if heads[k].shape[0] != n {
+			return nil, fmt.Errorf("array %q has %d rows, %q has %d", k, heads[k].shape[0], KeyObs, n)
 		}
 	}
-	if next.shape[1] != od {
-		return nil, fmt.Errorf("array %q is %d wide, %q is %d", KeyNextObs, next.shape[1], KeyObs, od)
+	if w := heads[KeyNextObs].shape[1]; w != od {
+		return nil, fmt.Errorf("array %q is %d wide, %q is %d", KeyNextObs, w, KeyObs, od)
 	}
-	b := &Buffer{ObsDim: od, ActDim: act.shape[1], Obs: obs.floats, Act: act.floats, Next: next.floats,
-		Reward: rew.floats, Terminated: term.bools, Truncated: trunc.bools}
-	if n > 0 && (od == 0 || b.ActDim == 0) {
+	if n > 0 && (od == 0 || ad == 0) {
 		return nil, fmt.Errorf("zero-width observations or actions")
 	}
+	if need, have := float64(n)*TransitionBytes(od, ad), memory.Machine(); have > 0 && need > have {
+		return nil, fmt.Errorf("declares %d transitions, which need %s of memory; this machine has %s", n, memory.Format(need), memory.Format(have))
+	}
+	arrays := map[string]*array{}
+	for k, h := range heads {
+		a, err := readArray(files[k], h)
+		if err != nil {
+			return nil, err
+		}
+		arrays[k] = a
+	}
+	term, trunc := arrays[KeyTerminated], arrays[KeyTruncated]
+	if term == nil {
+		term = arrays[keyDone]
+		trunc = &array{key: KeyTruncated, shape: []int{n}, bools: make([]bool, n)}
+	}
+	b := &Buffer{ObsDim: od, ActDim: ad, Obs: arrays[KeyObs].floats, Act: arrays[KeyAction].floats, Next: arrays[KeyNextObs].floats,
+		Reward: arrays[KeyReward].floats, Terminated: term.bools, Truncated: trunc.bools}
 	if err := b.Validate(); err != nil {
 		return nil, err
 	}
@@ -240,21 +251,50 @@ type array struct {
 // maxHeader bounds .npy header lengths; numpy's are well under 1 KB.
 const maxHeader = 1 << 16
 
-func readArray(f *zip.File, fileSize int64, ndim int, want kind) (*array, error) {
+// npyInfo is what an .npy header says of its data.
+type npyInfo struct {
+	key   string
+	shape []int
+	item  uint64 // bytes per element
+	kind  kind
+	count uint64 // elements
+	skip  uint64 // bytes before the data
+}
+
+// headArray reads and checks an array's header, not its data.
+func headArray(f *zip.File, fileSize int64, ndim int, want kind) (*npyInfo, error) {
 	key := strings.TrimSuffix(f.Name, ".npy")
-	a, err := readNPY(f, fileSize, key, ndim, want)
+	rc, err := f.Open()
 	if err != nil {
 		return nil, fmt.Errorf("array %q: %w", key, err)
+	}
+	defer rc.Close()
+	h, err := headNPY(rc, f, fileSize, ndim, want)
+	if err != nil {
+		return nil, fmt.Errorf("array %q: %w", key, err)
+	}
+	h.key = key
+	return h, nil
+}
+
+// readArray reads the data of an array whose header h was checked.
+func readArray(f *zip.File, h *npyInfo) (*array, error) {
+	rc, err := f.Open()
+	if err != nil {
+		return nil, fmt.Errorf("array %q: %w", h.key, err)
+	}
+	defer rc.Close()
+	if _, err := io.CopyN(io.Discard, rc, int64(h.skip)); err != nil {
+		return nil, fmt.Errorf("array %q: %w", h.key, err)
+	}
+	a, err := readData(rc, h)
+	if err != nil {
+		return nil, fmt.Errorf("array %q: %w", h.key, err)
 	}
 	return a, nil
 }
 
-func readNPY(f *zip.File, fileSize int64, key string, ndim int, want kind) (*array, error) {
-	rc, err := f.Open()
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
+func headNPY(rc io.Reader, f *zip.File, fileSize int64, ndim int, want kind) (*npyInfo, error) {
 	// The entry's declared size bounds every allocation below. It is
 	// itself bounded by the file: deflate expands at most 1032 times, and
 	// a lying entry fails on the short read of its data.
@@ -302,22 +342,21 @@ func readNPY(f *zip.File, fileSize int64, key string, ndim int, want kind) (*arr
 	if len(h.shape) != ndim {
 		return nil, fmt.Errorf("has %d dimensions %v, want %d", len(h.shape), h.shape, ndim)
 	}
-	var item uint64
-	var k kind
+	info := &npyInfo{shape: h.shape, skip: hoff + hlen}
 	switch h.descr {
 	case "<f4":
-		item, k = 4, kindFloat
+		info.item, info.kind = 4, kindFloat
 	case "<f8":
-		item, k = 8, kindFloat
+		info.item, info.kind = 8, kindFloat
 	case "|b1", "<b1", "b1", "?":
-		item, k = 1, kindBool
+		info.item, info.kind = 1, kindBool
 	default:
 		return nil, fmt.Errorf("has dtype %q, want %s", h.descr, map[kind]string{kindFloat: "float32 or float64 ('<f4', '<f8')", kindBool: "bool ('|b1')"}[want])
 	}
-	if k != want {
+	if info.kind != want {
 		return nil, fmt.Errorf("has dtype %q, want %s", h.descr, map[kind]string{kindFloat: "float32 or float64", kindBool: "bool"}[want])
 	}
-	count, limit := uint64(1), size/item
+	count, limit := uint64(1), size/info.item
 	for _, d := range h.shape {
 		if d < 0 {
 			return nil, fmt.Errorf("negative dimension in shape %v", h.shape)
@@ -328,32 +367,46 @@ func readNPY(f *zip.File, fileSize int64, key string, ndim int, want kind) (*arr
 		}
 		count *= uint64(d)
 	}
-	if count*item != size-hoff-hlen {
-		return nil, fmt.Errorf("shape %v of %s needs %d bytes of data, the array holds %d", h.shape, h.descr, count*item, size-hoff-hlen)
+	if count*info.item != size-hoff-hlen {
+		return nil, fmt.Errorf("shape %v of %s needs %d bytes of data, the array holds %d", h.shape, h.descr, count*info.item, size-hoff-hlen)
 	}
-	raw := make([]byte, count*item)
-	if _, err := io.ReadFull(rc, raw); err != nil {
-		return nil, fmt.Errorf("truncated data: %w", err)
+	info.count = count
+	return info, nil
+}
+
+// readData reads an array's elements in blocks, converting as it goes, so
+// that only the result is held whole.
+func readData(rc io.Reader, h *npyInfo) (*array, error) {
+	a := &array{key: h.key, shape: h.shape}
+	if h.kind == kindBool {
+		a.bools = make([]bool, h.count)
+	} else {
+		a.floats = make([]float32, h.count)
 	}
-	a := &array{key: key, shape: h.shape}
-	switch {
-	case k == kindBool:
-		a.bools = make([]bool, count)
-		for i, v := range raw {
-			if v > 1 {
-				return nil, fmt.Errorf("bool element %d holds %d", i, v)
+	var block [1 << 16]byte
+	per := uint64(len(block)) / h.item
+	for i := uint64(0); i < h.count; i += per {
+		k := min(per, h.count-i)
+		raw := block[:k*h.item]
+		if _, err := io.ReadFull(rc, raw); err != nil {
+			return nil, fmt.Errorf("truncated data: %w", err)
+		}
+		switch {
+		case h.kind == kindBool:
+			for j, v := range raw {
+				if v > 1 {
+					return nil, fmt.Errorf("bool element %d holds %d", i+uint64(j), v)
+				}
+				a.bools[i+uint64(j)] = v == 1
 			}
-			a.bools[i] = v == 1
-		}
-	case item == 4:
-		a.floats = make([]float32, count)
-		for i := range a.floats {
-			a.floats[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-		}
-	default:
-		a.floats = make([]float32, count)
-		for i := range a.floats {
-			a.floats[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:])))
+		case h.item == 4:
+			for j := range k {
+				a.floats[i+j] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*j:]))
+			}
+		default:
+			for j := range k {
+				a.floats[i+j] = float32(math.Float64frombits(binary.LittleEndian.Uint64(raw[8*j:])))
+			}
 		}
 	}
 	return a, nil

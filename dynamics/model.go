@@ -156,19 +156,6 @@ func (c Config) Validate() error {
 	return errs.Err()
 }
 
-// Params is the number of weights and biases of a model of c whose network
-// takes in inputs and gives out outputs per member.
-func (c Config) Params(in, out int) int64 {
-	var n int64
-	prev := int64(in)
-	for _, h := range c.Hidden {
-		n += prev*int64(h) + int64(h)
-		prev = int64(h)
-	}
-	n += prev*int64(out) + int64(out)
-	return n * int64(max(c.Members, 1))
-}
-
 func (c Config) decay() []float32 {
 	d := make([]float32, len(c.Hidden)+1)
 	switch len(c.WeightDecay) {

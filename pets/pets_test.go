@@ -48,7 +48,7 @@ func TestPETSBeatsRandomOnPointMass(t *testing.T) {
 	e, _ := classic.PointMass.New()
 	var random float64
 	for i := uint64(0); i < 40; i++ {
-		r, err := data.RunEpisode(e, data.RandomPolicy(classic.PointMass.ActionSpace(), 100+i), i, nil)
+		r, err := data.RunEpisode(context.Background(), e, data.RandomPolicy(classic.PointMass.ActionSpace(), 100+i), i, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

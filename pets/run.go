@@ -121,7 +121,7 @@ func Run(ctx context.Context, cfg Config, opt Options) ([]Trial, error) {
 			trial := i + 1 - cfg.RandomTrials
 			n0 := buf.Len()
 			policy := data.RandomPolicy(task.ActionSpace(), seed.Child(uint64(1000+i)).Uint64())
-			r, err := data.RunEpisode(e, policy, episodeSeed(cfg.Seed, trial), buf)
+			r, err := data.RunEpisode(ctx, e, policy, episodeSeed(cfg.Seed, trial), buf, nil)
 			if err != nil {
 				return rows, fmt.Errorf("random trial %d: %w", trial, err)
 			}
@@ -196,9 +196,10 @@ func Run(ctx context.Context, cfg Config, opt Options) ([]Trial, error) {
 			return rows, err
 		}
 		episode := data.NewBuffer(buf.ObsDim, buf.ActDim)
-		reward, n, err := runEpisode(ctx, e, agent.Agent, episodeSeed(cfg.Seed, trial), episode, func(step int, r float64) {
+		reward, err := data.RunEpisode(ctx, e, agent.Act, episodeSeed(cfg.Seed, trial), episode, func(step int, r float64) {
 			progress(Event{Phase: "step", Trial: trial, Trials: cfg.Trials, Step: step, Steps: steps, Reward: r})
 		})
+		n := episode.Len()
 		agent.Close()
 		if err != nil {
 			return rows, fmt.Errorf("trial %d: %w", trial, err)
@@ -252,36 +253,6 @@ func lastTrial(rows []Trial) int {
 		return 0
 	}
 	return max(rows[len(rows)-1].Trial, 0)
-}
-
-// runEpisode runs one MPC episode, checking ctx between steps.
-func runEpisode(ctx context.Context, e env.Env, agent *planning.Agent, seed uint64, buf *data.Buffer, onStep func(int, float64)) (float64, int, error) {
-	obs, err := e.Reset(seed)
-	if err != nil {
-		return 0, 0, err
-	}
-	agent.Reset()
-	act := make([]float32, e.Task().ActionSpace().Dim())
-	var total float64
-	for step := 1; ; step++ {
-		if err := ctx.Err(); err != nil {
-			return total, step - 1, err
-		}
-		if err := agent.Act(act, obs); err != nil {
-			return total, step - 1, fmt.Errorf("planning step %d: %w", step, err)
-		}
-		next, r, term, trunc, err := e.Step(act)
-		if err != nil {
-			return total, step - 1, err
-		}
-		buf.Add(obs, act, next, float32(r), term, trunc)
-		total += r
-		onStep(step, total)
-		if term || trunc {
-			return total, step, nil
-		}
-		obs = next
-	}
 }
 
 // save writes the data, then the table that vouches for it.

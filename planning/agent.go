@@ -1,6 +1,7 @@
 package planning
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -58,7 +59,8 @@ func (a *Agent) Reset() {
 func (a *Agent) Plan() []float32 { return a.plan }
 
 // Act writes the action for obs into act; its signature is data.Policy's.
-func (a *Agent) Act(act, obs []float32) error {
+// Cancelling ctx stops the planning with ctx's error.
+func (a *Agent) Act(ctx context.Context, act, obs []float32) error {
 	d := a.b.dim()
 	if len(act) != d {
 		return fmt.Errorf("planning: action buffer of %d, want %d", len(act), d)
@@ -78,7 +80,7 @@ func (a *Agent) Act(act, obs []float32) error {
 			}
 		}
 		t := time.Now()
-		if err := a.opt.Optimize(a.plan, a.obj, a.plan); err != nil {
+		if err := a.opt.Optimize(ctx, a.plan, a.obj, a.plan); err != nil {
 			return err
 		}
 		a.PlanTime += time.Since(t)

@@ -1,6 +1,7 @@
 package planning
 
 import (
+	"context"
 	"fmt"
 	"math"
 
@@ -71,7 +72,7 @@ func (c *CEM) Horizon() int { return c.cfg.Horizon }
 func (c *CEM) Reset() {}
 
 // Optimize runs CEM from the mean init.
-func (c *CEM) Optimize(plan []float32, obj Objective, init []float32) error {
+func (c *CEM) Optimize(ctx context.Context, plan []float32, obj Objective, init []float32) error {
 	n := c.cfg.Horizon * c.b.dim()
 	if err := checkPlan(plan, init, n); err != nil {
 		return err
@@ -103,7 +104,7 @@ func (c *CEM) Optimize(plan []float32, obj Objective, init []float32) error {
 		}
 		// Rounding can put a sample a hair outside the box.
 		c.b.clip(c.samples)
-		if err := obj(c.returns, c.samples, P); err != nil {
+		if err := obj(ctx, c.returns, c.samples, P); err != nil {
 			return err
 		}
 		sanitize(c.returns)

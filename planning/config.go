@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/mismatch-rl/mismatch/dynamics"
+	"github.com/mismatch-rl/mismatch/env"
 	"github.com/mismatch-rl/mismatch/internal/fields"
 )
 
@@ -193,3 +195,34 @@ func checkAlpha(errs *fields.Errors, alpha float64) {
 }
 
 func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+
+// Bytes estimates the memory an agent of c holds when it plans through a
+// model of mc for task: the sampled sequences, the model rollouts'
+// particle states and the model's inputs and outputs for every particle.
+func (c Config) Bytes(task env.Task, mc dynamics.Config) float64 {
+	od, ad := float64(task.ObservationSpace().Dim()), float64(task.ActionSpace().Dim())
+	rows := float64(c.Population) * float64(c.Particles)
+	if c.Propagation == Expectation {
+		rows = float64(c.Population) * float64(max(mc.Members, 1))
+	}
+	// Per particle row: state, input and next state, action, reward,
+	// flags, return and permutation.
+	rollout := rows * (4*(3*od+ad+1) + 19)
+	predict := mc.PredictBytes(task, 1) * rows
+	return c.sequenceBytes(ad) + rollout + predict
+}
+
+// SimBytes estimates the memory an agent of c holds when it plans on the
+// true simulator: the sampled sequences (the simulator's copies are a
+// task's own).
+func (c Config) SimBytes(task env.Task) float64 {
+	return c.sequenceBytes(float64(task.ActionSpace().Dim()))
+}
+
+func (c Config) sequenceBytes(ad float64) float64 {
+	pop := float64(c.Population)
+	if c.Optimizer == MethodICEM {
+		pop += 2*float64(c.Elites) + 1
+	}
+	return pop*float64(c.Horizon)*ad*4 + pop*24
+}

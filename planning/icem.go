@@ -1,6 +1,7 @@
 package planning
 
 import (
+	"context"
 	"fmt"
 	"math"
 
@@ -93,7 +94,7 @@ func (c *ICEM) keepCount() int {
 }
 
 // Optimize runs iCEM from the mean init.
-func (c *ICEM) Optimize(plan []float32, obj Objective, init []float32) error {
+func (c *ICEM) Optimize(ctx context.Context, plan []float32, obj Objective, init []float32) error {
 	d := c.b.dim()
 	H := c.cfg.Horizon
 	n := H * d
@@ -139,7 +140,7 @@ func (c *ICEM) Optimize(plan []float32, obj Objective, init []float32) error {
 			total++
 		}
 		rets := c.returns[:total]
-		if err := obj(rets, c.samples[:total*n], total); err != nil {
+		if err := obj(ctx, rets, c.samples[:total*n], total); err != nil {
 			return err
 		}
 		sanitize(rets)

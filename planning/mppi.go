@@ -1,6 +1,7 @@
 package planning
 
 import (
+	"context"
 	"fmt"
 	"math"
 
@@ -73,7 +74,7 @@ func (m *MPPI) Horizon() int { return m.cfg.Horizon }
 func (m *MPPI) Reset() {}
 
 // Optimize runs MPPI from the mean init.
-func (m *MPPI) Optimize(plan []float32, obj Objective, init []float32) error {
+func (m *MPPI) Optimize(ctx context.Context, plan []float32, obj Objective, init []float32) error {
 	d := m.b.dim()
 	n := m.cfg.Horizon * d
 	if err := checkPlan(plan, init, n); err != nil {
@@ -97,7 +98,7 @@ func (m *MPPI) Optimize(plan []float32, obj Objective, init []float32) error {
 			}
 		}
 		m.b.clip(m.samples)
-		if err := obj(m.returns, m.samples, P); err != nil {
+		if err := obj(ctx, m.returns, m.samples, P); err != nil {
 			return err
 		}
 		sanitize(m.returns)

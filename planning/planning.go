@@ -8,6 +8,7 @@ package planning
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -19,14 +20,16 @@ import (
 // Objective scores n action sequences: seqs holds them one after another,
 // each horizon×actDim, and the objective writes each one's return (higher
 // is better) into returns. A sequence that cannot be scored gets −Inf.
-type Objective func(returns []float64, seqs []float32, n int) error
+// Cancelling ctx stops it with ctx's error.
+type Objective func(ctx context.Context, returns []float64, seqs []float32, n int) error
 
 // Optimizer searches for the action sequence of highest return.
 type Optimizer interface {
 	// Optimize writes into plan the best sequence found, starting the
 	// search from init (the previous plan shifted, at the MPC agent's
 	// call); plan and init are horizon×actDim and may be the same slice.
-	Optimize(plan []float32, obj Objective, init []float32) error
+	// Cancelling ctx stops the search with ctx's error.
+	Optimize(ctx context.Context, plan []float32, obj Objective, init []float32) error
 	// Reset forgets what the optimiser keeps between calls.
 	Reset()
 	// Horizon is the length of the sequences, in steps.

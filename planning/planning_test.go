@@ -17,7 +17,7 @@ import (
 // quadratic is a concave return with its maximum, 0, at target.
 func quadratic(target []float32) Objective {
 	n := len(target)
-	return func(returns []float64, seqs []float32, k int) error {
+	return func(_ context.Context, returns []float64, seqs []float32, k int) error {
 		for s := 0; s < k; s++ {
 			var r float64
 			for i, v := range seqs[s*n : (s+1)*n] {
@@ -44,7 +44,7 @@ func target(h, d int) ([]float32, Bounds) {
 
 func score(obj Objective, seq []float32) float64 {
 	r := make([]float64, 1)
-	obj(r, seq, 1)
+	obj(context.Background(), r, seq, 1)
 	return r[0]
 }
 
@@ -62,7 +62,7 @@ func TestOptimizersFindKnownOptimum(t *testing.T) {
 	}
 	for name, opt := range map[string]Optimizer{"cem": cem, "icem": icem} {
 		plan := make([]float32, h*d)
-		if err := opt.Optimize(plan, obj, make([]float32, h*d)); err != nil {
+		if err := opt.Optimize(context.Background(), plan, obj, make([]float32, h*d)); err != nil {
 			t.Fatal(err)
 		}
 		worst := 0.0
@@ -81,7 +81,7 @@ func TestOptimizersFindKnownOptimum(t *testing.T) {
 	}
 	start := make([]float32, h*d)
 	plan := make([]float32, h*d)
-	if err := mppi.Optimize(plan, obj, start); err != nil {
+	if err := mppi.Optimize(context.Background(), plan, obj, start); err != nil {
 		t.Fatal(err)
 	}
 	before, after := score(obj, start), score(obj, plan)
@@ -90,7 +90,7 @@ func TestOptimizersFindKnownOptimum(t *testing.T) {
 		t.Fatalf("MPPI's return went from %.3f to %.3f, want it at least halved in magnitude", before, after)
 	}
 	rs, _ := NewRandomShooting(h, 200, b, 4)
-	if err := rs.Optimize(plan, obj, start); err != nil {
+	if err := rs.Optimize(context.Background(), plan, obj, start); err != nil {
 		t.Fatal(err)
 	}
 	if score(obj, plan) < before {
@@ -102,14 +102,14 @@ func TestSamplesStayInBoundsAndSmallVariance(t *testing.T) {
 	const h = 5
 	b := Bounds{Low: []float32{-1}, High: []float32{3}}
 	seen := 0
-	check := func(returns []float64, seqs []float32, n int) error {
+	check := func(ctx context.Context, returns []float64, seqs []float32, n int) error {
 		for _, v := range seqs[:n*h] {
 			if v < -1 || v > 3 {
 				t.Fatalf("sample %v outside [−1, 3]", v)
 			}
 		}
 		seen += n
-		return quadratic([]float32{3, 3, -1, -1, 0})(returns, seqs, n)
+		return quadratic([]float32{3, 3, -1, -1, 0})(ctx, returns, seqs, n)
 	}
 	for name, mk := range map[string]func() (Optimizer, error){
 		"cem": func() (Optimizer, error) {
@@ -129,7 +129,7 @@ func TestSamplesStayInBoundsAndSmallVariance(t *testing.T) {
 		}
 		seen = 0
 		plan := make([]float32, h)
-		if err := opt.Optimize(plan, check, make([]float32, h)); err != nil {
+		if err := opt.Optimize(context.Background(), plan, check, make([]float32, h)); err != nil {
 			t.Fatal(name, err)
 		}
 		if name == "cem" && seen >= 20*50 {
@@ -143,7 +143,7 @@ func TestBrokenSequencesRankLast(t *testing.T) {
 	b := Bounds{Low: []float32{-1}, High: []float32{1}}
 	// Sequences starting above 0.5 "diverge"; the rest score −(a−0.9)²,
 	// so the valid optimum sits at the edge of the broken region.
-	obj := func(returns []float64, seqs []float32, n int) error {
+	obj := func(_ context.Context, returns []float64, seqs []float32, n int) error {
 		for s := 0; s < n; s++ {
 			switch {
 			case seqs[s*h] > 0.5:
@@ -162,19 +162,19 @@ func TestBrokenSequencesRankLast(t *testing.T) {
 	}
 	cem, _ := NewCEM(CEMConfig{Horizon: h, Population: 200, Elites: 20, Iterations: 10, Alpha: 0.1}, b, 9)
 	plan := make([]float32, h)
-	if err := cem.Optimize(plan, obj, plan); err != nil {
+	if err := cem.Optimize(context.Background(), plan, obj, plan); err != nil {
 		t.Fatal(err)
 	}
 	if plan[0] > 0.45 {
 		t.Fatalf("the plan starts at %g, inside the broken region", plan[0])
 	}
-	allNaN := func(returns []float64, _ []float32, n int) error {
+	allNaN := func(_ context.Context, returns []float64, _ []float32, n int) error {
 		for i := range returns[:n] {
 			returns[i] = math.NaN()
 		}
 		return nil
 	}
-	if err := cem.Optimize(plan, allNaN, plan); err == nil || !strings.Contains(err.Error(), "diverged") {
+	if err := cem.Optimize(context.Background(), plan, allNaN, plan); err == nil || !strings.Contains(err.Error(), "diverged") {
 		t.Fatalf("all-NaN returns: %v", err)
 	}
 }
@@ -257,7 +257,7 @@ func TestModelRolloutsMatchManualRollout(t *testing.T) {
 		}
 		o.SetStart(start)
 		got := make([]float64, n)
-		if err := o.Evaluate(got, seqs, n); err != nil {
+		if err := o.Evaluate(context.Background(), got, seqs, n); err != nil {
 			t.Fatal(err)
 		}
 		o.Close()
@@ -284,7 +284,7 @@ func TestDivergingModelScoresMinusInf(t *testing.T) {
 	defer o.Close()
 	o.SetStart([]float32{0, 0})
 	ret := make([]float64, 10)
-	if err := o.Evaluate(ret, make([]float32, 40), 10); err != nil {
+	if err := o.Evaluate(context.Background(), ret, make([]float32, 40), 10); err != nil {
 		t.Fatal(err)
 	}
 	for s, r := range ret {
@@ -310,7 +310,7 @@ func TestSimObjectiveMatchesStepping(t *testing.T) {
 	seqs := make([]float32, n*h)
 	rng.New(7).FillUniform(seqs, -1, 1)
 	got := make([]float64, n)
-	if err := o.Evaluate(got, seqs, n); err != nil {
+	if err := o.Evaluate(context.Background(), got, seqs, n); err != nil {
 		t.Fatal(err)
 	}
 	st := sim.State()
@@ -353,13 +353,13 @@ func TestExpertOnPointMass(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	expert, err := data.RunEpisode(sim, agent.Act, 0, nil)
+	expert, err := data.RunEpisode(context.Background(), sim, agent.Act, 0, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var random float64
 	for i := uint64(0); i < 5; i++ {
-		r, _ := data.RunEpisode(sim, data.RandomPolicy(task.ActionSpace(), i), i, nil)
+		r, _ := data.RunEpisode(context.Background(), sim, data.RandomPolicy(task.ActionSpace(), i), i, nil, nil)
 		random += r / 5
 	}
 	t.Logf("expert %.2f, random %.2f", expert, random)
@@ -381,7 +381,7 @@ func TestAgentShiftsPlan(t *testing.T) {
 	}
 	act := make([]float32, 1)
 	for i := 0; i < 4; i++ {
-		a.Act(act, nil)
+		a.Act(context.Background(), act, nil)
 		if want := float32(0.1 * float64(i%2+1)); math.Abs(float64(act[0]-want)) > 1e-6 {
 			t.Fatalf("step %d executed %v, want %v", i, act[0], want)
 		}
@@ -402,7 +402,7 @@ type recordingOptimizer struct {
 	starts *[][]float32
 }
 
-func (r *recordingOptimizer) Optimize(plan []float32, _ Objective, init []float32) error {
+func (r *recordingOptimizer) Optimize(_ context.Context, plan []float32, _ Objective, init []float32) error {
 	*r.starts = append(*r.starts, append([]float32(nil), init...))
 	for i := range plan {
 		plan[i] = 0.1 * float32(i+1)
@@ -452,8 +452,8 @@ func TestModelRolloutsDoNotAllocate(t *testing.T) {
 	const n = 64
 	seqs := make([]float32, n*10)
 	ret := make([]float64, n)
-	o.Evaluate(ret, seqs, n)
-	if a := testing.AllocsPerRun(10, func() { o.Evaluate(ret, seqs, n) }); a != 0 {
+	o.Evaluate(context.Background(), ret, seqs, n)
+	if a := testing.AllocsPerRun(10, func() { o.Evaluate(context.Background(), ret, seqs, n) }); a != 0 {
 		t.Fatalf("Evaluate allocated %.1f times per call", a)
 	}
 }

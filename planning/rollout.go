@@ -1,6 +1,7 @@
 package planning
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strings"
@@ -144,7 +145,7 @@ func grow[T any](s []T, n int) []T {
 }
 
 // Evaluate is the objective: it scores n sequences of horizon×actDim.
-func (o *ModelObjective) Evaluate(returns []float64, seqs []float32, n int) error {
+func (o *ModelObjective) Evaluate(ctx context.Context, returns []float64, seqs []float32, n int) error {
 	od, ad := o.model.ObsDim(), o.model.ActDim()
 	H := o.horizon
 	if len(returns) < n || len(seqs) < n*H*ad {
@@ -202,7 +203,13 @@ func (o *ModelObjective) Evaluate(returns []float64, seqs []float32, n int) erro
 	if o.prop == TSInf || o.prop == TS1 {
 		sample = o.src
 	}
+	cancel := ctx.Done()
 	for t := 0; t < H; t++ {
+		select {
+		case <-cancel:
+			return ctx.Err()
+		default:
+		}
 		if o.prop == TS1 && t > 0 {
 			assign()
 		}

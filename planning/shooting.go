@@ -1,6 +1,7 @@
 package planning
 
 import (
+	"context"
 	"fmt"
 	"math"
 
@@ -48,7 +49,7 @@ func (r *RandomShooting) Reset() {}
 
 // Optimize samples the population once; init is the first sample, so a
 // good previous plan is never lost.
-func (r *RandomShooting) Optimize(plan []float32, obj Objective, init []float32) error {
+func (r *RandomShooting) Optimize(ctx context.Context, plan []float32, obj Objective, init []float32) error {
 	n := r.horizon * r.b.dim()
 	if err := checkPlan(plan, init, n); err != nil {
 		return err
@@ -60,7 +61,7 @@ func (r *RandomShooting) Optimize(plan []float32, obj Objective, init []float32)
 		r.samples[i] = r.b.Low[j] + (r.b.High[j]-r.b.Low[j])*r.src.Float32()
 	}
 	r.b.clip(r.samples[:n])
-	if err := obj(r.returns, r.samples, r.pop); err != nil {
+	if err := obj(ctx, r.returns, r.samples, r.pop); err != nil {
 		return err
 	}
 	sanitize(r.returns)

@@ -1,6 +1,7 @@
 package planning
 
 import (
+	"context"
 	"fmt"
 	"math"
 
@@ -26,6 +27,7 @@ type SimObjective struct {
 	// The current call, read by the tasks.
 	returns []float64
 	seqs    []float32
+	cancel  <-chan struct{}
 	run     func(worker, task int)
 }
 
@@ -66,19 +68,25 @@ func (o *SimObjective) Close() {
 func (o *SimObjective) SetStart(st env.State) { o.start = append(o.start[:0], st...) }
 
 // Evaluate is the objective.
-func (o *SimObjective) Evaluate(returns []float64, seqs []float32, n int) error {
+func (o *SimObjective) Evaluate(ctx context.Context, returns []float64, seqs []float32, n int) error {
 	ad := o.task.ActionSpace().Dim()
 	if len(returns) < n || len(seqs) < n*o.horizon*ad {
 		return fmt.Errorf("planning: %d returns and %d actions for %d sequences", len(returns), len(seqs), n)
 	}
-	o.returns, o.seqs = returns, seqs
+	o.returns, o.seqs, o.cancel = returns, seqs, ctx.Done()
 	o.pool.Run(n, o.run)
-	o.returns, o.seqs = nil, nil
-	return nil
+	o.returns, o.seqs, o.cancel = nil, nil, nil
+	return ctx.Err()
 }
 
 func (o *SimObjective) rollout(w, s int) {
 	ad, od, H := o.task.ActionSpace().Dim(), o.task.ObservationSpace().Dim(), o.horizon
+	select {
+	case <-o.cancel:
+		o.returns[s] = math.Inf(-1)
+		return
+	default:
+	}
 	c := o.clones[w]
 	acts := o.seqs[s*H*ad : (s+1)*H*ad]
 	if err := c.SetState(o.start); err != nil {

@@ -737,13 +737,7 @@ func scoreEpisodes(ctx context.Context, task env.Task, m *dynamics.Model, e Eval
 			return
 		}
 		buf := data.NewBuffer(task.ObservationSpace().Dim(), task.ActionSpace().Dim())
-		policy := func(act, obs []float32) error {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			return agent.Act(act, obs)
-		}
-		r, err := data.RunEpisode(worlds[w], policy, episodeSeed(startSeed, ep), buf)
+		r, err := data.RunEpisode(ctx, worlds[w], agent.Act, episodeSeed(startSeed, ep), buf, nil)
 		agent.Close()
 		if err != nil {
 			faults[ep] = fmt.Errorf("episode %d: %w", ep, err)

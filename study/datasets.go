@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/mismatch-rl/mismatch/data"
 	"github.com/mismatch-rl/mismatch/env"
@@ -45,14 +46,23 @@ func buildDataset(ctx context.Context, s Spec, d DatasetSpec, task env.Task, dir
 			}
 		}
 	case "grid", "uniform":
+		t0, last := time.Now(), time.Now()
+		progress := func(done, total int) {
+			if time.Since(last) < 10*time.Second {
+				return
+			}
+			last = time.Now()
+			eta := time.Duration(float64(time.Since(t0)) * float64(total-done) / float64(done))
+			logf("dataset %s: %d of %d transitions (%.0f%%), ETA %s", d.Name, done, total, 100*float64(done)/float64(total), eta.Round(time.Second))
+		}
 		box, berr := datasetBox(d, task)
 		if berr != nil {
 			return berr
 		}
 		if d.Kind == "grid" {
-			buf, err = data.Grid(task, box, d.Points)
+			buf, err = data.Grid(ctx, task, box, d.Points, progress)
 		} else {
-			buf, err = data.Uniform(task, box, d.Samples, rng.New(s.Seed).Child(hash(d.Name)).Uint64())
+			buf, err = data.Uniform(ctx, task, box, d.Samples, rng.New(s.Seed).Child(hash(d.Name)).Uint64(), progress)
 		}
 	case "file":
 		buf, err = data.ReadNPZ(d.Path)
@@ -107,13 +117,7 @@ func buildExpert(ctx context.Context, s Spec, d DatasetSpec, task env.Task, dir 
 			return err
 		}
 		ep := data.NewBuffer(kept.ObsDim, kept.ActDim)
-		policy := func(act, obs []float32) error {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			return agent.Act(act, obs)
-		}
-		r, err := data.RunEpisode(sim, policy, seeds.Child(uint64(2*try+1)).Uint64(), ep)
+		r, err := data.RunEpisode(ctx, sim, agent.Act, seeds.Child(uint64(2*try+1)).Uint64(), ep, nil)
 		if err != nil {
 			return fmt.Errorf("expert episode %d: %w", try, err)
 		}

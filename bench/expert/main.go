@@ -6,6 +6,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"log"
@@ -40,7 +41,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	cfg := planning.Config{Optimizer: planning.MethodCEM, Horizon: *horizon, Population: *pop, Elites: *elites, Iterations: *iters, Alpha: 0.1, MinVariance: 0.001, ReplanEvery: 1}
+	cfg := planning.Config{Optimizer: planning.MethodCEM, Horizon: *horizon, Population: *pop, Elites: *elites, Iterations: *iters, Alpha: 0.1, MinVariance: 0.001, Particles: 1, ReplanEvery: 1}
 	var sum float64
 	for ep := 0; ep < *episodes; ep++ {
 		agent, err := planning.NewSimAgent(obj, sim, cfg, uint64(ep))
@@ -48,7 +49,7 @@ func main() {
 			log.Fatal(err)
 		}
 		t0 := time.Now()
-		r, err := data.RunEpisode(sim, agent.Act, uint64(100+ep), nil)
+		r, err := data.RunEpisode(context.Background(), sim, agent.Act, uint64(100+ep), nil, nil)
 		if err != nil {
 			log.Fatal(err)
 		}

@@ -35,6 +35,7 @@ func readTaskData(path, flag string, task env.Task) (*data.Buffer, error) {
 
 func attackCommand() *cobra.Command {
 	var model, held, expert, out, file string
+	var mem memoryFlag
 	cmd := &cobra.Command{
 		Use:   "attack --model M.safetensors --data HELD.npz [key=value ...]",
 		Short: "Search for a model as likely as a good one that controls worse (the paper's adversarial search)",
@@ -74,11 +75,11 @@ planner (final.*).
 			if err := loadConfig(&c, file, kv); err != nil {
 				return err
 			}
-			if err := c.Validate(); err != nil {
-				return badInput("invalid attack config:\n%w", err)
-			}
 			hb, err := readTaskData(held, "--data", task)
 			if err != nil {
+				return err
+			}
+			if err := mem.check(attackMemory(c, m, task, float64(hb.Len()))); err != nil {
 				return err
 			}
 			var eb *data.Buffer
@@ -120,5 +121,6 @@ planner (final.*).
 	f.StringVar(&expert, "expert", "", "an expert trajectory (.npz) to draw beside the models'")
 	f.StringVar(&out, "out", "", "output directory (default runs/attack)")
 	f.StringVar(&file, "config", "", "YAML attack config")
+	mem.register(f)
 	return cmd
 }

@@ -26,7 +26,8 @@ func badInput(format string, args ...any) error { return usageError{fmt.Errorf(f
 // loadConfig fills dst, a pointer to a config struct already holding the
 // defaults, from a YAML file (optional) and key=value overrides applied
 // after it. Unknown keys and values of the wrong type are errors naming the
-// key (and the file's line).
+// key (and the file's line). If dst has a Validate method, its findings are
+// reported with the rest: every bad field at once.
 func loadConfig(dst any, file string, overrides []string) error {
 	var root yaml.Node
 	def, err := yaml.Marshal(dst)
@@ -70,13 +71,6 @@ func loadConfig(dst any, file string, overrides []string) error {
 	}
 	var wrong []error
 	checkNumbers(root.Content[0], reflect.TypeOf(dst).Elem(), "", &wrong)
-	if err := errors.Join(wrong...); err != nil {
-		where := "config"
-		if file != "" {
-			where = "config " + file
-		}
-		return badInput("%s:\n%w", where, err)
-	}
 	out, err := yaml.Marshal(&root)
 	if err != nil {
 		return err
@@ -85,6 +79,18 @@ func loadConfig(dst any, file string, overrides []string) error {
 	dec.KnownFields(true)
 	if err := dec.Decode(dst); err != nil {
 		return badInput("config: %v", err)
+	}
+	// Every bad field at once: numbers YAML would have truncated, then
+	// what the configuration's own checks find.
+	if v, ok := dst.(interface{ Validate() error }); ok {
+		wrong = append(wrong, v.Validate())
+	}
+	if err := errors.Join(wrong...); err != nil {
+		where := "invalid config"
+		if file != "" {
+			where += " (" + file + " and the arguments)"
+		}
+		return badInput("%s:\n%w", where, err)
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 func petsCommand() *cobra.Command {
 	var preset, task, file, out string
 	var printConfig bool
+	var mem memoryFlag
 	cmd := &cobra.Command{
 		Use:   "pets [key=value ...]",
 		Short: "Run PETS: random trials, then train a model and run MPC each trial",
@@ -47,12 +48,13 @@ finished trial. Ctrl-C stops the run, keeping every finished trial.`,
 			if err := loadConfig(&cfg, file, kv); err != nil {
 				return err
 			}
-			if err := cfg.Validate(); err != nil {
-				return badInput("invalid PETS config:\n%w", err)
-			}
 			if printConfig {
 				b, _ := yaml.Marshal(cfg)
 				_, err := cmd.OutOrStdout().Write(b)
+				return err
+			}
+			t, _ := env.Lookup(task)
+			if err := mem.check(petsMemory(cfg, t, "")); err != nil {
 				return err
 			}
 			if out == "" {
@@ -89,6 +91,7 @@ finished trial. Ctrl-C stops the run, keeping every finished trial.`,
 	f.StringVar(&file, "config", "", "YAML config file, applied over the preset")
 	f.StringVar(&out, "out", "", "run directory (default runs/pets-TASK-PRESET-seedN)")
 	f.BoolVar(&printConfig, "print-config", false, "print the resolved config and exit")
+	mem.register(f)
 	return cmd
 }
 

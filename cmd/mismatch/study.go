@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/mismatch-rl/mismatch/env"
 	"github.com/mismatch-rl/mismatch/study"
 )
 
@@ -38,6 +40,20 @@ type studyFlags struct {
 	preset, kind, task, file, out, shard string
 	workers                              int
 	print                                bool
+	mem                                  memoryFlag
+}
+
+// checkMemory refuses a spec whose estimated memory exceeds the limit.
+func (f *studyFlags) checkMemory(s study.Spec) error {
+	task, err := env.Lookup(s.Task)
+	if err != nil {
+		return usageError{err}
+	}
+	workers := f.workers
+	if workers < 1 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	return f.mem.check(studyMemory(s, task, workers))
 }
 
 func (f *studyFlags) spec(kv []string) (study.Spec, error) {
@@ -56,9 +72,6 @@ func (f *studyFlags) spec(kv []string) (study.Spec, error) {
 	}
 	if err := loadConfig(&s, f.file, kv); err != nil {
 		return s, err
-	}
-	if err := s.Validate(); err != nil {
-		return s, badInput("invalid study spec:\n%w", err)
 	}
 	return s, nil
 }
@@ -125,6 +138,13 @@ func studyRunCommand(prepareOnly bool) *cobra.Command {
 				if _, err := os.Stat(filepath.Join(f.out, study.PopulationFile)); err != nil {
 					return usageError{fmt.Errorf("%s is not prepared: run mismatch study prepare with --out %s first", f.out, f.out)}
 				}
+				s, err := study.LoadSpec(f.out)
+				if err != nil {
+					return usageError{err}
+				}
+				if err := f.checkMemory(s); err != nil {
+					return err
+				}
 				logf("shard %d of %d in %s", shard, shards, f.out)
 				return study.RunCells(ctx, opt)
 			}
@@ -140,6 +160,9 @@ func studyRunCommand(prepareOnly bool) *cobra.Command {
 			if f.print {
 				b, _ := yaml.Marshal(s)
 				_, err := cmd.OutOrStdout().Write(b)
+				return err
+			}
+			if err := f.checkMemory(s); err != nil {
 				return err
 			}
 			t0 := time.Now()
@@ -166,6 +189,7 @@ func studyRunCommand(prepareOnly bool) *cobra.Command {
 	fl.StringVar(&f.out, "out", "", "study directory (default runs/study-KIND-PRESET)")
 	fl.IntVar(&f.workers, "workers", 0, "cells evaluated at once (default one per CPU)")
 	fl.BoolVar(&f.print, "print-spec", false, "print the resolved spec and exit")
+	f.mem.register(fl)
 	if prepareOnly {
 		fl.StringVar(&f.shard, "shard", "", "run only shard i of N of the population's PETS runs: i/N, or auto/N (Slurm array or Kubernetes Indexed Job index); then prepare once more without it")
 	} else {
