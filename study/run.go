@@ -16,6 +16,7 @@ import (
 
 	"github.com/mismatch-rl/mismatch/env"
 	"github.com/mismatch-rl/mismatch/internal/dirlock"
+	"github.com/mismatch-rl/mismatch/internal/parallel"
 	"github.com/mismatch-rl/mismatch/internal/safefile"
 	"github.com/mismatch-rl/mismatch/pets"
 )
@@ -292,45 +293,36 @@ func RunCells(ctx context.Context, o Options) error {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	o.logf("evaluating %d cells on %d workers", len(todo), workers)
-	jobs := make(chan Member)
+	pool := parallel.New(workers)
+	defer pool.Close()
 	var mu sync.Mutex
 	var firstErr error
 	done := 0
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for m := range jobs {
-				c, err := ev.evaluate(ctx, m)
-				if err == nil {
-					err = writeCell(o.Dir, c)
-				}
-				mu.Lock()
-				if err != nil && firstErr == nil {
-					firstErr = fmt.Errorf("cell %s: %w", m.ID, err)
-				}
-				if err == nil {
-					done++
-					if o.Progress != nil {
-						o.Progress(done, len(todo), c)
-					}
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	for _, m := range todo {
+	pool.Run(len(todo), func(_, i int) {
 		mu.Lock()
 		stop := firstErr != nil
 		mu.Unlock()
 		if stop || ctx.Err() != nil {
-			break
+			return
 		}
-		jobs <- m
-	}
-	close(jobs)
-	wg.Wait()
+		m := todo[i]
+		c, err := ev.evaluate(ctx, m)
+		if err == nil {
+			err = writeCell(o.Dir, c)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("cell %s: %w", m.ID, err)
+			}
+			return
+		}
+		done++
+		if o.Progress != nil {
+			o.Progress(done, len(todo), c)
+		}
+	})
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}

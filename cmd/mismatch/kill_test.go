@@ -2,15 +2,22 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mismatch-rl/mismatch/internal/safefile"
 )
 
 // TestMain lets the test binary run as the mismatch command in child
@@ -30,12 +37,13 @@ func command(args ...string) *exec.Cmd {
 	return cmd
 }
 
-// killLoop starts the command and kills it with SIGKILL after a random
-// delay under maxDelay, kills times over, starting it again after each
-// kill; then it lets a run finish. It returns the number of kills that
-// struck a running process (a run that finished before its kill counts
-// none, and ends the loop).
-func killLoop(t *testing.T, seed uint64, maxDelay time.Duration, kills int, args ...string) int {
+// killLoop starts the command and stops it with sig after a random delay
+// under maxDelay, kills times over, starting it again after each; then it
+// lets a run finish. It returns the number of signals that struck a
+// running process (a run that finished before its signal counts none, and
+// ends the loop). A process stopped by SIGTERM must exit with status 130
+// within a second, having kept what it finished.
+func killLoop(t *testing.T, seed uint64, maxDelay time.Duration, sig syscall.Signal, kills int, args ...string) int {
 	t.Helper()
 	r := rand.New(rand.NewPCG(seed, 1))
 	struck := 0
@@ -55,15 +63,109 @@ func killLoop(t *testing.T, seed uint64, maxDelay time.Duration, kills int, args
 		select {
 		case err := <-done:
 			if err != nil {
-				t.Fatalf("run failed after %d kills: %v\n%s", struck, err, out.String())
+				t.Fatalf("run failed after %d signals: %v\n%s", struck, err, out.String())
 			}
 			return struck
 		case <-timeout:
-			cmd.Process.Signal(syscall.SIGKILL)
-			<-done
+			t0 := time.Now()
+			cmd.Process.Signal(sig)
+			err := <-done
 			struck++
+			if sig == syscall.SIGKILL {
+				continue
+			}
+			if took := time.Since(t0); took > time.Second {
+				t.Fatalf("%v took %s to stop the run\n%s", sig, took, out.String())
+			}
+			var ee *exec.ExitError
+			if err != nil && (!errors.As(err, &ee) || ee.ExitCode() != 130 && !killedAtStart(ee, sig)) {
+				t.Fatalf("stopped by %v: %v, want exit status 130\n%s", sig, err, out.String())
+			}
 		}
 	}
+}
+
+// killedAtStart reports whether the process died of sig itself: a signal
+// that arrives while the Go runtime starts, before the command installs
+// its handler, takes its default action.
+func killedAtStart(ee *exec.ExitError, sig syscall.Signal) bool {
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == sig
+}
+
+// sameDirs fails unless got holds the files want holds, with the same
+// contents, timing fields aside (columns of CSV tables and the seconds of
+// cells), leaving out lock files and the figures and pages made from the
+// tables; and no temporary file of an interrupted write is left in got.
+func sameDirs(t *testing.T, want, got string) {
+	t.Helper()
+	timing := []string{"train_s", "plan_s", "plan_ms_per_step", "seconds"}
+	list := func(root string) map[string]string {
+		files := map[string]string{}
+		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			rel, _ := filepath.Rel(root, p)
+			name := d.Name()
+			switch {
+			case safefile.IsTemp(name):
+				t.Errorf("temporary file %s left in %s", rel, root)
+			case strings.HasSuffix(name, ".lock"):
+			default:
+				files[rel] = p
+			}
+			return nil
+		})
+		return files
+	}
+	w, g := list(want), list(got)
+	for rel := range w {
+		if _, ok := g[rel]; !ok {
+			t.Errorf("%s is missing", rel)
+		}
+	}
+	for rel, p := range g {
+		q, ok := w[rel]
+		if !ok {
+			t.Errorf("%s is extra", rel)
+			continue
+		}
+		switch ext := filepath.Ext(rel); {
+		case ext == ".html" || ext == ".png" || ext == ".svg":
+		case ext == ".csv":
+			if a, b := stable(t, q, timing...), stable(t, p, timing...); a != b {
+				t.Errorf("%s differs:\n%s\nuninterrupted:\n%s", rel, b, a)
+			}
+		case strings.HasPrefix(rel, "cells"+string(filepath.Separator)):
+			if a, b := withoutSeconds(t, q), withoutSeconds(t, p); a != b {
+				t.Errorf("%s differs:\n%s\nuninterrupted:\n%s", rel, b, a)
+			}
+		default:
+			a, _ := os.ReadFile(q)
+			b, _ := os.ReadFile(p)
+			if !bytes.Equal(a, b) {
+				t.Errorf("%s differs from the uninterrupted run's", rel)
+			}
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
+func withoutSeconds(t *testing.T, path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	delete(m, "seconds")
+	out, _ := json.Marshal(m)
+	return string(out)
 }
 
 // stable drops the wall-time columns, the only ones that may differ.
@@ -77,11 +179,7 @@ func stable(t *testing.T, path string, drop ...string) string {
 	head := strings.Split(lines[0], ",")
 	var keep []int
 	for i, h := range head {
-		skip := false
-		for _, d := range drop {
-			skip = skip || h == d
-		}
-		if !skip {
+		if !slices.Contains(drop, h) {
 			keep = append(keep, i)
 		}
 	}
@@ -90,51 +188,43 @@ func stable(t *testing.T, path string, drop ...string) string {
 		f := strings.Split(l, ",")
 		var k []string
 		for _, i := range keep {
-			k = append(k, f[i])
+			if i < len(f) {
+				k = append(k, f[i])
+			}
 		}
 		out = append(out, strings.Join(k, ","))
 	}
 	return strings.Join(out, "\n")
 }
 
-// TestKilledPETSRunResumesExactly kills a PETS run at random moments and
-// reruns it: the final table equals an uninterrupted run's.
+const petsKillArgs = "pets --task pointmass --preset fast trials=4 model.hidden=[16] train.epochs=8 planner.population=30 planner.particles=2 planner.horizon=8"
+
+// TestKilledPETSRunResumesExactly stops a PETS run at random moments, with
+// SIGKILL and with SIGTERM, and reruns it: the run directory ends as an
+// uninterrupted run's.
 func TestKilledPETSRunResumesExactly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills and reruns processes")
 	}
-	args := "pets --task pointmass --preset fast trials=4 model.hidden=[16] train.epochs=8 planner.population=30 planner.particles=2 planner.horizon=8"
 	ref := t.TempDir()
 	t0 := time.Now()
-	if out, err := command(append(strings.Fields(args), "--out", ref)...).CombinedOutput(); err != nil {
+	if out, err := command(append(strings.Fields(petsKillArgs), "--out", ref)...).CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	full := time.Since(t0)
-	want := stable(t, filepath.Join(ref, "trials.csv"), "train_s", "plan_s", "plan_ms_per_step")
-	wantData, _ := os.ReadFile(filepath.Join(ref, "data.npz"))
 	total := 0
-	for round := uint64(0); round < 3; round++ {
+	for round, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM, syscall.SIGKILL} {
 		killed := t.TempDir()
-		kills := killLoop(t, 10+round, full/4, 8, append(strings.Fields(args), "--out", killed)...)
-		total += kills
-		got := stable(t, filepath.Join(killed, "trials.csv"), "train_s", "plan_s", "plan_ms_per_step")
-		if got != want {
-			t.Fatalf("after %d kills the table differs:\n%s\nuninterrupted:\n%s", kills, got, want)
-		}
-		if b, _ := os.ReadFile(filepath.Join(killed, "data.npz")); !bytes.Equal(b, wantData) {
-			t.Fatal("the data differs from an uninterrupted run's")
-		}
+		total += killLoop(t, 10+uint64(round), full/4, sig, 8, append(strings.Fields(petsKillArgs), "--out", killed)...)
+		sameDirs(t, ref, killed)
 	}
-	t.Logf("%d kills in 3 rounds (an uninterrupted run takes %s)", total, full.Round(time.Millisecond))
+	if total < 10 {
+		t.Fatalf("only %d of the signals struck a running process", total)
+	}
+	t.Logf("%d signals in 3 rounds (an uninterrupted run takes %s)", total, full.Round(time.Millisecond))
 }
 
-// TestKilledStudyResumesExactly does the same for a small study.
-func TestKilledStudyResumesExactly(t *testing.T) {
-	if testing.Short() {
-		t.Skip("kills and reruns processes")
-	}
-	spec := filepath.Join(t.TempDir(), "spec.yaml")
-	os.WriteFile(spec, []byte(`task: pointmass
+const killSpec = `task: pointmass
 datasets:
   - {name: expert, kind: expert, episodes: 1, threshold: -30, planner: {optimizer: cem, horizon: 8, population: 30, elites: 5, iterations: 3, alpha: 0.1, particles: 1, propagation: ts-inf, replan_every: 1}}
   - {name: grid, kind: grid, points: 4}
@@ -145,7 +235,15 @@ population:
 evaluation:
   episodes: 2
   planner: {optimizer: cem, horizon: 8, population: 30, elites: 5, iterations: 3, alpha: 0.1, particles: 2, propagation: ts-inf, replan_every: 1}
-`), 0o644)
+`
+
+// TestKilledStudyResumesExactly does the same for a small study.
+func TestKilledStudyResumesExactly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills and reruns processes")
+	}
+	spec := filepath.Join(t.TempDir(), "spec.yaml")
+	os.WriteFile(spec, []byte(killSpec), 0o644)
 	ref := t.TempDir()
 	args := []string{"study", "run", "--task", "pointmass", "--spec", spec, "--workers", "2"}
 	t0 := time.Now()
@@ -154,17 +252,104 @@ evaluation:
 	}
 	full := time.Since(t0)
 	total := 0
-	for round := uint64(0); round < 3; round++ {
+	for round, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM, syscall.SIGKILL} {
 		killed := t.TempDir()
-		kills := killLoop(t, 20+round, full/4, 8, append(args, "--out", killed)...)
-		total += kills
-		for _, f := range []string{"table.csv", "correlations.csv", "population.csv"} {
-			if got, want := stable(t, filepath.Join(killed, f), "seconds"), stable(t, filepath.Join(ref, f), "seconds"); got != want {
-				t.Fatalf("after %d kills %s differs:\n%s\nuninterrupted:\n%s", kills, f, got, want)
-			}
-		}
+		total += killLoop(t, 20+uint64(round), full/4, sig, 8, append(args, "--out", killed)...)
+		sameDirs(t, ref, killed)
 	}
-	t.Logf("%d kills in 3 rounds (an uninterrupted run takes %s)", total, full.Round(time.Millisecond))
+	if total < 10 {
+		t.Fatalf("only %d of the signals struck a running process", total)
+	}
+	t.Logf("%d signals in 3 rounds (an uninterrupted run takes %s)", total, full.Round(time.Millisecond))
+}
+
+// TestSIGTERMStopsEveryPhase sends SIGTERM during each long phase — random
+// data collection, training, planning, a study's cells — of runs whose
+// phases take many seconds, once the log shows the phase has begun: each
+// must exit within a second with status 130.
+func TestSIGTERMStopsEveryPhase(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs processes")
+	}
+	spec := filepath.Join(t.TempDir(), "spec.yaml")
+	os.WriteFile(spec, []byte(strings.ReplaceAll(killSpec, "evaluation:\n  episodes: 2", "evaluation:\n  episodes: 50")), 0o644)
+	for _, tc := range []struct {
+		phase string
+		args  string
+		after string // the log line that shows the phase has begun
+		until string // and the one that shows it has ended
+		wait  time.Duration
+	}{
+		{"random collection", "pets --task cartpole-swingup --preset fast random_trials=100000", "PETS on", "training", 500 * time.Millisecond},
+		{"training", "pets --task pointmass --preset fast train.epochs=1000000 train.patience=0 train.hold_out=0", "training", "trial 1/5: reward", 300 * time.Millisecond},
+		{"planning", "pets --task pointmass --preset fast train.epochs=1 planner.population=20000 planner.particles=20 planner.elites=100", "training", "trial 1/5: reward", 800 * time.Millisecond},
+		{"study cells", "study run --task pointmass --workers 2 --spec " + spec, "evaluating", "cell 2", 300 * time.Millisecond},
+	} {
+		t.Run(tc.phase, func(t *testing.T) {
+			dir := t.TempDir()
+			cmd := command(append(strings.Fields(tc.args), "--out", dir)...)
+			out := &syncBuffer{}
+			cmd.Stdout, cmd.Stderr = out, out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			deadline := time.Now().Add(60 * time.Second)
+			for !strings.Contains(out.String(), tc.after) {
+				if time.Now().After(deadline) {
+					cmd.Process.Kill()
+					t.Fatalf("no %q in the log after a minute:\n%s", tc.after, out.String())
+				}
+				select {
+				case err := <-done:
+					t.Fatalf("ended before the phase: %v\n%s", err, out.String())
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+			time.Sleep(tc.wait)
+			t0 := time.Now()
+			cmd.Process.Signal(syscall.SIGTERM)
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("still running 10 s after SIGTERM\n%s", out.String())
+			}
+			took := time.Since(t0)
+			if strings.Contains(out.String(), tc.until) {
+				t.Fatalf("the phase had ended (%q) before SIGTERM:\n%s", tc.until, out.String())
+			}
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+				t.Fatalf("exit %v, want status 130\n%s", err, out.String())
+			}
+			if took > time.Second {
+				t.Fatalf("took %s to stop\n%s", took, out.String())
+			}
+			t.Logf("stopped in %s", took.Round(time.Millisecond))
+		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the process's writes and the
+// test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // TestSecondProcessOnADirectoryIsRefused: a run holds its directory.

@@ -7,7 +7,10 @@
 //
 // Configuration is YAML with typed defaults; key=value arguments override
 // any field (for example planner.population=200 or model.hidden=[64,64]).
-// Bad input exits with status 2, an interrupted run with 130.
+//
+// Exit status: 0 done, 1 a failure at run time, 2 bad input (a config, a
+// spec, a file, a flag, settings that need more memory than there is), 130
+// stopped by SIGINT or SIGTERM (every finished trial or cell is kept).
 package main
 
 import (
@@ -25,8 +28,15 @@ import (
 )
 
 func main() {
+	// SIGINT (Ctrl-C) and SIGTERM (what Slurm and Kubernetes send) stop
+	// any phase within a second, keeping what is finished; a second signal
+	// ends the process at once.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	root := &cobra.Command{
 		Use:           "mismatch",
 		Short:         "Model-based RL and objective mismatch",
