@@ -149,7 +149,37 @@ func ReadNPZ(path string) (*Buffer, error) {
 	return b, nil
 }
 
-func readNPZ(r io.ReaderAt, size int64) (*Buffer, error) {
+// NPZShape reads the array headers of an .npz file of transitions, not
+// their data, and returns the number of transitions and the widths of
+// observations and actions, after the checks ReadNPZ makes of the headers.
+func NPZShape(path string) (n, obsDim, actDim int, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	l, err := layout(f, st.Size())
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return l.n, l.od, l.ad, nil
+}
+
+// npzLayout is what an .npz file's array headers declare.
+type npzLayout struct {
+	files     map[string]*zip.File
+	heads     map[string]*npyInfo
+	n, od, ad int
+}
+
+// layout reads and checks every array's header: shapes that disagree, or
+// that declare more than this machine could hold, are refused before any
+// array's data is allocated.
+func layout(r io.ReaderAt, size int64) (*npzLayout, error) {
 	zr, err := zip.NewReader(r, size)
 	if err != nil {
 		return nil, fmt.Errorf("not an .npz (zip) file: %w", err)
@@ -180,9 +210,6 @@ func readNPZ(r io.ReaderAt, size int64) (*Buffer, error) {
 	default:
 		return nil, fmt.Errorf("missing arrays %q and %q (or %q)", KeyTerminated, KeyTruncated, keyDone)
 	}
-	// Every array's header first: shapes that disagree, or that declare
-	// more than this machine could hold, are refused before any array's
-	// data is allocated.
 	heads := map[string]*npyInfo{}
 	for _, k := range append(need, flags...) {
 		ndim, want := 1, kindBool
@@ -213,6 +240,15 @@ func readNPZ(r io.ReaderAt, size int64) (*Buffer, error) {
 	if need, have := float64(n)*TransitionBytes(od, ad), memory.Machine(); have > 0 && need > have {
 		return nil, fmt.Errorf("declares %d transitions, which need %s of memory; this machine has %s", n, memory.Format(need), memory.Format(have))
 	}
+	return &npzLayout{files: files, heads: heads, n: n, od: od, ad: ad}, nil
+}
+
+func readNPZ(r io.ReaderAt, size int64) (*Buffer, error) {
+	l, err := layout(r, size)
+	if err != nil {
+		return nil, err
+	}
+	files, heads, n, od, ad := l.files, l.heads, l.n, l.od, l.ad
 	arrays := map[string]*array{}
 	for k, h := range heads {
 		a, err := readArray(files[k], h)

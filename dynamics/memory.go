@@ -21,8 +21,9 @@ func (c Config) Bytes(spec Spec) float64 {
 
 // TrainingBytes estimates the memory a model of c and its Trainer hold
 // while training with minibatches of batch rows per member: weights,
-// gradients, Adam's two moments and the early-stopping snapshot, and the
-// minibatch's activations.
+// gradients, Adam's two moments and the early-stopping snapshot, the
+// copies a checkpoint and the optimiser's state take while they are
+// written, and the minibatch's activations.
 func (c Config) TrainingBytes(spec Spec, batch int) float64 {
 	in, out := c.widths(spec)
 	var width float64
@@ -30,7 +31,7 @@ func (c Config) TrainingBytes(spec Spec, batch int) float64 {
 		width += float64(h)
 	}
 	acts := 4 * 2 * float64(max(c.Members, 1)) * float64(batch) * (width + float64(in+out))
-	return 5*4*c.paramsF(in, out) + acts
+	return 8*4*c.paramsF(in, out) + acts
 }
 
 // PredictBytes estimates the buffers a Predictor holds to evaluate rows

@@ -32,6 +32,11 @@ const (
 	ModelsDir  = "models"      // trial_NNN.safetensors and .json
 )
 
+// CheckDir refuses a directory a run must not write into: one that holds
+// files but is not a run directory. A directory that does not exist, is
+// empty, or holds a run (to resume) is accepted.
+func CheckDir(dir string) error { return dirlock.CheckOwned(dir, ConfigFile, ModelsDir) }
+
 // Trial is one row of a run's trials table. Trials numbered 0 and below
 // collected random-action data; trials from 1 ran model-predictive control
 // with the model saved as Model.
@@ -85,7 +90,7 @@ func Run(ctx context.Context, cfg Config, opt Options) ([]Trial, error) {
 	if opt.Dir == "" {
 		return nil, errors.New("pets: no run directory")
 	}
-	if err := dirlock.CheckOwned(opt.Dir, ConfigFile, ModelsDir); err != nil {
+	if err := CheckDir(opt.Dir); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Join(opt.Dir, ModelsDir), 0o755); err != nil {
@@ -320,6 +325,9 @@ func ReadTrials(r io.Reader) ([]Trial, error) {
 		if t.Kind != "random" && t.Kind != "mpc" {
 			return nil, fmt.Errorf("row %d: kind %q", i+1, t.Kind)
 		}
+		if t.Model != "" && !filepath.IsLocal(t.Model) {
+			return nil, fmt.Errorf("row %d: model %q lies outside the run directory", i+1, t.Model)
+		}
 		rows = append(rows, t)
 	}
 	return rows, nil
@@ -347,41 +355,60 @@ func resume(dir string, cfg Config, task env.Task) ([]Trial, *data.Buffer, error
 	if !same {
 		return nil, nil, fmt.Errorf("%s holds a run with another config (%s differs); use a new directory", dir, ConfigFile)
 	}
-	f, err := os.Open(filepath.Join(dir, TrialsFile))
-	if errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dir, TrialsFile)); errors.Is(err, os.ErrNotExist) {
 		return nil, nil, nil
 	}
+	rows, buf, err := ReadRun(dir, task)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(rows) == 0 {
+		return nil, nil, nil
+	}
+	if rows[len(rows)-1].Trial < 0 {
+		// Random trials were interrupted: start over.
+		return nil, nil, nil
+	}
+	return rows, buf, nil
+}
+
+// ReadRun reads a run directory's trials table and the transitions it
+// vouches for: a run stopped between writing its data and its table holds
+// more, which belong to no finished trial and are left out. The data must
+// be the task's width. A directory without a trials table gives an error
+// that wraps os.ErrNotExist.
+func ReadRun(dir string, task env.Task) ([]Trial, *data.Buffer, error) {
+	path := filepath.Join(dir, TrialsFile)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer f.Close()
 	rows, err := ReadTrials(f)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", filepath.Join(dir, TrialsFile), err)
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
+	od, ad := task.ObservationSpace().Dim(), task.ActionSpace().Dim()
 	if len(rows) == 0 {
-		return nil, nil, nil
+		return nil, data.NewBuffer(od, ad), nil
 	}
 	buf, err := data.ReadNPZ(filepath.Join(dir, DataFile))
 	if err != nil {
 		return nil, nil, err
 	}
 	n := rows[len(rows)-1].Transitions
-	if buf.Len() < n || buf.ObsDim != task.ObservationSpace().Dim() {
-		return nil, nil, fmt.Errorf("%s has %d transitions, the trials table vouches for %d", DataFile, buf.Len(), n)
+	if buf.ObsDim != od || buf.ActDim != ad {
+		return nil, nil, fmt.Errorf("%s holds %d-wide observations and %d-wide actions; the task %s has %d and %d", filepath.Join(dir, DataFile), buf.ObsDim, buf.ActDim, task.Name(), od, ad)
 	}
-	// Data written after the last finished trial (a kill between the two
-	// writes) is dropped; that trial runs again.
-	idx := make([]int, n)
-	for i := range idx {
-		idx[i] = i
+	if buf.Len() < n {
+		return nil, nil, fmt.Errorf("%s has %d transitions, the trials table vouches for %d", filepath.Join(dir, DataFile), buf.Len(), n)
 	}
 	if buf.Len() > n {
+		idx := make([]int, n)
+		for i := range idx {
+			idx[i] = i
+		}
 		buf = buf.Subset(idx)
-	}
-	if rows[len(rows)-1].Trial < 0 {
-		// Random trials were interrupted: start over.
-		return nil, nil, nil
 	}
 	return rows, buf, nil
 }

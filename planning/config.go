@@ -205,6 +205,7 @@ func (c Config) Bytes(task env.Task, mc dynamics.Config) float64 {
 	if c.Propagation == Expectation {
 		rows = float64(c.Population) * float64(max(mc.Members, 1))
 	}
+	rows = max(rows, float64(mc.Members)) // every member gets a block of rows
 	// Per particle row: state, input and next state, action, reward,
 	// flags, return and permutation.
 	rollout := rows * (4*(3*od+ad+1) + 19)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mismatch-rl/mismatch/data"
 	"github.com/mismatch-rl/mismatch/env"
+	"github.com/mismatch-rl/mismatch/pets"
 	"github.com/mismatch-rl/mismatch/planning"
 	"github.com/mismatch-rl/mismatch/rng"
 )
@@ -35,9 +36,11 @@ func buildDataset(ctx context.Context, s Spec, d DatasetSpec, task env.Task, dir
 	case "expert":
 		return buildExpert(ctx, s, d, task, dir, logf)
 	case "on-policy":
+		// Only what each run's trials table vouches for: a stopped run
+		// may hold the data of a trial it did not finish.
 		buf = data.NewBuffer(task.ObservationSpace().Dim(), task.ActionSpace().Dim())
 		for _, r := range runDirs {
-			b, err := data.ReadNPZ(filepath.Join(r, "data.npz"))
+			_, b, err := pets.ReadRun(r, task)
 			if err != nil {
 				return err
 			}

@@ -45,6 +45,13 @@ func (o Options) logf(format string, args ...any) {
 	}
 }
 
+// CheckDir refuses a directory a study must not write into: one that holds
+// files but is not a study directory. A directory that does not exist, is
+// empty, or holds a study (to resume) is accepted.
+func CheckDir(dir string) error {
+	return dirlock.CheckOwned(dir, SpecFile, "datasets", "cells", "models", "runs")
+}
+
 // Prepare writes the spec and builds the datasets and the population, each
 // step skipped when its output is already there. A directory prepared with
 // another spec is refused.
@@ -56,7 +63,10 @@ func Prepare(ctx context.Context, s Spec, o Options) error {
 	if err != nil {
 		return err
 	}
-	if err := dirlock.CheckOwned(o.Dir, SpecFile, "datasets", "cells", "models", "runs"); err != nil {
+	if err := s.CheckInputs(task); err != nil {
+		return fmt.Errorf("study: %w", err)
+	}
+	if err := CheckDir(o.Dir); err != nil {
 		return err
 	}
 	for _, sub := range []string{"datasets", "cells", "models"} {

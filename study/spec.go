@@ -20,10 +20,15 @@ package study
 import (
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/mismatch-rl/mismatch/data"
 	"github.com/mismatch-rl/mismatch/dynamics"
+	"github.com/mismatch-rl/mismatch/env"
 	"github.com/mismatch-rl/mismatch/internal/fields"
 	"github.com/mismatch-rl/mismatch/pets"
 	"github.com/mismatch-rl/mismatch/planning"
@@ -403,4 +408,62 @@ func expertThreshold(task string) float64 {
 		return 179
 	}
 	return -1e300
+}
+
+// CheckInputs checks what the spec reads from outside the study
+// directory, before any work: every dataset file holds transitions of the
+// task's widths, and every run directory of a runs population is a PETS
+// run of the task, listed once (two paths to one directory count once).
+func (s Spec) CheckInputs(task env.Task) error {
+	var errs fields.Errors
+	od, ad := task.ObservationSpace().Dim(), task.ActionSpace().Dim()
+	for i, d := range s.Datasets {
+		if d.Kind != "file" {
+			continue
+		}
+		n, o, a, err := data.NPZShape(d.Path)
+		switch {
+		case err != nil:
+			errs.Add(fmt.Sprintf("datasets[%d].path", i), "%v", err)
+		case o != od || a != ad:
+			errs.Add(fmt.Sprintf("datasets[%d].path", i), "%s holds %d-wide observations and %d-wide actions; the task %s has %d and %d", d.Path, o, a, task.Name(), od, ad)
+		case n == 0:
+			errs.Add(fmt.Sprintf("datasets[%d].path", i), "%s holds no transitions", d.Path)
+		}
+	}
+	if s.Population.Kind == "runs" {
+		seen := map[string]int{}
+		for i, dir := range s.Population.Dirs {
+			field := fmt.Sprintf("population.dirs[%d]", i)
+			real, err := filepath.EvalSymlinks(dir)
+			if err == nil {
+				real, err = filepath.Abs(real)
+			}
+			if err != nil {
+				errs.Add(field, "%v", err)
+				continue
+			}
+			if j, ok := seen[real]; ok {
+				errs.Add(field, "%s is the run of population.dirs[%d] again (%s)", dir, j, real)
+				continue
+			}
+			seen[real] = i
+			raw, err := os.ReadFile(filepath.Join(dir, pets.ConfigFile))
+			if err != nil {
+				errs.Add(field, "%s is not a PETS run directory: %v", dir, err)
+				continue
+			}
+			var c struct {
+				Task string `yaml:"task"`
+			}
+			if err := yaml.Unmarshal(raw, &c); err != nil || c.Task != task.Name() {
+				errs.Add(field, "%s holds a run of task %q, the study's task is %s", dir, c.Task, task.Name())
+				continue
+			}
+			if _, _, err := pets.ReadRun(dir, task); err != nil {
+				errs.Add(field, "%v", err)
+			}
+		}
+	}
+	return errs.Err()
 }

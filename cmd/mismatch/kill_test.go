@@ -28,7 +28,11 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if fixtureRun != "" {
+		os.RemoveAll(filepath.Dir(fixtureRun))
+	}
+	os.Exit(code)
 }
 
 func command(args ...string) *exec.Cmd {

@@ -60,6 +60,9 @@ finished trial. Ctrl-C stops the run, keeping every finished trial.`,
 			if out == "" {
 				out = filepath.Join("runs", fmt.Sprintf("pets-%s-%s-seed%d", cfg.Task, preset, cfg.Seed))
 			}
+			if err := pets.CheckDir(out); err != nil {
+				return usageError{err}
+			}
 			fmt.Fprintf(os.Stderr, "PETS on %s (%s preset) → %s\n", cfg.Task, preset, out)
 			pr := newProgress(os.Stderr)
 			rows, runErr := pets.Run(cmd.Context(), cfg, pets.Options{Dir: out, Progress: func(e pets.Event) {

@@ -43,11 +43,15 @@ type studyFlags struct {
 	mem                                  memoryFlag
 }
 
-// checkMemory refuses a spec whose estimated memory exceeds the limit.
-func (f *studyFlags) checkMemory(s study.Spec) error {
+// check refuses a spec whose inputs (files, run directories) are bad or
+// whose estimated memory exceeds the limit.
+func (f *studyFlags) check(s study.Spec) error {
 	task, err := env.Lookup(s.Task)
 	if err != nil {
 		return usageError{err}
+	}
+	if err := s.CheckInputs(task); err != nil {
+		return badInput("%v", err)
 	}
 	workers := f.workers
 	if workers < 1 {
@@ -142,7 +146,7 @@ func studyRunCommand(prepareOnly bool) *cobra.Command {
 				if err != nil {
 					return usageError{err}
 				}
-				if err := f.checkMemory(s); err != nil {
+				if err := f.check(s); err != nil {
 					return err
 				}
 				logf("shard %d of %d in %s", shard, shards, f.out)
@@ -162,8 +166,11 @@ func studyRunCommand(prepareOnly bool) *cobra.Command {
 				_, err := cmd.OutOrStdout().Write(b)
 				return err
 			}
-			if err := f.checkMemory(s); err != nil {
+			if err := f.check(s); err != nil {
 				return err
+			}
+			if err := study.CheckDir(f.out); err != nil {
+				return usageError{err}
 			}
 			t0 := time.Now()
 			if prepareOnly {

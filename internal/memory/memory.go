@@ -33,10 +33,15 @@ func (e Estimate) Total() float64 {
 	return t
 }
 
-// Check returns an error naming the largest parts when the total exceeds
-// limit bytes (where names what the limit is).
+// Headroom is how much more than the memory it holds live a Go program
+// takes at its peak: the collector lets the heap grow to twice the live
+// data before it collects (GOGC=100).
+const Headroom = 2
+
+// Check returns an error naming the largest parts when the total, with
+// Headroom, exceeds limit bytes (where names what the limit is).
 func (e Estimate) Check(limit float64, where string) error {
-	total := e.Total()
+	total := e.Total() * Headroom
 	if total <= limit && !math.IsNaN(total) {
 		return nil
 	}
@@ -45,8 +50,8 @@ func (e Estimate) Check(limit float64, where string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "these settings need about %s of memory; %s is %s", Format(total), where, Format(limit))
 	for _, p := range parts {
-		if p.Bytes >= total/100 {
-			fmt.Fprintf(&b, "\n  %s: %s", p.What, Format(p.Bytes))
+		if p.Bytes*Headroom >= total/100 {
+			fmt.Fprintf(&b, "\n  %s: %s", p.What, Format(p.Bytes*Headroom))
 		}
 	}
 	return fmt.Errorf("%s", b.String())

@@ -20,7 +20,7 @@ func TestParse(t *testing.T) {
 }
 
 func TestCheckNamesTheLargestPart(t *testing.T) {
-	e := Estimate{{"model", 1 << 20}, {"planner.population", 30 << 30}, {"data", 2 << 30}}
+	e := Estimate{{"model", 1 << 19}, {"planner.population", 15 << 30}, {"data", 1 << 30}}
 	if err := e.Check(40<<30, "the limit"); err != nil {
 		t.Fatal(err)
 	}
