@@ -15,39 +15,24 @@ import (
 	"github.com/mismatch-rl/mismatch/rng"
 )
 
-// TestAttackLowersRewardKeepingLikelihood: CMA-ES finds a model that earns
-// at least 30% less, within the likelihood allowance.
+// TestAttackLowersRewardKeepingLikelihood: from the refitted start,
+// CMA-ES finds a model whose held-out NLL is no worse than the original's
+// (no tolerance) and that earns far less (−8.4 → about −180 on the noisy
+// point mass; the test asks for 30% less); the adversary saved to disk is
+// that model: re-measured from its file, it has the same NLL and rewards.
 func TestAttackLowersRewardKeepingLikelihood(t *testing.T) {
 	task := classic.PointMass
-	buf, err := data.RandomEpisodes(task, 30, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	held, _ := data.RandomEpisodes(task, 5, 99)
-	m, _ := dynamics.New(task, dynamics.Config{Class: dynamics.P, Members: 1, Hidden: []int{32, 32}, Activation: nn.Swish}, 2)
-	// The point mass is noiseless; a variance floor keeps the model's
-	// likelihood from being so sharp that no weight can move.
-	for d := range m.Head.MinLogVar {
-		m.Head.MinLogVar[d] = -4
-	}
-	tr := dynamics.NewTrainer(m, 1)
-	if _, err := tr.Train(context.Background(), buf, dynamics.TrainConfig{LR: 3e-3, Epochs: 40, BatchSize: 32, Seed: 3}); err != nil {
-		t.Fatal(err)
-	}
-	tr.Close()
+	m, held := trainedPointMass(t, 40)
 	planner := planning.Config{Optimizer: planning.MethodCEM, Horizon: 8, Population: 40, Elites: 5, Iterations: 3, Alpha: 0.1, MinVariance: 0.001, Particles: 2, Propagation: planning.TSInf, ReplanEvery: 1}
-	// The noiseless point mass makes every model's likelihood sharp; a
-	// tolerance of one nat lets the search move (the cartpole benchmark
-	// holds the adversary to no worse at all).
-	cfg := AttackConfig{Subset: "last", Dims: 20, Step: 0.02, Iterations: 15, Seed: 4, Workers: 2, Tolerance: 1,
+	cfg := AttackConfig{Subset: "last", Dims: 20, Step: 0.02, Iterations: 15, Seed: 4, Workers: 2,
 		Search: EvalSpec{Episodes: 1, Planner: planner}, Final: EvalSpec{Episodes: 3, Planner: planner}}
 	res, err := Attack(context.Background(), task, m, held, cfg, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("reward %.2f → %.2f, held-out NLL %.4f → %.4f, %d evaluations", res.Before.RewardMean, res.After.RewardMean, res.Before.NLL, res.After.NLL, res.Evaluations)
-	if res.After.NLL > res.Before.NLL+cfg.Tolerance {
-		t.Fatalf("the adversary's NLL %.5f exceeds the original's %.5f by more than %g", res.After.NLL, res.Before.NLL, cfg.Tolerance)
+	if res.After.NLL > res.Before.NLL {
+		t.Fatalf("the adversary's NLL %.5f is worse than the original's %.5f", res.After.NLL, res.Before.NLL)
 	}
 	// Rewards are negative on the point mass: 30% lower means further
 	// from zero by 30% of the original's magnitude.
@@ -61,14 +46,26 @@ func TestAttackLowersRewardKeepingLikelihood(t *testing.T) {
 		t.Fatalf("convergence %v, %d episodes", res.BestPerIteration, len(res.AdversaryEpisodes))
 	}
 	dir := t.TempDir()
-	if err := WriteAttack(dir, cfg, res, buf, []string{"x", "v"}); err != nil {
+	if err := WriteAttack(dir, cfg, res, held, []string{"x", "v"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := report.CheckOffline(filepath.Join(dir, "report.html"), 5); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dynamics.Load(filepath.Join(dir, "adversary.safetensors"), task); err != nil {
+	saved, err := dynamics.Load(filepath.Join(dir, "adversary.safetensors"), task)
+	if err != nil {
 		t.Fatal(err)
+	}
+	met, err := saved.Evaluate(held, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _, _, err := scoreEpisodes(context.Background(), task, saved, cfg.Final, cfg.Seed^0xf17a1, cfg.Seed^0xf17a1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if met.NLL != res.After.NLL || !slices.Equal(again.Rewards, res.After.Rewards) {
+		t.Fatalf("the saved adversary measures NLL %.6f and rewards %v; the search reported %.6f and %v", met.NLL, again.Rewards, res.After.NLL, res.After.Rewards)
 	}
 }
 
