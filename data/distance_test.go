@@ -70,6 +70,21 @@ func TestWeightFunctions(t *testing.T) {
 			t.Fatalf("%s: weights %g at 0, %g halfway, %g at the edge", k, w0, wm, we)
 		}
 	}
+	// The three shapes, at a quarter and half of the edge, from their
+	// formulas: 1 − x, cos²(πx/2) = (1 + cos πx)/2, and
+	// (e^(−5x) − e^(−5)) / (1 − e^(−5)).
+	for _, x := range []float64{0.25, 0.5} {
+		e5 := math.Exp(-5)
+		for k, want := range map[Weighting]float64{
+			Linear:      1 - x,
+			Cosine:      (1 + math.Cos(math.Pi*x)) / 2,
+			Exponential: (math.Exp(-5*x) - e5) / (1 - e5),
+		} {
+			if got, _ := Weight(k, 1.2*x, 1.2); math.Abs(got-want) > 1e-12 {
+				t.Fatalf("%s at %g of the edge: %.15f, want %.15f", k, x, got, want)
+			}
+		}
+	}
 	if _, err := Weight("triangle", 0, 1); err == nil {
 		t.Fatal("unknown weighting accepted")
 	}
@@ -84,6 +99,27 @@ func TestWeightFunctions(t *testing.T) {
 	}
 	if w[0] != 1 || w[2] != 1 {
 		t.Fatalf("trajectory transitions weigh %v, want 1", w[:5])
+	}
+	// Off the trajectory: the weight of each transition's distance (by
+	// brute force) with the edge at the farthest one, which weighs 0.
+	d := make([]float64, b.Len())
+	if err := Distances(d, b, traj, Scale(b), 1); err != nil {
+		t.Fatal(err)
+	}
+	edge, far := 0.0, 0
+	for i, v := range d {
+		if v > edge {
+			edge, far = v, i
+		}
+	}
+	for i, v := range d {
+		want, _ := Weight(Linear, v, edge)
+		if math.Abs(float64(w[i])-want) > 1e-6 {
+			t.Fatalf("transition %d at distance %.4f weighs %g, want %g", i, v, w[i], want)
+		}
+	}
+	if w[far] != 0 {
+		t.Fatalf("the farthest transition weighs %g, want 0", w[far])
 	}
 }
 

@@ -381,7 +381,12 @@ func TestAdamFirstStepIsLR(t *testing.T) {
 	}
 }
 
+// TestTrainingIsReproducible: 20 steps of training give the same weights
+// on one goroutine twice and on three; and they are training — the loss
+// falls and every weight matrix moves.
 func TestTrainingIsReproducible(t *testing.T) {
+	var initial []float32
+	var losses [][2]float64
 	run := func(threads int) []float32 {
 		cfg := Config{Members: 3, In: 4, Hidden: []int{16, 16}, Out: 4, Activation: Swish}
 		m := mustNew(t, cfg, 9)
@@ -393,12 +398,18 @@ func TestTrainingIsReproducible(t *testing.T) {
 		g := NewGaussian(2)
 		opt := NewAdam(1e-3)
 		dOut := make([]float32, 3*40*4)
+		initial = append([]float32(nil), m.Params()...)
+		var first, last float64
 		for i := 0; i < 20; i++ {
 			out, _ := p.Forward(x, 40)
-			g.Loss(out, y, nil, 3, 40, dOut, nil, nil)
+			last, _ = g.Loss(out, y, nil, 3, 40, dOut, nil, nil)
+			if i == 0 {
+				first = last
+			}
 			p.Backward(dOut)
 			opt.Step([][]float32{m.Params()}, [][]float32{p.Grad})
 		}
+		losses = append(losses, [2]float64{first, last})
 		return append([]float32(nil), m.Params()...)
 	}
 	a, b, c := run(1), run(1), run(3)
@@ -406,6 +417,16 @@ func TestTrainingIsReproducible(t *testing.T) {
 		if a[i] != b[i] || a[i] != c[i] {
 			t.Fatalf("parameter %d differs between runs: %g %g %g", i, a[i], b[i], c[i])
 		}
+	}
+	moved := 0
+	for i := range a {
+		if a[i] != initial[i] {
+			moved++
+		}
+	}
+	t.Logf("loss %.4f → %.4f; %d of %d parameters moved", losses[0][0], losses[0][1], moved, len(a))
+	if !(losses[0][1] < losses[0][0]-0.01) || moved < len(a)*9/10 {
+		t.Fatalf("loss %.4f → %.4f, %d of %d parameters moved: not training", losses[0][0], losses[0][1], moved, len(a))
 	}
 }
 

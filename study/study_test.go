@@ -6,11 +6,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/mismatch-rl/mismatch/dynamics"
-	_ "github.com/mismatch-rl/mismatch/env/classic"
+	"github.com/mismatch-rl/mismatch/env/classic"
 	"github.com/mismatch-rl/mismatch/nn"
 	"github.com/mismatch-rl/mismatch/pets"
 	"github.com/mismatch-rl/mismatch/planning"
@@ -37,6 +38,61 @@ func tinySpec() Spec {
 	}
 }
 
+func refPearson(x, y []float64) float64 {
+	var mx, my float64
+	for i := range x {
+		mx += x[i] / float64(len(x))
+		my += y[i] / float64(len(y))
+	}
+	var sxy, sxx, syy float64
+	for i := range x {
+		sxy += (x[i] - mx) * (y[i] - my)
+		sxx += (x[i] - mx) * (x[i] - mx)
+		syy += (y[i] - my) * (y[i] - my)
+	}
+	return sxy / math.Sqrt(sxx*syy)
+}
+
+// refRanks gives ranks from 1, ties sharing their average rank.
+func refRanks(x []float64) []float64 {
+	r := make([]float64, len(x))
+	for i := range x {
+		less, same := 0, 0
+		for j := range x {
+			switch {
+			case x[j] < x[i]:
+				less++
+			case x[j] == x[i]:
+				same++
+			}
+		}
+		r[i] = float64(less) + float64(same+1)/2
+	}
+	return r
+}
+
+// refKendall is Kendall's τ-b.
+func refKendall(x, y []float64) float64 {
+	var c, d, tx, ty float64
+	for i := range x {
+		for j := i + 1; j < len(x); j++ {
+			a, b := x[i]-x[j], y[i]-y[j]
+			switch {
+			case a == 0 && b == 0:
+			case a == 0:
+				tx++
+			case b == 0:
+				ty++
+			case a*b > 0:
+				c++
+			default:
+				d++
+			}
+		}
+	}
+	return (c - d) / math.Sqrt((c+d+tx)*(c+d+ty))
+}
+
 func TestTinyStudyEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	var logs []string
@@ -55,9 +111,26 @@ func TestTinyStudyEndToEnd(t *testing.T) {
 	if len(res.Correlations) != 4 {
 		t.Fatalf("%d correlation rows, want one per dataset", len(res.Correlations))
 	}
+	// Each correlation, recomputed here from the cells by the textbook
+	// formulas.
+	byID := map[string]Cell{}
+	for _, c := range res.Cells {
+		byID[c.ID] = c
+	}
 	for _, c := range res.Correlations {
-		if c.N != 6 || !c.Pearson.Defined || c.Pearson.Value < -1 || c.Pearson.Value > 1 {
-			t.Fatalf("correlation %+v", c)
+		var x, y []float64
+		for _, m := range res.Members {
+			cell := byID[m.ID]
+			x, y = append(x, -cell.NLL[c.Dataset]), append(y, cell.RewardMean)
+		}
+		p, s, k := refPearson(x, y), refPearson(refRanks(x), refRanks(y)), refKendall(x, y)
+		t.Logf("%s: pearson %.4f spearman %.4f kendall %.4f", c.Dataset, p, s, k)
+		if c.N != 6 || !c.Pearson.Defined || !c.Spearman.Defined || !c.Kendall.Defined ||
+			math.Abs(c.Pearson.Value-p) > 1e-9 || math.Abs(c.Spearman.Value-s) > 1e-9 || math.Abs(c.Kendall.Value-k) > 1e-9 {
+			t.Fatalf("%s: pearson %v, spearman %v, kendall %v; recomputed %.6f %.6f %.6f", c.Dataset, c.Pearson, c.Spearman, c.Kendall, p, s, k)
+		}
+		if c.Pearson.HasCI && !(c.Pearson.Interval.Low <= c.Pearson.Value && c.Pearson.Value <= c.Pearson.Interval.High) {
+			t.Fatalf("%s: interval %v leaves out the estimate %.4f", c.Dataset, c.Pearson.Interval, c.Pearson.Value)
 		}
 	}
 	table, err := os.ReadFile(filepath.Join(dir, TableFile))
@@ -230,6 +303,21 @@ func TestReweightStudy(t *testing.T) {
 	for _, m := range res.Members {
 		if m.Size > 100 || m.Size < 1 || (m.Bound != 0.5 && m.Bound != 2) {
 			t.Fatalf("member %+v", m)
+		}
+	}
+	// Each weighted model differs from its unweighted twin (same tuples,
+	// initial weights and batches): the weights were used.
+	models := map[string][]float32{}
+	for _, m := range res.Members {
+		mm, err := dynamics.Load(filepath.Join(dir, m.Model), classic.PointMass)
+		if err != nil {
+			t.Fatal(err)
+		}
+		models[strings.Replace(m.ID, "weighted", "plain", 1)+map[bool]string{true: " w"}[m.Weighted]] = mm.Net.Params()
+	}
+	for id, p := range models {
+		if strings.HasSuffix(id, " w") && slices.Equal(p, models[strings.TrimSuffix(id, " w")]) {
+			t.Fatalf("%s: the weighted model equals the unweighted one", id)
 		}
 	}
 	g := res.Grid()
