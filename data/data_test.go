@@ -277,6 +277,7 @@ func TestReadRejectsBadFiles(t *testing.T) {
 		{"int dtype", with("reward.npy", npyBytes(t, "{'descr': '<i4', 'fortran_order': False, 'shape': (600,), }", make([]byte, 2400))), `dtype "<i4"`},
 		{"float flags", with("terminated.npy", npyBytes(t, "{'descr': '<f4', 'fortran_order': False, 'shape': (600,), }", make([]byte, 2400))), "want bool"},
 		{"fortran", with("obs.npy", npyBytes(t, "{'descr': '<f4', 'fortran_order': True, 'shape': (600, 3), }", make([]byte, 7200))), "Fortran"},
+		{"next_obs width", with("next_obs.npy", npyBytes(t, "{'descr': '<f4', 'fortran_order': False, 'shape': (600, 2), }", make([]byte, 4800))), `"next_obs" is 2 wide, "obs" is 3`},
 		{"wrong rows", with("reward.npy", npyBytes(t, "{'descr': '<f4', 'fortran_order': False, 'shape': (599,), }", make([]byte, 2396))), "599 rows"},
 		{"short data", with("reward.npy", npyBytes(t, "{'descr': '<f4', 'fortran_order': False, 'shape': (600,), }", make([]byte, 100))), "larger than the file"},
 		{"extra data", with("reward.npy", npyBytes(t, "{'descr': '<f4', 'fortran_order': False, 'shape': (600,), }", make([]byte, 2404))), "needs 2400 bytes"},
