@@ -250,7 +250,7 @@ func TestEveryOptimizerRunsWithItsDefaults(t *testing.T) {
 	for _, opt := range []string{"cem", "icem", "mppi", "random"} {
 		t.Run(opt, func(t *testing.T) {
 			dir := t.TempDir()
-			out, err := command("pets", "--task", "pointmass", "--preset", "fast", "trials=1", "train.epochs=2", "planner.optimizer="+opt, "--out", dir).CombinedOutput()
+			out, err := command("pets", "--task", "pointmass", "--preset", "fast", "trials=1", "train.epochs=2", "model.hidden=[16]", "planner.population=40", "planner.elites=5", "planner.particles=2", "planner.optimizer="+opt, "--out", dir).CombinedOutput()
 			if err != nil {
 				t.Fatalf("%v\n%s", err, out)
 			}
