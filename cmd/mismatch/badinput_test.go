@@ -189,6 +189,7 @@ func TestBadInputIsRefusedBeforeAnyWork(t *testing.T) {
 			if !strings.Contains(string(b), c.want) {
 				t.Fatalf("message does not say %q:\n%s", c.want, b)
 			}
+			t.Logf("exit 2: %s", strings.ReplaceAll(strings.TrimSpace(string(b)), "\n", " | "))
 			if after := snapshot(t, out); after != before {
 				t.Fatalf("the output directory changed:\n%s\nbefore:\n%s", after, before)
 			}
