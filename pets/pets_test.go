@@ -16,6 +16,7 @@ import (
 	"github.com/mismatch-rl/mismatch/env/classic"
 	"github.com/mismatch-rl/mismatch/nn"
 	"github.com/mismatch-rl/mismatch/planning"
+	"github.com/mismatch-rl/mismatch/report"
 	"github.com/mismatch-rl/mismatch/rng"
 )
 
@@ -76,6 +77,12 @@ func TestPETSBeatsRandomOnPointMass(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, r.Model)); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := WriteReport(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := report.CheckOffline(filepath.Join(dir, "report.html"), 1); err != nil {
+		t.Fatal(err)
 	}
 }
 

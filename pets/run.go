@@ -37,12 +37,18 @@ const (
 // empty, or holds a run (to resume) is accepted.
 func CheckDir(dir string) error { return dirlock.CheckOwned(dir, ConfigFile, ModelsDir) }
 
+// The kinds of trial.
+const (
+	KindRandom = "random" // uniformly random actions, seeding the data
+	KindMPC    = "mpc"    // model-predictive control with the trial's model
+)
+
 // Trial is one row of a run's trials table. Trials numbered 0 and below
 // collected random-action data; trials from 1 ran model-predictive control
 // with the model saved as Model.
 type Trial struct {
 	Trial       int
-	Kind        string // "random" or "mpc"
+	Kind        string // KindRandom or KindMPC
 	Reward      float64
 	Steps       int
 	Transitions int // in the dataset after this trial
@@ -130,7 +136,7 @@ func Run(ctx context.Context, cfg Config, opt Options) ([]Trial, error) {
 			if err != nil {
 				return rows, fmt.Errorf("random trial %d: %w", trial, err)
 			}
-			row := Trial{Trial: trial, Kind: "random", Reward: r, Steps: buf.Len() - n0, Transitions: buf.Len(),
+			row := Trial{Trial: trial, Kind: KindRandom, Reward: r, Steps: buf.Len() - n0, Transitions: buf.Len(),
 				TrainLoss: math.NaN(), HoldOutNLL: math.NaN(), HoldOutMSE: math.NaN()}
 			rows = append(rows, row)
 			if err := save(opt.Dir, buf, rows); err != nil {
@@ -146,7 +152,7 @@ func Run(ctx context.Context, cfg Config, opt Options) ([]Trial, error) {
 	}
 	done := lastTrial(rows)
 	for i := range rows {
-		if rows[i].Kind == "mpc" {
+		if rows[i].Kind == KindMPC {
 			progress(Event{Phase: "resumed", Trial: done, Trials: cfg.Trials, Row: &rows[i]})
 		}
 	}
@@ -210,7 +216,7 @@ func Run(ctx context.Context, cfg Config, opt Options) ([]Trial, error) {
 			return rows, fmt.Errorf("trial %d: %w", trial, err)
 		}
 		buf.Append(episode)
-		row := Trial{Trial: trial, Kind: "mpc", Reward: reward, Steps: n, Transitions: buf.Len(), Epochs: res.Epochs,
+		row := Trial{Trial: trial, Kind: KindMPC, Reward: reward, Steps: n, Transitions: buf.Len(), Epochs: res.Epochs,
 			TrainLoss: res.TrainLoss, HoldOutNLL: math.NaN(), HoldOutMSE: math.NaN(), TrainSec: trainSec,
 			PlanSec: agent.PlanTime.Seconds(), StepMillis: 1000 * agent.PlanTime.Seconds() / float64(max(agent.Plans, 1)), Model: ckpt}
 		if res.HoldOut != nil {
@@ -322,7 +328,7 @@ func ReadTrials(r io.Reader) ([]Trial, error) {
 		if err := errors.Join(errs...); err != nil {
 			return nil, fmt.Errorf("row %d: %w", i+1, err)
 		}
-		if t.Kind != "random" && t.Kind != "mpc" {
+		if t.Kind != KindRandom && t.Kind != KindMPC {
 			return nil, fmt.Errorf("row %d: kind %q", i+1, t.Kind)
 		}
 		if t.Model != "" && !filepath.IsLocal(t.Model) {

@@ -218,7 +218,9 @@ func WriteSVGInline(w io.Writer, svg []byte) error {
 	return err
 }
 
-func fmtFloat(v float64) string {
+// Number formats a number for a table: four significant digits, NaN as a
+// dash.
+func Number(v float64) string {
 	if math.IsNaN(v) {
 		return "–"
 	}

@@ -57,7 +57,7 @@ func preparePopulation(ctx context.Context, s Spec, task env.Task, dir string, l
 			rd := runDir(r)
 			logf("population: PETS run %d of %d", r+1, p.Runs)
 			if _, err := pets.Run(ctx, cfg, pets.Options{Dir: filepath.Join(dir, rd), Progress: func(e pets.Event) {
-				if e.Phase == "trial" && e.Row.Kind == "mpc" {
+				if e.Phase == "trial" && e.Row.Kind == pets.KindMPC {
 					logf("population: run %d trial %d reward %.2f", r, e.Row.Trial, e.Row.Reward)
 				}
 			}}); err != nil {
@@ -120,7 +120,7 @@ func runMembers(dir string, runs []string, inside bool) ([]Member, error) {
 			cls = classFromConfig(cfgRaw)
 		}
 		for _, row := range rows {
-			if row.Kind != "mpc" {
+			if row.Kind != pets.KindMPC {
 				continue
 			}
 			model := filepath.Join(r, row.Model)

@@ -11,7 +11,6 @@ import (
 
 	"github.com/mismatch-rl/mismatch/env"
 	"github.com/mismatch-rl/mismatch/pets"
-	"github.com/mismatch-rl/mismatch/report"
 )
 
 func petsCommand() *cobra.Command {
@@ -69,7 +68,7 @@ finished trial. Ctrl-C stops the run, keeping every finished trial.`,
 				pr.event(e)
 				if e.Phase == "trial" {
 					// Keep the figures and report current as trials finish.
-					if err := report.PETSRun(out); err != nil {
+					if err := pets.WriteReport(out); err != nil {
 						pr.log("report: %v", err)
 					}
 				}
@@ -81,7 +80,7 @@ finished trial. Ctrl-C stops the run, keeping every finished trial.`,
 				}
 				return runErr
 			}
-			if err := report.PETSRun(out); err != nil {
+			if err := pets.WriteReport(out); err != nil {
 				return err
 			}
 			fmt.Fprintf(os.Stderr, "done: %d trials; report: %s\n", countMPC(rows), filepath.Join(out, "report.html"))
@@ -138,7 +137,7 @@ func chooseTask(flag, file string, kv []string) (string, error) {
 func countMPC(rows []pets.Trial) int {
 	n := 0
 	for _, r := range rows {
-		if r.Kind == "mpc" {
+		if r.Kind == pets.KindMPC {
 			n++
 		}
 	}
@@ -154,7 +153,7 @@ func reportCommand() *cobra.Command {
 			if _, err := os.Stat(filepath.Join(a[0], pets.TrialsFile)); err != nil {
 				return usageError{fmt.Errorf("%s is not a run directory: %w", a[0], err)}
 			}
-			if err := report.PETSRun(a[0]); err != nil {
+			if err := pets.WriteReport(a[0]); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), filepath.Join(a[0], "report.html"))

@@ -87,7 +87,7 @@ func (p *progress) event(e pets.Event) {
 		}
 	case "trial":
 		r := e.Row
-		if r.Kind == "mpc" {
+		if r.Kind == pets.KindMPC {
 			p.trialDur = append(p.trialDur, time.Since(p.trial0))
 			p.last = r.Reward
 			if !p.hasBest || r.Reward > p.best {
