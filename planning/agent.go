@@ -36,6 +36,11 @@ func NewAgent(opt Optimizer, obj Objective, prepare func(obs []float32) error, b
 	if err := b.validate(); err != nil {
 		return nil, err
 	}
+	if obj != nil {
+		if err := checkHorizon(obj, opt.Horizon()); err != nil {
+			return nil, err
+		}
+	}
 	if replanEvery < 1 || replanEvery > opt.Horizon() {
 		return nil, fmt.Errorf("planning: replanning every %d steps with a horizon of %d", replanEvery, opt.Horizon())
 	}
@@ -116,7 +121,7 @@ func NewModelAgent(task env.Task, model *dynamics.Model, c Config, threads int, 
 		obj.Close()
 		return nil, err
 	}
-	a, err := NewAgent(opt, obj.Evaluate, obj.SetStart, b, c.ReplanEvery)
+	a, err := NewAgent(opt, obj, obj.SetStart, b, c.ReplanEvery)
 	if err != nil {
 		obj.Close()
 		return nil, err
@@ -136,5 +141,5 @@ func NewSimAgent(obj *SimObjective, sim env.Simulator, c Config, seed uint64) (*
 	if err != nil {
 		return nil, err
 	}
-	return NewAgent(opt, obj.Evaluate, func([]float32) error { obj.SetStart(sim.State()); return nil }, b, c.ReplanEvery)
+	return NewAgent(opt, obj, func([]float32) error { obj.SetStart(sim.State()); return nil }, b, c.ReplanEvery)
 }

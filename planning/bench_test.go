@@ -33,7 +33,7 @@ func BenchmarkControlStep(b *testing.B) {
 			obj.SetStart([]float32{0, 0.1, 0, 0})
 			plan := make([]float32, 15)
 			for b.Loop() {
-				if err := cem.Optimize(context.Background(), plan, obj.Evaluate, plan); err != nil {
+				if err := cem.Optimize(context.Background(), plan, obj, plan); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -74,7 +74,7 @@ func (c *CEM) Reset() {}
 // Optimize runs CEM from the mean init.
 func (c *CEM) Optimize(ctx context.Context, plan []float32, obj Objective, init []float32) error {
 	n := c.cfg.Horizon * c.b.dim()
-	if err := checkPlan(plan, init, n); err != nil {
+	if err := checkPlan(plan, init, n, obj, c.cfg.Horizon); err != nil {
 		return err
 	}
 	d := c.b.dim()
@@ -104,7 +104,7 @@ func (c *CEM) Optimize(ctx context.Context, plan []float32, obj Objective, init 
 		}
 		// Rounding can put a sample a hair outside the box.
 		c.b.clip(c.samples)
-		if err := obj(ctx, c.returns, c.samples, P); err != nil {
+		if err := obj.Evaluate(ctx, c.returns, c.samples, P); err != nil {
 			return err
 		}
 		sanitize(c.returns)

@@ -98,7 +98,7 @@ func (c *ICEM) Optimize(ctx context.Context, plan []float32, obj Objective, init
 	d := c.b.dim()
 	H := c.cfg.Horizon
 	n := H * d
-	if err := checkPlan(plan, init, n); err != nil {
+	if err := checkPlan(plan, init, n, obj, H); err != nil {
 		return err
 	}
 	copy(c.mean, init)
@@ -140,7 +140,7 @@ func (c *ICEM) Optimize(ctx context.Context, plan []float32, obj Objective, init
 			total++
 		}
 		rets := c.returns[:total]
-		if err := obj(ctx, rets, c.samples[:total*n], total); err != nil {
+		if err := obj.Evaluate(ctx, rets, c.samples[:total*n], total); err != nil {
 			return err
 		}
 		sanitize(rets)

@@ -77,7 +77,7 @@ func (m *MPPI) Reset() {}
 func (m *MPPI) Optimize(ctx context.Context, plan []float32, obj Objective, init []float32) error {
 	d := m.b.dim()
 	n := m.cfg.Horizon * d
-	if err := checkPlan(plan, init, n); err != nil {
+	if err := checkPlan(plan, init, n, obj, m.cfg.Horizon); err != nil {
 		return err
 	}
 	copy(m.mean, init)
@@ -98,7 +98,7 @@ func (m *MPPI) Optimize(ctx context.Context, plan []float32, obj Objective, init
 			}
 		}
 		m.b.clip(m.samples)
-		if err := obj(ctx, m.returns, m.samples, P); err != nil {
+		if err := obj.Evaluate(ctx, m.returns, m.samples, P); err != nil {
 			return err
 		}
 		sanitize(m.returns)

@@ -17,11 +17,40 @@ import (
 	"github.com/mismatch-rl/mismatch/env"
 )
 
-// Objective scores n action sequences: seqs holds them one after another,
-// each horizon×actDim, and the objective writes each one's return (higher
-// is better) into returns. A sequence that cannot be scored gets −Inf.
-// Cancelling ctx stops it with ctx's error.
-type Objective func(ctx context.Context, returns []float64, seqs []float32, n int) error
+// Objective scores action sequences of a fixed horizon.
+type Objective interface {
+	// Horizon is the length of the sequences it scores, in steps.
+	Horizon() int
+	// Evaluate scores n action sequences: seqs holds them one after
+	// another, each Horizon()×actDim, and it writes each one's return
+	// (higher is better) into returns. A sequence that cannot be scored
+	// gets −Inf. Cancelling ctx stops it with ctx's error.
+	Evaluate(ctx context.Context, returns []float64, seqs []float32, n int) error
+}
+
+// ObjectiveFunc makes an Objective of a function scoring sequences of H
+// steps.
+type ObjectiveFunc struct {
+	H int
+	F func(ctx context.Context, returns []float64, seqs []float32, n int) error
+}
+
+// Horizon is f.H.
+func (f ObjectiveFunc) Horizon() int { return f.H }
+
+// Evaluate calls f.F.
+func (f ObjectiveFunc) Evaluate(ctx context.Context, returns []float64, seqs []float32, n int) error {
+	return f.F(ctx, returns, seqs, n)
+}
+
+// checkHorizon refuses an objective of another horizon than the
+// optimiser's: the sequences would be read with the wrong stride.
+func checkHorizon(obj Objective, h int) error {
+	if obj.Horizon() != h {
+		return fmt.Errorf("planning: an objective of horizon %d for an optimiser of horizon %d", obj.Horizon(), h)
+	}
+	return nil
+}
 
 // Optimizer searches for the action sequence of highest return.
 type Optimizer interface {
@@ -96,7 +125,10 @@ func rank(order []int, returns []float64) {
 	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(returns[b], returns[a]) })
 }
 
-func checkPlan(plan, init []float32, n int) error {
+func checkPlan(plan, init []float32, n int, obj Objective, h int) error {
+	if err := checkHorizon(obj, h); err != nil {
+		return err
+	}
 	if len(plan) != n || len(init) != n {
 		return fmt.Errorf("planning: plan of %d and start of %d values, want %d", len(plan), len(init), n)
 	}

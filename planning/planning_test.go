@@ -16,10 +16,11 @@ import (
 	"github.com/mismatch-rl/mismatch/rng"
 )
 
-// quadratic is a concave return with its maximum, 0, at target.
-func quadratic(target []float32) Objective {
+// quadratic is a concave return with its maximum, 0, at target, over
+// sequences of d-wide actions.
+func quadratic(target []float32, d int) ObjectiveFunc {
 	n := len(target)
-	return func(_ context.Context, returns []float64, seqs []float32, k int) error {
+	return ObjectiveFunc{H: n / d, F: func(_ context.Context, returns []float64, seqs []float32, k int) error {
 		for s := 0; s < k; s++ {
 			var r float64
 			for i, v := range seqs[s*n : (s+1)*n] {
@@ -29,7 +30,7 @@ func quadratic(target []float32) Objective {
 			returns[s] = r
 		}
 		return nil
-	}
+	}}
 }
 
 func target(h, d int) ([]float32, Bounds) {
@@ -46,14 +47,14 @@ func target(h, d int) ([]float32, Bounds) {
 
 func score(obj Objective, seq []float32) float64 {
 	r := make([]float64, 1)
-	obj(context.Background(), r, seq, 1)
+	obj.Evaluate(context.Background(), r, seq, 1)
 	return r[0]
 }
 
 func TestOptimizersFindKnownOptimum(t *testing.T) {
 	const h, d = 10, 2
 	tgt, b := target(h, d)
-	obj := quadratic(tgt)
+	obj := quadratic(tgt, d)
 	cem, err := NewCEM(CEMConfig{Horizon: h, Population: 400, Elites: 40, Iterations: 50, Alpha: 0.1, MinVariance: 1e-7}, b, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -99,17 +100,17 @@ func TestOptimizersFindKnownOptimum(t *testing.T) {
 func TestRandomShootingReturnsItsBestSample(t *testing.T) {
 	const h, d, pop = 10, 2, 200
 	tgt, b := target(h, d)
-	obj := quadratic(tgt)
+	obj := quadratic(tgt, d)
 	var seen [][]float32
 	var rets []float64
-	record := func(ctx context.Context, returns []float64, seqs []float32, n int) error {
-		err := obj(ctx, returns, seqs, n)
+	record := ObjectiveFunc{H: h, F: func(ctx context.Context, returns []float64, seqs []float32, n int) error {
+		err := obj.Evaluate(ctx, returns, seqs, n)
 		for s := 0; s < n; s++ {
 			seen = append(seen, slices.Clone(seqs[s*h*d:(s+1)*h*d]))
 			rets = append(rets, returns[s])
 		}
 		return err
-	}
+	}}
 	start := make([]float32, h*d)
 	for i := range start {
 		start[i] = 2
@@ -138,15 +139,15 @@ func TestSamplesStayInBoundsAndSmallVariance(t *testing.T) {
 	const h = 5
 	b := Bounds{Low: []float32{-1}, High: []float32{3}}
 	seen := 0
-	check := func(ctx context.Context, returns []float64, seqs []float32, n int) error {
+	check := ObjectiveFunc{H: h, F: func(ctx context.Context, returns []float64, seqs []float32, n int) error {
 		for _, v := range seqs[:n*h] {
 			if v < -1 || v > 3 {
 				t.Fatalf("sample %v outside [−1, 3]", v)
 			}
 		}
 		seen += n
-		return quadratic([]float32{3, 3, -1, -1, 0})(ctx, returns, seqs, n)
-	}
+		return quadratic([]float32{3, 3, -1, -1, 0}, 1).F(ctx, returns, seqs, n)
+	}}
 	for name, mk := range map[string]func() (Optimizer, error){
 		"cem": func() (Optimizer, error) {
 			return NewCEM(CEMConfig{Horizon: h, Population: 50, Elites: 5, Iterations: 20, Alpha: 0.1, MinVariance: 0.001}, b, 5)
@@ -179,7 +180,7 @@ func TestBrokenSequencesRankLast(t *testing.T) {
 	b := Bounds{Low: []float32{-1}, High: []float32{1}}
 	// Sequences starting above 0.5 "diverge"; the rest score −(a−0.9)²,
 	// so the valid optimum sits at the edge of the broken region.
-	obj := func(_ context.Context, returns []float64, seqs []float32, n int) error {
+	obj := ObjectiveFunc{H: h, F: func(_ context.Context, returns []float64, seqs []float32, n int) error {
 		for s := 0; s < n; s++ {
 			switch {
 			case seqs[s*h] > 0.5:
@@ -195,7 +196,7 @@ func TestBrokenSequencesRankLast(t *testing.T) {
 			}
 		}
 		return nil
-	}
+	}}
 	cem, _ := NewCEM(CEMConfig{Horizon: h, Population: 200, Elites: 20, Iterations: 10, Alpha: 0.1}, b, 9)
 	plan := make([]float32, h)
 	if err := cem.Optimize(context.Background(), plan, obj, plan); err != nil {
@@ -206,12 +207,12 @@ func TestBrokenSequencesRankLast(t *testing.T) {
 	if plan[0] > 0.45 || plan[0] < 0.3 {
 		t.Fatalf("the plan starts at %g, want it in [0.3, 0.45]: at the edge of the broken region, not in it", plan[0])
 	}
-	allNaN := func(_ context.Context, returns []float64, _ []float32, n int) error {
+	allNaN := ObjectiveFunc{H: h, F: func(_ context.Context, returns []float64, _ []float32, n int) error {
 		for i := range returns[:n] {
 			returns[i] = math.NaN()
 		}
 		return nil
-	}
+	}}
 	if err := cem.Optimize(context.Background(), plan, allNaN, plan); err == nil || !strings.Contains(err.Error(), "diverged") {
 		t.Fatalf("all-NaN returns: %v", err)
 	}
@@ -414,7 +415,7 @@ func TestExpertOnPointMass(t *testing.T) {
 	defer obj.Close()
 	b := BoundsOf(task.ActionSpace())
 	cem, _ := NewCEM(CEMConfig{Horizon: 15, Population: 100, Elites: 10, Iterations: 5, Alpha: 0.1, MinVariance: 0.001}, b, 11)
-	agent, err := NewAgent(cem, obj.Evaluate, func([]float32) error { obj.SetStart(sim.State()); return nil }, b, 1)
+	agent, err := NewAgent(cem, obj, func([]float32) error { obj.SetStart(sim.State()); return nil }, b, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -648,5 +649,26 @@ func TestPropagationModes(t *testing.T) {
 		if c := count[v]; c < want-80 || c > want+80 {
 			t.Fatalf("ts1: return %g turns up %d times in %d, want about %d", v, c, n, want)
 		}
+	}
+}
+
+// TestHorizonsMustAgree: an optimiser of horizon 20 over an objective of
+// horizon 15 would read the sequences with the wrong stride; it is an
+// error, for every optimiser and for the agent.
+func TestHorizonsMustAgree(t *testing.T) {
+	b := Bounds{Low: []float32{-1}, High: []float32{1}}
+	obj := quadratic(make([]float32, 15), 1)
+	cem, _ := NewCEM(CEMConfig{Horizon: 20, Population: 10, Elites: 2, Iterations: 1}, b, 1)
+	icem, _ := NewICEM(ICEMConfig{Horizon: 20, Population: 10, Elites: 2, Iterations: 1, PopDecay: 1}, b, 1)
+	mppi, _ := NewMPPI(MPPIConfig{Horizon: 20, Population: 10, Iterations: 1, Gamma: 1, Sigma: 1, Beta: 1}, b, 1)
+	rs, _ := NewRandomShooting(20, 10, b, 1)
+	for _, opt := range []Optimizer{cem, icem, mppi, rs} {
+		plan := make([]float32, 20)
+		if err := opt.Optimize(context.Background(), plan, obj, plan); err == nil || !strings.Contains(err.Error(), "horizon 15") {
+			t.Fatalf("%T over a shorter objective: %v", opt, err)
+		}
+	}
+	if _, err := NewAgent(cem, obj, nil, b, 1); err == nil {
+		t.Fatal("an agent of mismatched horizons was made")
 	}
 }

@@ -128,6 +128,9 @@ func NewModelObjective(task env.Task, model *dynamics.Model, horizon, particles 
 // Close stops the objective's goroutines.
 func (o *ModelObjective) Close() { o.pred.Close() }
 
+// Horizon is the length of the sequences it scores.
+func (o *ModelObjective) Horizon() int { return o.horizon }
+
 // SetStart sets the observation rollouts start from.
 func (o *ModelObjective) SetStart(obs []float32) error {
 	if len(obs) != len(o.start) {

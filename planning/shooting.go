@@ -51,7 +51,7 @@ func (r *RandomShooting) Reset() {}
 // good previous plan is never lost.
 func (r *RandomShooting) Optimize(ctx context.Context, plan []float32, obj Objective, init []float32) error {
 	n := r.horizon * r.b.dim()
-	if err := checkPlan(plan, init, n); err != nil {
+	if err := checkPlan(plan, init, n, obj, r.horizon); err != nil {
 		return err
 	}
 	d := r.b.dim()
@@ -61,7 +61,7 @@ func (r *RandomShooting) Optimize(ctx context.Context, plan []float32, obj Objec
 		r.samples[i] = r.b.Low[j] + (r.b.High[j]-r.b.Low[j])*r.src.Float32()
 	}
 	r.b.clip(r.samples[:n])
-	if err := obj(ctx, r.returns, r.samples, r.pop); err != nil {
+	if err := obj.Evaluate(ctx, r.returns, r.samples, r.pop); err != nil {
 		return err
 	}
 	sanitize(r.returns)

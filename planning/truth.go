@@ -64,6 +64,9 @@ func (o *SimObjective) Close() {
 	o.pool.Close()
 }
 
+// Horizon is the length of the sequences it scores.
+func (o *SimObjective) Horizon() int { return o.horizon }
+
 // SetStart sets the state rollouts start from.
 func (o *SimObjective) SetStart(st env.State) { o.start = append(o.start[:0], st...) }
 
