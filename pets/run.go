@@ -131,7 +131,7 @@ func Run(ctx context.Context, cfg Config, opt Options) ([]Trial, error) {
 		for i := 0; i < cfg.RandomTrials; i++ {
 			trial := i + 1 - cfg.RandomTrials
 			n0 := buf.Len()
-			policy := data.RandomPolicy(task.ActionSpace(), seed.Child(uint64(1000+i)).Uint64())
+			policy := data.RandomPolicy(task.ActionSpace(), seed.Named("random trial").Child(uint64(i)).Uint64())
 			r, err := data.RunEpisode(ctx, e, policy, episodeSeed(cfg.Seed, trial), buf, nil)
 			if err != nil {
 				return rows, fmt.Errorf("random trial %d: %w", trial, err)
@@ -146,7 +146,7 @@ func Run(ctx context.Context, cfg Config, opt Options) ([]Trial, error) {
 		}
 	}
 
-	model, err := dynamics.New(task, cfg.Model, seed.Child(1).Uint64())
+	model, err := dynamics.New(task, cfg.Model, seed.Named("model").Uint64())
 	if err != nil {
 		return rows, err
 	}
@@ -181,7 +181,7 @@ func Run(ctx context.Context, cfg Config, opt Options) ([]Trial, error) {
 		progress(Event{Phase: "train", Trial: trial, Trials: cfg.Trials})
 		t0 := time.Now()
 		tc := cfg.Train.TrainConfig
-		tc.Seed = seed.Child(uint64(2000 + trial)).Uint64()
+		tc.Seed = seed.Named("train").Child(uint64(trial)).Uint64()
 		if cfg.Train.Reweight != "" {
 			if tc.Weights, err = data.Weights(cfg.Train.Reweight, buf, bestEpisode(buf), cfg.Threads); err != nil {
 				return rows, err
@@ -202,7 +202,7 @@ func Run(ctx context.Context, cfg Config, opt Options) ([]Trial, error) {
 
 		// Planner and objective draw from the trial's own streams, so a
 		// resumed trial plans as it would have in one go.
-		agent, err := planning.NewModelAgent(task, model, cfg.Planner, cfg.Threads, seed.Child(uint64(3000+trial)).Uint64())
+		agent, err := planning.NewModelAgent(task, model, cfg.Planner, cfg.Threads, seed.Named("plan").Child(uint64(trial)).Uint64())
 		if err != nil {
 			return rows, err
 		}
@@ -256,7 +256,7 @@ func optimizerPath(dir, ckpt string) string {
 
 // episodeSeed is the reset seed of a trial's episode.
 func episodeSeed(seed uint64, trial int) uint64 {
-	return rng.New(seed).Child(uint64(5000 + trial)).Uint64()
+	return rng.New(seed).Named("episode").Child(uint64(trial)).Uint64()
 }
 
 func lastTrial(rows []Trial) int {

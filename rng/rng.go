@@ -46,6 +46,23 @@ func (s *Source) Child(i uint64) *Source {
 	return New(mix(s.seed^mix(i+1)) + i)
 }
 
+// Named returns the child stream of s named name, derived from s's seed
+// alone like Child: the parts of a computation (its model's initial
+// weights, each trial's training, …) draw from streams named for them, so
+// that no two parts share one by an accident of numbering, and adding a
+// part changes no other's stream.
+func (s *Source) Named(name string) *Source { return s.Child(fnv(name)) }
+
+// fnv is the 64-bit FNV-1a hash.
+func fnv(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
 // Uint64 returns 64 uniformly random bits.
 func (s *Source) Uint64() uint64 { return s.pcg.Uint64() }
 

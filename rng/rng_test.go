@@ -190,3 +190,21 @@ func BenchmarkNormal(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/4096, "ns/draw")
 }
+
+// TestNamedStreams: a named stream is the child at the name's FNV-1a hash
+// (so studies that derived streams that way keep their numbers), is
+// independent of the order names are asked for, and names differ.
+func TestNamedStreams(t *testing.T) {
+	s := New(5)
+	if a, b := s.Named("episode").Uint64(), New(5).Child(fnv("episode")).Uint64(); a != b {
+		t.Fatalf("Named(episode) %#x, Child(fnv) %#x", a, b)
+	}
+	if fnv("") != 14695981039346656037 || fnv("a") != 0xaf63dc4c8601ec8c {
+		t.Fatalf("FNV-1a of \"\" and \"a\": %#x %#x", fnv(""), fnv("a"))
+	}
+	x := New(5).Named("train").Uint64()
+	New(5).Named("plan").Uint64()
+	if New(5).Named("train").Uint64() != x || New(5).Named("plan").Uint64() == x {
+		t.Fatal("named streams depend on each other or coincide")
+	}
+}

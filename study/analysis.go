@@ -10,6 +10,8 @@ import (
 	"strconv"
 
 	"github.com/mismatch-rl/mismatch/internal/safefile"
+	"github.com/mismatch-rl/mismatch/rng"
+	"github.com/mismatch-rl/mismatch/study/stats"
 )
 
 // Results are a study's merged table and its correlations.
@@ -28,7 +30,7 @@ type Results struct {
 // the data cannot give it (constant values, fewer than three models).
 type Stat struct {
 	Value    float64
-	Interval Interval
+	Interval stats.Interval
 	Defined  bool
 	HasCI    bool
 }
@@ -42,7 +44,7 @@ type Correlation struct {
 	// Trend is the total-least-squares line of reward on log-likelihood,
 	// fitted to standardised values and mapped back, leaving out the
 	// Outliers models far below the rest in likelihood.
-	Trend        Line
+	Trend        stats.Line
 	TrendDefined bool
 	Outliers     int
 }
@@ -120,7 +122,7 @@ func correlate(s Spec, ms []Member, cells []Cell, dataset, group string) Correla
 		x, y = append(x, ll), append(y, rw)
 	}
 	c.N = len(x)
-	seed := s.Seed ^ hash(dataset+"/"+group)
+	seed := rng.New(s.Seed).Named("bootstrap " + dataset + "/" + group).Uint64()
 	stat := func(f func(x, y []float64) (float64, error), k uint64) Stat {
 		v, err := f(x, y)
 		if err != nil {
@@ -128,13 +130,13 @@ func correlate(s Spec, ms []Member, cells []Cell, dataset, group string) Correla
 		}
 		st := Stat{Value: v, Defined: true}
 		if s.Evaluation.Resamples > 0 {
-			if iv, err := Bootstrap(f, x, y, s.Evaluation.Resamples, s.Evaluation.Level, seed+k); err == nil {
+			if iv, err := stats.Bootstrap(f, x, y, s.Evaluation.Resamples, s.Evaluation.Level, seed+k); err == nil {
 				st.Interval, st.HasCI = iv, true
 			}
 		}
 		return st
 	}
-	c.Pearson, c.Spearman, c.Kendall = stat(Pearson, 1), stat(Spearman, 2), stat(Kendall, 3)
+	c.Pearson, c.Spearman, c.Kendall = stat(stats.Pearson, 1), stat(stats.Spearman, 2), stat(stats.Kendall, 3)
 	// The trend is fitted to the models within the fence: a model whose
 	// likelihood is orders of magnitude below the rest (an early model
 	// extrapolating wildly) would otherwise set the line alone.
@@ -165,25 +167,25 @@ func lowFence(x []float64) float64 {
 
 // standardTLS fits a total-least-squares line to z-scored data (so the
 // axes' units do not decide the fit) and expresses it in the data's units.
-func standardTLS(x, y []float64) (Line, error) {
+func standardTLS(x, y []float64) (stats.Line, error) {
 	if len(x) < 3 {
-		return Line{}, ErrUndefined
+		return stats.Line{}, stats.ErrUndefined
 	}
-	mx, sx := meanStd(x)
-	my, sy := meanStd(y)
+	mx, sx := stats.MeanStd(x)
+	my, sy := stats.MeanStd(y)
 	if sx == 0 || sy == 0 {
-		return Line{}, ErrUndefined
+		return stats.Line{}, stats.ErrUndefined
 	}
 	zx, zy := make([]float64, len(x)), make([]float64, len(y))
 	for i := range x {
 		zx[i], zy[i] = (x[i]-mx)/sx, (y[i]-my)/sy
 	}
-	l, err := TLS(zx, zy)
+	l, err := stats.TLS(zx, zy)
 	if err != nil {
-		return Line{}, err
+		return stats.Line{}, err
 	}
 	slope := l.Slope * sy / sx
-	return Line{Slope: slope, Intercept: my + sy*l.Intercept - slope*mx}, nil
+	return stats.Line{Slope: slope, Intercept: my + sy*l.Intercept - slope*mx}, nil
 }
 
 func (r *Results) writeTable(w io.Writer) error {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"sync"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/mismatch-rl/mismatch/internal/parallel"
 	"github.com/mismatch-rl/mismatch/planning"
 	"github.com/mismatch-rl/mismatch/rng"
+	"github.com/mismatch-rl/mismatch/study/stats"
 )
 
 // AttackConfig is the adversarial model search of the paper's section 5:
@@ -168,7 +168,7 @@ func Attack(ctx context.Context, task env.Task, model *dynamics.Model, held *dat
 	}
 	base := append([]float32(nil), model.Net.Params()...)
 	sub := base[lo:hi]
-	_, spread := meanStd(toF64(sub))
+	_, spread := stats.MeanStd(toF64(sub))
 	if spread == 0 {
 		spread = 1
 	}
@@ -284,7 +284,7 @@ func cmaSearch(ctx context.Context, task env.Task, model *dynamics.Model, held *
 	dirs := make([]float32, c.Dims*len(sub))
 	switch {
 	case c.Directions == "random" || c.Subset == "all":
-		rng.New(c.Seed).Child(hash("directions")).FillNormal(dirs, 0, float32(spread/math.Sqrt(float64(c.Dims))))
+		rng.New(c.Seed).Named("directions").FillNormal(dirs, 0, float32(spread/math.Sqrt(float64(c.Dims))))
 	case c.Directions == "null":
 		if err := nullDirections(dirs, fits, E, h, out, c.Dims, spread); err != nil {
 			return nil, err
@@ -363,7 +363,7 @@ func cmaSearch(ctx context.Context, task env.Task, model *dynamics.Model, held *
 	if !chol.Factorize(mat.NewDiagDense(c.Dims, diag)) {
 		return nil, errors.New("study: initial covariance is not positive definite")
 	}
-	method := &optimize.CmaEsChol{InitStepSize: step, InitCholesky: &chol, Population: c.Population, Src: rand.NewPCG(c.Seed, hash("cma"))}
+	method := &optimize.CmaEsChol{InitStepSize: step, InitCholesky: &chol, Population: c.Population, Src: rng.New(c.Seed).Named("cma")}
 	pop := c.Population
 	if pop == 0 {
 		pop = 4 + int(math.Floor(3*math.Log(float64(c.Dims))))
@@ -553,7 +553,7 @@ func probeDirections(dirs []float32, fits []outputFit, m *dynamics.Model, held *
 	n := min(held.Len(), 5000)
 	od, ad := held.ObsDim, held.ActDim
 	act := make([]float32, n*ad)
-	uniformActions(act, acts, rng.New(seed).Child(hash("probe")))
+	uniformActions(act, acts, rng.New(seed).Named("probe"))
 	feat, err := m.Features(held.Obs[:n*od], act, n)
 	if err != nil {
 		return err
@@ -631,7 +631,7 @@ func probeDirections(dirs []float32, fits []outputFit, m *dynamics.Model, held *
 // and how far it can move depends on how sharp its likelihood is in the
 // search directions, which no fixed step suits.
 func calibrate(m *dynamics.Model, held *data.Buffer, limit float64, c AttackConfig, apply func(*dynamics.Model, []float64)) (float64, error) {
-	src := rng.New(c.Seed).Child(hash("calibrate"))
+	src := rng.New(c.Seed).Named("calibrate")
 	z := make([]float64, c.Dims)
 	feasible := func(step float64) bool {
 		ok := 0
@@ -709,7 +709,7 @@ func score(ctx context.Context, task env.Task, m *dynamics.Model, e EvalSpec, se
 // failures that are not the model's (cancellation, setup).
 func scoreEpisodes(ctx context.Context, task env.Task, m *dynamics.Model, e EvalSpec, planSeed, startSeed uint64, workers int) (Score, [][]float32, error, error) {
 	n := e.Episodes
-	streams := rng.New(planSeed).Child(hash("score"))
+	streams := rng.New(planSeed).Named("score")
 	seeds := make([]uint64, n)
 	for ep := range seeds {
 		seeds[ep] = streams.Child(uint64(ep)).Uint64()
@@ -752,7 +752,7 @@ func scoreEpisodes(ctx context.Context, task env.Task, m *dynamics.Model, e Eval
 		return Score{}, nil, nil, err
 	}
 	sc := Score{Rewards: rewards}
-	sc.RewardMean, sc.RewardStd = meanStd(rewards)
+	sc.RewardMean, sc.RewardStd = stats.MeanStd(rewards)
 	return sc, trajs, errors.Join(faults...), nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/mismatch-rl/mismatch/env"
 	"github.com/mismatch-rl/mismatch/internal/safefile"
 	"github.com/mismatch-rl/mismatch/rng"
+	"github.com/mismatch-rl/mismatch/study/stats"
 )
 
 // Cell is a member's evaluation: its scores on every dataset and the
@@ -61,7 +62,7 @@ func newEvaluator(s Spec, task env.Task, dir string) (*evaluator, error) {
 // episodeSeed is the reset seed of evaluation episode e: the same for every
 // model, so that all face the same start states.
 func episodeSeed(seed uint64, e int) uint64 {
-	return rng.New(seed).Child(hash("episode")).Child(uint64(e)).Uint64()
+	return rng.New(seed).Named("episode").Child(uint64(e)).Uint64()
 }
 
 // evaluate scores one member on one goroutine. Only failures of the study
@@ -88,7 +89,7 @@ func (ev *evaluator) evaluate(ctx context.Context, m Member) (Cell, error) {
 		}
 		c.NLL[name], c.MixtureNLL[name], c.MSE[name] = met.NLL, met.MixtureNLL, met.MSE
 	}
-	sc, _, fault, err := scoreEpisodes(ctx, ev.task, model, ev.spec.Evaluation, rng.New(ev.spec.Seed).Child(hash(m.ID)).Uint64(), ev.spec.Seed, 1)
+	sc, _, fault, err := scoreEpisodes(ctx, ev.task, model, ev.spec.Evaluation, rng.New(ev.spec.Seed).Named(m.ID).Uint64(), ev.spec.Seed, 1)
 	if err != nil {
 		return c, err
 	}
@@ -96,27 +97,12 @@ func (ev *evaluator) evaluate(ctx context.Context, m Member) (Cell, error) {
 		faults = append(faults, fault)
 	}
 	c.Rewards = sc.Rewards
-	c.RewardMean, c.RewardStd = meanStd(c.Rewards)
+	c.RewardMean, c.RewardStd = stats.MeanStd(c.Rewards)
 	if err := errors.Join(faults...); err != nil {
 		c.Error = err.Error()
 	}
 	c.Seconds = time.Since(t0).Seconds()
 	return c, nil
-}
-
-func meanStd(x []float64) (float64, float64) {
-	if len(x) == 0 {
-		return math.NaN(), math.NaN()
-	}
-	m := mean(x)
-	var ss float64
-	for _, v := range x {
-		ss += (v - m) * (v - m)
-	}
-	if len(x) < 2 {
-		return m, 0
-	}
-	return m, math.Sqrt(ss / float64(len(x)-1))
 }
 
 func writeCell(dir string, c Cell) error {

@@ -65,7 +65,7 @@ func buildDataset(ctx context.Context, s Spec, d DatasetSpec, task env.Task, dir
 		if d.Kind == "grid" {
 			buf, err = data.Grid(ctx, task, box, d.Points, progress)
 		} else {
-			buf, err = data.Uniform(ctx, task, box, d.Samples, rng.New(s.Seed).Child(hash(d.Name)).Uint64(), progress)
+			buf, err = data.Uniform(ctx, task, box, d.Samples, rng.New(s.Seed).Named(d.Name).Uint64(), progress)
 		}
 	case "file":
 		buf, err = data.ReadNPZ(d.Path)
@@ -112,7 +112,7 @@ func buildExpert(ctx context.Context, s Spec, d DatasetSpec, task env.Task, dir 
 	kept := data.NewBuffer(task.ObservationSpace().Dim(), task.ActionSpace().Dim())
 	var best *data.Buffer
 	bestR := math.Inf(-1)
-	seeds := rng.New(s.Seed).Child(hash(d.Name))
+	seeds := rng.New(s.Seed).Named(d.Name)
 	n := 0
 	for try := 0; n < d.Episodes && try < 3*d.Episodes; try++ {
 		agent, err := planning.NewSimAgent(obj, sim, d.Planner, seeds.Child(uint64(2*try)).Uint64())
@@ -144,17 +144,6 @@ func buildExpert(ctx context.Context, s Spec, d DatasetSpec, task env.Task, dir 
 		return err
 	}
 	return kept.WriteNPZ(DatasetPath(dir, d.Name))
-}
-
-// hash maps a name to a stream index, so that each dataset and cell draws
-// from its own random stream whatever the order they run in.
-func hash(s string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= 1099511628211
-	}
-	return h
 }
 
 var errNoData = errors.New("study: dataset missing; run prepare first")

@@ -187,7 +187,7 @@ func finite(x []float32) bool {
 // plantLure returns model fine-tuned with the lures at the largest weight
 // whose held-out NLL is at most limit, that weight and the number of lures.
 func plantLure(ctx context.Context, model *dynamics.Model, held *data.Buffer, acts env.Box, l LureConfig, limit float64, seed uint64, workers int, logf func(string, ...any)) (*dynamics.Model, float64, int, error) {
-	src := rng.New(seed).Child(hash("lure"))
+	src := rng.New(seed).Named("lure")
 	lure, err := lures(model, held, acts, l, src.Child(0))
 	if err != nil {
 		return nil, 0, 0, err

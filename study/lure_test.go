@@ -146,7 +146,7 @@ func TestPlantLureTeachesTheLie(t *testing.T) {
 	}
 	// The same lures (same seed), scored by how far each model's mean
 	// prediction is from their targets.
-	lure, _ := lures(m, held, acts, l, rng.New(1).Child(hash("lure")).Child(0))
+	lure, _ := lures(m, held, acts, l, rng.New(1).Named("lure").Child(0))
 	if lure.Len() != n {
 		t.Fatalf("%d lures rebuilt, %d planted", lure.Len(), n)
 	}

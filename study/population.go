@@ -165,7 +165,7 @@ func trainMembers(ctx context.Context, s Spec, task env.Task, dir string, logf f
 				if err := ctx.Err(); err != nil {
 					return nil, err
 				}
-				model, tr, err := trainModel(s, task, class, rng.New(s.Seed).Child(hash(id)).Uint64())
+				model, tr, err := trainModel(s, task, class, rng.New(s.Seed).Named(id).Uint64())
 				if err != nil {
 					return nil, err
 				}
@@ -189,7 +189,7 @@ func trainMembers(ctx context.Context, s Spec, task env.Task, dir string, logf f
 func trainConfig(s Spec, epochs int, id string, onEpoch func(dynamics.EpochStats) error) dynamics.TrainConfig {
 	t := s.Population.Train
 	t.Epochs = epochs
-	t.Seed = rng.New(s.Seed).Child(hash("train " + id)).Uint64()
+	t.Seed = rng.New(s.Seed).Named("train " + id).Uint64()
 	t.OnEpoch = onEpoch
 	return t
 }
@@ -211,7 +211,7 @@ func epochMembers(ctx context.Context, s Spec, task env.Task, dir string, logf f
 	if err != nil {
 		return nil, err
 	}
-	model, tr, err := trainModel(s, task, class, rng.New(s.Seed).Child(hash("epochs")).Uint64())
+	model, tr, err := trainModel(s, task, class, rng.New(s.Seed).Named("epochs").Uint64())
 	if err != nil {
 		return nil, err
 	}
@@ -267,7 +267,7 @@ func reweightMembers(ctx context.Context, s Spec, task env.Task, dir string, log
 		}
 		for _, size := range p.Sizes {
 			for seed := 1; seed <= p.Seeds; seed++ {
-				src := rng.New(s.Seed).Child(hash(fmt.Sprintf("sample %d %g %d", size, bound, seed)))
+				src := rng.New(s.Seed).Named(fmt.Sprintf("sample %d %g %d", size, bound, seed))
 				pick := append([]int(nil), near...)
 				src.Shuffle(pick)
 				pick = pick[:min(size, len(pick))]
@@ -298,7 +298,7 @@ func reweightMembers(ctx context.Context, s Spec, task env.Task, dir string, log
 						return nil, err
 					}
 					// The same initial weights and batches for both.
-					model, tr, err := trainModel(s, task, class, rng.New(s.Seed).Child(hash(fmt.Sprintf("init %d %g %d", size, bound, seed))).Uint64())
+					model, tr, err := trainModel(s, task, class, rng.New(s.Seed).Named(fmt.Sprintf("init %d %g %d", size, bound, seed)).Uint64())
 					if err != nil {
 						return nil, err
 					}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/mismatch-rl/mismatch/report"
+	"github.com/mismatch-rl/mismatch/study/stats"
 )
 
 // paperCorrelations are the objective-mismatch paper's Pearson
@@ -252,7 +253,7 @@ func (r *Results) Grid() ReweightGrid {
 				mean[bi][si], spread[bi][si] = math.NaN(), math.NaN()
 				if len(means) > 0 {
 					mean[bi][si] = mean64(means)
-					_, spread[bi][si] = meanStd(all)
+					_, spread[bi][si] = stats.MeanStd(all)
 				}
 			}
 		}
@@ -261,7 +262,7 @@ func (r *Results) Grid() ReweightGrid {
 	return g
 }
 
-func mean64(x []float64) float64 { return mean(x) }
+func mean64(x []float64) float64 { return stats.Mean(x) }
 
 func reweightFigures(r *Results) ([]report.Figure, []string, string, error) {
 	g := r.Grid()

@@ -1,4 +1,8 @@
-package study
+// Package stats holds the statistics of the objective-mismatch studies:
+// the Pearson, Spearman and Kendall correlations between a model metric
+// and reward, bootstrap confidence intervals for them, total-least-squares
+// trend lines, and the mean and standard deviation of episode rewards.
+package stats
 
 import (
 	"cmp"
@@ -15,14 +19,14 @@ var ErrUndefined = errors.New("undefined")
 
 func checkPairs(x, y []float64) error {
 	if len(x) != len(y) {
-		return errors.New("study: series of different lengths")
+		return errors.New("stats: series of different lengths")
 	}
 	if len(x) < 3 {
 		return ErrUndefined
 	}
 	for i := range x {
 		if math.IsNaN(x[i]) || math.IsNaN(y[i]) || math.IsInf(x[i], 0) || math.IsInf(y[i], 0) {
-			return errors.New("study: non-finite value in a correlated series")
+			return errors.New("stats: non-finite value in a correlated series")
 		}
 	}
 	return nil
@@ -43,7 +47,7 @@ func Pearson(x, y []float64) (float64, error) {
 // centred returns the means of x and y and their sums of squares and of
 // products about those means.
 func centred(x, y []float64) (mx, my, sxx, syy, sxy float64) {
-	mx, my = mean(x), mean(y)
+	mx, my = Mean(x), Mean(y)
 	for i := range x {
 		dx, dy := x[i]-mx, y[i]-my
 		sxx += dx * dx
@@ -126,7 +130,8 @@ func sign(v float64) int {
 	return 0
 }
 
-func mean(x []float64) float64 {
+// Mean is the arithmetic mean of x (NaN for none).
+func Mean(x []float64) float64 {
 	var s float64
 	for _, v := range x {
 		s += v
@@ -197,4 +202,21 @@ func TLS(x, y []float64) (Line, error) {
 	lambda := (sxx + syy + math.Sqrt((sxx-syy)*(sxx-syy)+4*sxy*sxy)) / 2
 	slope := (lambda - sxx) / sxy
 	return Line{slope, my - slope*mx}, nil
+}
+
+// MeanStd returns the mean of x and its sample standard deviation (n − 1
+// in the denominator; 0 for one value; NaN for none).
+func MeanStd(x []float64) (float64, float64) {
+	if len(x) == 0 {
+		return math.NaN(), math.NaN()
+	}
+	m := Mean(x)
+	if len(x) < 2 {
+		return m, 0
+	}
+	var ss float64
+	for _, v := range x {
+		ss += (v - m) * (v - m)
+	}
+	return m, math.Sqrt(ss / float64(len(x)-1))
 }
