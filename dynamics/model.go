@@ -241,6 +241,15 @@ func (m *Model) Config() Config {
 	return c
 }
 
+// MeanOutput is the network output that predicts the mean of target
+// dimension d (a probabilistic model's other outputs are log-variances).
+func (m *Model) MeanOutput(d int) int {
+	if m.Head != nil {
+		return m.Head.MeanOutput(d)
+	}
+	return d
+}
+
 // Members is the ensemble size.
 func (m *Model) Members() int { return m.cfg.Members }
 

@@ -50,6 +50,12 @@ func (g *Gaussian) check(out []float32, rows int) error {
 	return nil
 }
 
+// MeanOutput is the output that holds dimension d's mean.
+func (g *Gaussian) MeanOutput(d int) int { return d }
+
+// LogVarOutput is the output that holds dimension d's raw log-variance.
+func (g *Gaussian) LogVarOutput(d int) int { return g.Dim + d }
+
 // Split writes the mean and the clamped log-variance of rows output rows
 // (rows×2·Dim) into mean and logVar (rows×Dim each).
 func (g *Gaussian) Split(mean, logVar, out []float32, rows int) error {

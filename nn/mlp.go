@@ -153,6 +153,19 @@ func (l Layer) MemberW(e int) []float32 { return l.W[e*l.In*l.Out : (e+1)*l.In*l
 // MemberB returns member e's bias vector.
 func (l Layer) MemberB(e int) []float32 { return l.B[e*l.Out : (e+1)*l.Out] }
 
+// Members is the number of ensemble members the layer holds.
+func (l Layer) Members() int { return len(l.B) / l.Out }
+
+// Index is the position, in the layer's part of the MLP's parameter
+// vector (its weights, then its biases), of member e's weight from input i
+// to output j; i = In gives output j's bias.
+func (l Layer) Index(e, i, j int) int {
+	if i < l.In {
+		return (e*l.In+i)*l.Out + j
+	}
+	return len(l.W) + e*l.Out + j
+}
+
 // MLP is an ensemble of multilayer perceptrons with identical shapes.
 type MLP struct {
 	cfg    Config
@@ -222,6 +235,15 @@ func (m *MLP) Clone() *MLP {
 	c, _ := newZero(m.cfg)
 	copy(c.params, m.params)
 	return c
+}
+
+// Range is where layer i's part of Params() lies: [lo, hi), its weights
+// then its biases.
+func (m *MLP) Range(i int) (lo, hi int) {
+	for k := 0; k < i; k++ {
+		lo += len(m.Layers[k].W) + len(m.Layers[k].B)
+	}
+	return lo, lo + len(m.Layers[i].W) + len(m.Layers[i].B)
 }
 
 // SetParams copies p into m's parameters; p must have len(m.Params()).

@@ -550,3 +550,30 @@ func TestFeatures(t *testing.T) {
 		t.Fatal("features of a linear model accepted")
 	}
 }
+
+// TestLayerViews: Range and Index name the parameters that Layers' views
+// alias, member by member, weights then biases.
+func TestLayerViews(t *testing.T) {
+	m := mustNew(t, Config{Members: 3, In: 2, Hidden: []int{4}, Out: 5, Activation: Tanh}, 1)
+	p := m.Params()
+	for i, l := range m.Layers {
+		lo, hi := m.Range(i)
+		if hi-lo != len(l.W)+len(l.B) || l.Members() != 3 {
+			t.Fatalf("layer %d: range [%d, %d), %d members", i, lo, hi, l.Members())
+		}
+		for e := 0; e < 3; e++ {
+			for j := 0; j < l.Out; j++ {
+				for k := 0; k <= l.In; k++ {
+					idx := lo + l.Index(e, k, j)
+					want := &l.MemberB(e)[j]
+					if k < l.In {
+						want = &l.MemberW(e)[k*l.Out+j]
+					}
+					if &p[idx] != want {
+						t.Fatalf("layer %d member %d input %d output %d: index %d is not the view's element", i, e, k, j, idx)
+					}
+				}
+			}
+		}
+	}
+}

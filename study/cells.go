@@ -59,12 +59,6 @@ func newEvaluator(s Spec, task env.Task, dir string) (*evaluator, error) {
 	return ev, nil
 }
 
-// episodeSeed is the reset seed of evaluation episode e: the same for every
-// model, so that all face the same start states.
-func episodeSeed(seed uint64, e int) uint64 {
-	return rng.New(seed).Named("episode").Child(uint64(e)).Uint64()
-}
-
 // evaluate scores one member on one goroutine. Only failures of the study
 // itself (a missing checkpoint, cancellation) are errors; a model's own
 // numerical failure is recorded in the cell.
@@ -89,14 +83,14 @@ func (ev *evaluator) evaluate(ctx context.Context, m Member) (Cell, error) {
 		}
 		c.NLL[name], c.MixtureNLL[name], c.MSE[name] = met.NLL, met.MixtureNLL, met.MSE
 	}
-	sc, _, fault, err := scoreEpisodes(ctx, ev.task, model, ev.spec.Evaluation, rng.New(ev.spec.Seed).Named(m.ID).Uint64(), ev.spec.Seed, 1)
+	eps, err := ScoreEpisodes(ctx, ev.task, model, ev.spec.Evaluation, rng.New(ev.spec.Seed).Named(m.ID).Uint64(), ev.spec.Seed, 1)
 	if err != nil {
 		return c, err
 	}
-	if fault != nil {
-		faults = append(faults, fault)
+	if eps.Faults != nil {
+		faults = append(faults, eps.Faults)
 	}
-	c.Rewards = sc.Rewards
+	c.Rewards = eps.Rewards
 	c.RewardMean, c.RewardStd = stats.MeanStd(c.Rewards)
 	if err := errors.Join(faults...); err != nil {
 		c.Error = err.Error()

@@ -1,14 +1,21 @@
 // Package study runs the objective-mismatch paper's experiments on any
 // task and any population of dynamics models:
 //
-//   - likelihood vs reward: every model of a population is scored by its
-//     log-likelihood on evaluation datasets (expert, on-policy, grid or
-//     uniform coverage) and by the mean reward it earns in MPC episodes on
-//     the real task; the correlations between the two (Pearson, Spearman,
-//     Kendall, with bootstrap intervals) and total-least-squares trends are
-//     the paper's figure 3;
-//   - loss vs reward over training: one model is checkpointed as it trains
-//     and every checkpoint is scored the same way (figures 4 and 5).
+//   - likelihood vs reward (kind likelihood-reward; the paper's figure 3):
+//     every model of a population is scored by its log-likelihood on
+//     evaluation datasets (expert, on-policy, grid or uniform coverage, or
+//     a file) and by the mean reward it earns in MPC episodes on the real
+//     task; the correlations between the two (Pearson, Spearman, Kendall,
+//     with bootstrap intervals) and total-least-squares trends relate them;
+//   - loss vs reward over training (kind loss-reward; figures 4 and 5):
+//     one model is checkpointed as it trains and every checkpoint is
+//     scored the same way;
+//   - re-weighted training (kind reweight; figure 8): models trained on S
+//     tuples within distance ε of an expert trajectory, with and without
+//     weights falling from 1 on the trajectory to 0 at ε, scored by reward.
+//
+// The adversarial model search (section 5) lives in study/attack, with its
+// own configuration and report; the statistics in study/stats.
 //
 // A study is a spec of datasets, a population and an evaluation. It runs in
 // stages, each resumable: prepare builds the datasets and the population;

@@ -12,8 +12,7 @@ import (
 	"github.com/mismatch-rl/mismatch/env"
 	"github.com/mismatch-rl/mismatch/internal/dirlock"
 	"github.com/mismatch-rl/mismatch/internal/safefile"
-	"github.com/mismatch-rl/mismatch/pets"
-	"github.com/mismatch-rl/mismatch/study"
+	"github.com/mismatch-rl/mismatch/study/attack"
 )
 
 // readTaskData reads an .npz of transitions for the task, refusing data
@@ -68,10 +67,10 @@ planner (final.*).
 			if err != nil {
 				return usageError{err}
 			}
-			fastCfg, _ := pets.Preset("fast", task.Name())
-			defCfg, _ := pets.Preset("default", task.Name())
-			c := study.AttackConfig{Start: "lure", Subset: "last", Dims: 100, Directions: "probe", Step: 0.01, Iterations: 20, Seed: 1, Workers: 2,
-				Search: study.EvalSpec{Episodes: 1, Planner: fastCfg.Planner}, Final: study.EvalSpec{Episodes: 10, Planner: defCfg.Planner}}
+			c, err := attack.DefaultConfig(task.Name())
+			if err != nil {
+				return usageError{err}
+			}
 			if err := loadConfig(&c, file, kv); err != nil {
 				return err
 			}
@@ -91,7 +90,7 @@ planner (final.*).
 			if out == "" {
 				out = filepath.Join("runs", "attack")
 			}
-			if err := dirlock.CheckOwned(out, study.AttackFile, "figures"); err != nil {
+			if err := dirlock.CheckOwned(out, attack.File, "figures"); err != nil {
 				return usageError{err}
 			}
 			lock, err := dirlock.Acquire(out, "attack")
@@ -103,11 +102,11 @@ planner (final.*).
 				return err
 			}
 			logf := func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
-			res, err := study.Attack(cmd.Context(), task, m, hb, c, logf)
+			res, err := attack.Run(cmd.Context(), task, m, hb, c, logf)
 			if err != nil {
 				return err
 			}
-			if err := study.WriteAttack(out, c, res, eb, env.ObservationNames(task)); err != nil {
+			if err := attack.WriteReport(out, c, res, eb, env.ObservationNames(task)); err != nil {
 				return err
 			}
 			fmt.Printf("reward %.2f ± %.2f → %.2f ± %.2f; held-out NLL %.4f → %.4f\n%s\n", res.Before.RewardMean, res.Before.RewardStd,

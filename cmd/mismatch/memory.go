@@ -12,6 +12,7 @@ import (
 	"github.com/mismatch-rl/mismatch/internal/memory"
 	"github.com/mismatch-rl/mismatch/pets"
 	"github.com/mismatch-rl/mismatch/study"
+	"github.com/mismatch-rl/mismatch/study/attack"
 )
 
 // memoryFlag is --max-memory: the bound an estimate of a command's memory
@@ -111,7 +112,7 @@ func studyMemory(s study.Spec, task env.Task, workers int) memory.Estimate {
 
 // attackMemory estimates the adversarial search: its directions and
 // CMA-ES's covariance, the lures, and each worker's model and planners.
-func attackMemory(c study.AttackConfig, m *dynamics.Model, task env.Task, held float64) memory.Estimate {
+func attackMemory(c attack.Config, m *dynamics.Model, task env.Task, held float64) memory.Estimate {
 	params := float64(len(m.Net.Params()))
 	if c.Subset != "all" {
 		last := m.Net.Layers[len(m.Net.Layers)-1]

@@ -1,4 +1,11 @@
-package study
+// Package attack is the objective-mismatch paper's adversarial model
+// search (its section 5): starting from a good dynamics model, it looks for
+// one whose likelihood on held-out data is at least as good but which earns
+// less reward in model-predictive control — by planting a lure (an
+// optimistic lie where the held-out data are silent) and by CMA-ES over
+// the output layer's weights under the likelihood constraint — and writes
+// the adversary, a summary and a report.
+package attack
 
 import (
 	"cmp"
@@ -16,47 +23,49 @@ import (
 	"github.com/mismatch-rl/mismatch/dynamics"
 	"github.com/mismatch-rl/mismatch/env"
 	"github.com/mismatch-rl/mismatch/internal/fields"
-	"github.com/mismatch-rl/mismatch/internal/parallel"
-	"github.com/mismatch-rl/mismatch/planning"
+	"github.com/mismatch-rl/mismatch/nn"
+	"github.com/mismatch-rl/mismatch/pets"
 	"github.com/mismatch-rl/mismatch/rng"
+	"github.com/mismatch-rl/mismatch/study"
 	"github.com/mismatch-rl/mismatch/study/stats"
 )
 
-// AttackConfig is the adversarial model search of the paper's section 5:
+// Config is the adversarial model search of the paper's section 5:
 // change a good model's parameters to lower the reward it earns in MPC
-// while its likelihood on held-out data stays at least as good.
-type AttackConfig struct {
+// while its likelihood on held-out data stays at least as good. Start from
+// DefaultConfig; where a field's empty value means something, its comment
+// says what.
+type Config struct {
 	// Subset is the parameters searched: "last" (the output layer, about
-	// 1% of a PETS model) or "all".
+	// 1% of a PETS model; also what "" means) or "all".
 	Subset string `yaml:"subset"`
 	// Dims is the dimension of the search: CMA-ES moves the subset along
 	// Dims fixed directions, Δw = P·z. CMA-ES adapts a full covariance,
 	// which the thousands of weights of a layer would make cubic in cost;
 	// a subspace keeps it to Dims.
 	Dims int `yaml:"dims"`
-	// Directions chooses P. "null" (the default for the last layer) takes
-	// the directions of the output layer's mean weights in which the
-	// held-out NLL curves least: the output is linear in the last hidden
-	// features H, so with the variances fixed the NLL is quadratic in each
-	// output's weights with curvature HᵀΛH (Λ the predicted precisions),
-	// and these are its eigenvectors of smallest eigenvalue over all
-	// members and outputs. They leave the likelihood nearly untouched while
-	// changing predictions away from the data, which is where a planner's
-	// search goes. "probe" (the default) aims at those places directly:
-	// the directions that change the mean predictions most at probe
+	// Directions chooses P. "probe" (DefaultConfig's, and what "" means)
+	// takes the directions that change the mean predictions most at probe
 	// inputs — held-out states with actions drawn uniformly from the action
 	// box, the what-if actions a planner tries — per unit of held-out NLL
 	// they cost (generalised eigenvectors of the probe and held-out
-	// curvatures). "random" draws P from N(0, σ²/Dims), σ the subset's
-	// weight spread.
+	// curvatures). "null" takes the directions of the output layer's mean
+	// weights in which the held-out NLL curves least: the output is linear
+	// in the last hidden features H, so with the variances fixed the NLL is
+	// quadratic in each output's weights with curvature HᵀΛH (Λ the
+	// predicted precisions), and these are its eigenvectors of smallest
+	// eigenvalue over all members and outputs; they leave the likelihood
+	// nearly untouched while changing predictions away from the data.
+	// "random" draws P from N(0, σ²/Dims), σ the subset's weight spread.
+	// The whole-model subset always searches random directions.
 	Directions string `yaml:"directions"`
-	// Start is where the search starts: "refit" (the default) moves the
-	// output layer's mean weights to the held-out NLL's minimum first, so
-	// the search starts from a model at least as likely as the original
-	// and spends the likelihood it gained; "lure" fine-tunes the whole
-	// model to believe in a shortcut where the held-out data are silent
-	// (see LureConfig); "original" starts from the model as trained,
-	// where every move costs likelihood.
+	// Start is where the search starts. "lure" (DefaultConfig's)
+	// fine-tunes the whole model to believe in a shortcut where the
+	// held-out data are silent (see LureConfig); "refit" (what "" means)
+	// moves the output layer's mean weights to the held-out NLL's minimum,
+	// so the search starts from a model at least as likely as the original
+	// and spends the likelihood it gained; "original" starts from the model
+	// as trained, where every move costs likelihood.
 	Start string     `yaml:"start"`
 	Lure  LureConfig `yaml:"lure"`
 	// Step is CMA-ES's initial step size in z: the typical change of a
@@ -69,15 +78,33 @@ type AttackConfig struct {
 	Workers    int     `yaml:"workers"` // candidates scored at once
 	// Search scores candidates; Final re-measures the original and the
 	// result with more episodes, with the same planner for both.
-	Search EvalSpec `yaml:"search"`
-	Final  EvalSpec `yaml:"final"`
+	Search study.EvalSpec `yaml:"search"`
+	Final  study.EvalSpec `yaml:"final"`
 	// Tolerance lets the held-out NLL rise by this much (nats) before the
 	// constraint bites; 0 demands it be no worse.
 	Tolerance float64 `yaml:"tolerance"`
 }
 
+// DefaultConfig is the search the command line runs for a task: the lure,
+// then 20 CMA-ES iterations along 100 probe directions of the output layer
+// at step 0.01; candidates scored by one episode with the task's fast PETS
+// planner, the original and the result by 10 episodes with its default
+// planner, two at a time.
+func DefaultConfig(task string) (Config, error) {
+	fast, err := pets.Preset("fast", task)
+	if err != nil {
+		return Config{}, err
+	}
+	def, err := pets.Preset("default", task)
+	if err != nil {
+		return Config{}, err
+	}
+	return Config{Start: "lure", Subset: "last", Dims: 100, Directions: "probe", Step: 0.01, Iterations: 20, Seed: 1, Workers: 2,
+		Search: study.EvalSpec{Episodes: 1, Planner: fast.Planner}, Final: study.EvalSpec{Episodes: 10, Planner: def.Planner}}, nil
+}
+
 // Validate reports every out-of-range setting of c by its YAML name.
-func (c AttackConfig) Validate() error {
+func (c Config) Validate() error {
 	var errs fields.Errors
 	if !slices.Contains([]string{"", "last", "all"}, c.Subset) {
 		errs.Add("subset", "is %q, want last or all", c.Subset)
@@ -112,7 +139,7 @@ func (c AttackConfig) Validate() error {
 	}
 	for _, e := range []struct {
 		name string
-		spec EvalSpec
+		spec study.EvalSpec
 	}{{"search", c.Search}, {"final", c.Final}} {
 		if e.spec.Episodes < 1 {
 			errs.Add(e.name+".episodes", "is %d, want at least 1", e.spec.Episodes)
@@ -122,8 +149,8 @@ func (c AttackConfig) Validate() error {
 	return errs.Err()
 }
 
-// AttackResult is the search's outcome.
-type AttackResult struct {
+// Result is the search's outcome.
+type Result struct {
 	Before, After Score
 	// Start is the model the search started from (start=refit or lure),
 	// measured like the other two, so that what the start alone does to
@@ -158,9 +185,9 @@ const penalty = 1e6
 
 // Attack searches for a model whose reward is low and whose NLL on held
 // is no worse than model's.
-func Attack(ctx context.Context, task env.Task, model *dynamics.Model, held *data.Buffer, c AttackConfig, logf func(string, ...any)) (*AttackResult, error) {
+func Run(ctx context.Context, task env.Task, model *dynamics.Model, held *data.Buffer, c Config, logf func(string, ...any)) (*Result, error) {
 	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("study: invalid attack config:\n%w", err)
+		return nil, fmt.Errorf("attack: invalid attack config:\n%w", err)
 	}
 	lo, hi, err := subsetRange(model, c.Subset)
 	if err != nil {
@@ -177,11 +204,10 @@ func Attack(ctx context.Context, task env.Task, model *dynamics.Model, held *dat
 		return nil, err
 	}
 	nll0 := m0.NLL
-	last := model.Net.Layers[len(model.Net.Layers)-1]
-	E, h, out := model.Members(), last.In, last.Out
+	out := outputOf(model)
 	// The start, when it is not the original: re-measured at the end.
 	var start *dynamics.Model
-	res := &AttackResult{}
+	res := &Result{}
 	from := model // the model whose features and normaliser the search uses
 	if c.Start == "lure" {
 		if start, res.LureWeight, res.Lures, err = plantLure(ctx, model, held, task.ActionSpace(), c.Lure.withDefaults(), nll0+c.Tolerance, c.Seed, max(c.Workers, 1), logf); err != nil {
@@ -199,8 +225,8 @@ func Attack(ctx context.Context, task env.Task, model *dynamics.Model, held *dat
 	}
 	switch c.Start {
 	case "refit", "":
-		off := len(base) - len(last.W) - len(last.B)
-		refit(base[off:], fits, E, h, out)
+		off, _ := model.Net.Range(len(model.Net.Layers) - 1)
+		refit(base[off:], fits, out)
 		start = model.Clone()
 		copy(start.Net.Params(), base)
 		met, err := start.Evaluate(held, 1)
@@ -217,7 +243,7 @@ func Attack(ctx context.Context, task env.Task, model *dynamics.Model, held *dat
 	}
 	adv := start
 	if c.Iterations == 0 && start == nil {
-		return nil, errors.New("study: with iterations=0 the start is the result, and the original model is no adversary")
+		return nil, errors.New("attack: with iterations=0 the start is the result, and the original model is no adversary")
 	}
 	if c.Iterations > 0 {
 		sp := space{base: base, lo: lo, hi: hi, spread: spread, fits: fits, nll0: nll0}
@@ -240,15 +266,16 @@ func Attack(ctx context.Context, task env.Task, model *dynamics.Model, held *dat
 		if err != nil {
 			return nil, err
 		}
-		sc, obs, faults, err := scoreEpisodes(ctx, task, m, c.Final, c.Seed^0xf17a1, c.Seed^0xf17a1, max(c.Workers, 1))
+		final := rng.New(c.Seed).Named("final").Uint64()
+		eps, err := study.ScoreEpisodes(ctx, task, m, c.Final, final, final, max(c.Workers, 1))
 		if err == nil {
-			err = faults
+			err = eps.Faults
 		}
 		if err != nil {
 			return nil, err
 		}
-		sc.NLL = met.NLL
-		scores[i], trajs[i] = sc, obs
+		scores[i] = Score{NLL: met.NLL, Rewards: eps.Rewards, RewardMean: eps.Mean, RewardStd: eps.Std}
+		trajs[i] = eps.Observations
 	}
 	res.Before, res.OriginalEpisodes = scores[0], trajs[0]
 	res.After, res.AdversaryEpisodes = scores[1], trajs[1]
@@ -275,26 +302,25 @@ type space struct {
 // cmaSearch runs CMA-ES from sp.base to lower the search planner's reward
 // while the held-out NLL keeps within c.Tolerance of sp.nll0, and returns
 // the best candidate that kept it.
-func cmaSearch(ctx context.Context, task env.Task, model *dynamics.Model, held *data.Buffer, c AttackConfig, sp space, res *AttackResult, logf func(string, ...any)) (*dynamics.Model, error) {
+func cmaSearch(ctx context.Context, task env.Task, model *dynamics.Model, held *data.Buffer, c Config, sp space, res *Result, logf func(string, ...any)) (*dynamics.Model, error) {
 	base, lo, spread, fits, nll0 := sp.base, sp.lo, sp.spread, sp.fits, sp.nll0
 	sub := base[lo:sp.hi]
-	last := model.Net.Layers[len(model.Net.Layers)-1]
-	E, h, out := model.Members(), last.In, last.Out
+	out := outputOf(model)
 	// The directions, one after another: Dims × len(sub).
 	dirs := make([]float32, c.Dims*len(sub))
 	switch {
 	case c.Directions == "random" || c.Subset == "all":
 		rng.New(c.Seed).Named("directions").FillNormal(dirs, 0, float32(spread/math.Sqrt(float64(c.Dims))))
 	case c.Directions == "null":
-		if err := nullDirections(dirs, fits, E, h, out, c.Dims, spread); err != nil {
+		if err := nullDirections(dirs, fits, out, c.Dims, spread); err != nil {
 			return nil, err
 		}
 	case c.Directions == "probe" || c.Directions == "":
-		if err := probeDirections(dirs, fits, model, held, task.ActionSpace(), c.Seed, E, h, out, c.Dims); err != nil {
+		if err := probeDirections(dirs, fits, model, held, task.ActionSpace(), c.Seed, out, c.Dims); err != nil {
 			return nil, err
 		}
 	default:
-		return nil, fmt.Errorf("study: attack directions %q, want probe, null or random", c.Directions)
+		return nil, fmt.Errorf("attack: attack directions %q, want probe, null or random", c.Directions)
 	}
 	workers := max(c.Workers, 1)
 	pool := make(chan *dynamics.Model, workers)
@@ -361,7 +387,7 @@ func cmaSearch(ctx context.Context, task env.Task, model *dynamics.Model, held *
 	}
 	var chol mat.Cholesky
 	if !chol.Factorize(mat.NewDiagDense(c.Dims, diag)) {
-		return nil, errors.New("study: initial covariance is not positive definite")
+		return nil, errors.New("attack: initial covariance is not positive definite")
 	}
 	method := &optimize.CmaEsChol{InitStepSize: step, InitCholesky: &chol, Population: c.Population, Src: rng.New(c.Seed).Named("cma")}
 	pop := c.Population
@@ -390,7 +416,7 @@ func cmaSearch(ctx context.Context, task env.Task, model *dynamics.Model, held *
 		if err != nil {
 			return nil, err
 		}
-		return nil, fmt.Errorf("study: no candidate of %d kept the held-out NLL within %g of %.4f; try a smaller step", res.Evaluations, c.Tolerance, nll0)
+		return nil, fmt.Errorf("attack: no candidate of %d kept the held-out NLL within %g of %.4f; try a smaller step", res.Evaluations, c.Tolerance, nll0)
 	}
 	adv := model.Clone()
 	apply(adv, bestZ)
@@ -451,7 +477,7 @@ func fitOutputs(m *dynamics.Model, held *data.Buffer) ([]outputFit, error) {
 			A.SymOuterK(1, W.T())
 			var eig mat.EigenSym
 			if !eig.Factorize(&A, true) {
-				return nil, errors.New("study: eigen-decomposition of the likelihood's curvature failed")
+				return nil, errors.New("attack: eigen-decomposition of the likelihood's curvature failed")
 			}
 			f := outputFit{e: e, j: j, vals: eig.Values(nil), vecs: &mat.Dense{}}
 			eig.VectorsTo(f.vecs)
@@ -495,27 +521,33 @@ func featureMatrix(dst *mat.Dense, feat []float32, e int) {
 
 // refit moves base's output-layer mean weights (sub = base[lo:]) to the
 // held-out NLL's minimum given the predicted variances.
-func refit(sub []float32, fits []outputFit, E, h, out int) {
+func refit(sub []float32, fits []outputFit, out outputLayer) {
 	for _, f := range fits {
 		for i, v := range f.delta {
-			sub[weightIndex(f.e, f.j, i, E, h, out)] += float32(v)
+			sub[out.index(f.e, f.j, i)] += float32(v)
 		}
 	}
 }
 
-// weightIndex is the position in the output layer's parameters (weights,
-// then biases) of member e's weight from hidden unit i (i = h: the bias)
-// to output j.
-func weightIndex(e, j, i, E, h, out int) int {
-	if i < h {
-		return e*h*out + i*out + j
-	}
-	return E*h*out + e*out + j
+// outputLayer locates the output layer's mean weights in its part of the
+// parameter vector, through nn's and dynamics' views of the layout.
+type outputLayer struct {
+	nn.Layer
+	m *dynamics.Model
 }
+
+func outputOf(m *dynamics.Model) outputLayer {
+	return outputLayer{Layer: m.Net.Layers[len(m.Net.Layers)-1], m: m}
+}
+
+// index is the position of member e's weight from hidden unit i (i = In:
+// the bias) to the mean of target dimension j.
+func (o outputLayer) index(e, j, i int) int { return o.Index(e, i, o.m.MeanOutput(j)) }
 
 // nullDirections fills dirs with the dims directions of the output layer's
 // mean weights (and biases) in which the held-out NLL curves least.
-func nullDirections(dirs []float32, fits []outputFit, E, h, out, dims int, spread float64) error {
+func nullDirections(dirs []float32, fits []outputFit, out outputLayer, dims int, spread float64) error {
+	h := out.In
 	type cand struct {
 		s    float64
 		f, k int
@@ -528,7 +560,7 @@ func nullDirections(dirs []float32, fits []outputFit, E, h, out, dims int, sprea
 	}
 	slices.SortStableFunc(cands, func(a, b cand) int { return cmp.Compare(a.s, b.s) })
 	if len(cands) < dims {
-		return fmt.Errorf("study: only %d null directions for %d dimensions", len(cands), dims)
+		return fmt.Errorf("attack: only %d null directions for %d dimensions", len(cands), dims)
 	}
 	sub := len(dirs) / dims
 	scale := spread * math.Sqrt(float64(h+1))
@@ -536,7 +568,7 @@ func nullDirections(dirs []float32, fits []outputFit, E, h, out, dims int, sprea
 		col := dirs[d*sub : (d+1)*sub]
 		f := fits[c.f]
 		for i := 0; i <= h; i++ {
-			col[weightIndex(f.e, f.j, i, E, h, out)] = float32(scale * f.vecs.At(i, c.k))
+			col[out.index(f.e, f.j, i)] = float32(scale * f.vecs.At(i, c.k))
 		}
 	}
 	return nil
@@ -549,7 +581,8 @@ func nullDirections(dirs []float32, fits []outputFit, E, h, out, dims int, sprea
 // curvature (ridge-damped, as in the refit) and B = HₚᵀHₚ for the probe
 // features Hₚ. Each is scaled so that a unit move costs the same held-out
 // NLL, so CMA-ES's one step size suits them all.
-func probeDirections(dirs []float32, fits []outputFit, m *dynamics.Model, held *data.Buffer, acts env.Box, seed uint64, E, h, out, dims int) error {
+func probeDirections(dirs []float32, fits []outputFit, m *dynamics.Model, held *data.Buffer, acts env.Box, seed uint64, out outputLayer, dims int) error {
+	E, h := out.Members(), out.In
 	n := min(held.Len(), 5000)
 	od, ad := held.ObsDim, held.ActDim
 	act := make([]float32, n*ad)
@@ -593,7 +626,7 @@ func probeDirections(dirs []float32, fits []outputFit, m *dynamics.Model, held *
 		}
 		var eig mat.EigenSym
 		if !eig.Factorize(S, true) {
-			return errors.New("study: eigen-decomposition of the probe curvature failed")
+			return errors.New("attack: eigen-decomposition of the probe curvature failed")
 		}
 		vals := eig.Values(nil)
 		vecs[fi] = &mat.Dense{}
@@ -605,7 +638,7 @@ func probeDirections(dirs []float32, fits []outputFit, m *dynamics.Model, held *
 	}
 	slices.SortStableFunc(cands, func(a, b cand) int { return cmp.Compare(b.mu, a.mu) })
 	if len(cands) < dims {
-		return fmt.Errorf("study: only %d probe directions for %d dimensions", len(cands), dims)
+		return fmt.Errorf("attack: only %d probe directions for %d dimensions", len(cands), dims)
 	}
 	sub := len(dirs) / dims
 	v := mat.NewVecDense(h+1, nil)
@@ -619,7 +652,7 @@ func probeDirections(dirs []float32, fits []outputFit, m *dynamics.Model, held *
 		f := fits[c.f]
 		col := dirs[d*sub : (d+1)*sub]
 		for i := 0; i <= h; i++ {
-			col[weightIndex(f.e, f.j, i, E, h, out)] = float32(v.AtVec(i))
+			col[out.index(f.e, f.j, i)] = float32(v.AtVec(i))
 		}
 	}
 	return nil
@@ -630,7 +663,7 @@ func probeDirections(dirs []float32, fits []outputFit, m *dynamics.Model, held *
 // the likelihood constraint. A trained model sits at a minimum of its loss,
 // and how far it can move depends on how sharp its likelihood is in the
 // search directions, which no fixed step suits.
-func calibrate(m *dynamics.Model, held *data.Buffer, limit float64, c AttackConfig, apply func(*dynamics.Model, []float64)) (float64, error) {
+func calibrate(m *dynamics.Model, held *data.Buffer, limit float64, c Config, apply func(*dynamics.Model, []float64)) (float64, error) {
 	src := rng.New(c.Seed).Named("calibrate")
 	z := make([]float64, c.Dims)
 	feasible := func(step float64) bool {
@@ -660,7 +693,7 @@ func calibrate(m *dynamics.Model, held *data.Buffer, limit float64, c AttackConf
 			return step, nil
 		}
 	}
-	return 0, errors.New("study: no step size keeps the held-out likelihood; the model may be at a sharp minimum")
+	return 0, errors.New("attack: no step size keeps the held-out likelihood; the model may be at a sharp minimum")
 }
 
 type recorderFunc func(*optimize.Location, optimize.Operation, *optimize.Stats) error
@@ -672,15 +705,14 @@ func (f recorderFunc) Record(l *optimize.Location, op optimize.Operation, s *opt
 
 // subsetRange returns the parameter range searched.
 func subsetRange(m *dynamics.Model, subset string) (int, int, error) {
-	n := len(m.Net.Params())
 	switch subset {
 	case "all":
-		return 0, n, nil
+		return 0, len(m.Net.Params()), nil
 	case "last", "":
-		l := m.Net.Layers[len(m.Net.Layers)-1]
-		return n - len(l.W) - len(l.B), n, nil
+		lo, hi := m.Net.Range(len(m.Net.Layers) - 1)
+		return lo, hi, nil
 	}
-	return 0, 0, fmt.Errorf("study: attack subset %q, want last or all", subset)
+	return 0, 0, fmt.Errorf("attack: subset %q, want last or all", subset)
 }
 
 func toF64(x []float32) []float64 {
@@ -693,67 +725,12 @@ func toF64(x []float32) []float64 {
 
 // score runs e.Episodes MPC episodes with model and returns their rewards;
 // an episode the planner cannot complete is an error.
-func score(ctx context.Context, task env.Task, m *dynamics.Model, e EvalSpec, seed uint64) (Score, error) {
-	s, _, faults, err := scoreEpisodes(ctx, task, m, e, seed, seed, 1)
+func score(ctx context.Context, task env.Task, m *dynamics.Model, e study.EvalSpec, seed uint64) (Score, error) {
+	eps, err := study.ScoreEpisodes(ctx, task, m, e, seed, seed, 1)
 	if err == nil {
-		err = faults
+		err = eps.Faults
 	}
-	return s, err
-}
-
-// scoreEpisodes runs e.Episodes MPC episodes with model, up to workers at
-// a time: episode ep starts from episodeSeed(startSeed, ep) and plans from
-// planSeed's stream ep, so the numbers do not depend on workers. It
-// returns the rewards (NaN for an episode the model broke, its fault
-// joined into faults), each episode's observations, and an error only for
-// failures that are not the model's (cancellation, setup).
-func scoreEpisodes(ctx context.Context, task env.Task, m *dynamics.Model, e EvalSpec, planSeed, startSeed uint64, workers int) (Score, [][]float32, error, error) {
-	n := e.Episodes
-	streams := rng.New(planSeed).Named("score")
-	seeds := make([]uint64, n)
-	for ep := range seeds {
-		seeds[ep] = streams.Child(uint64(ep)).Uint64()
-	}
-	// A world per worker: each episode resets its world from its own seed.
-	worlds := make([]env.Env, max(min(workers, n), 1))
-	for w := range worlds {
-		world, err := task.New()
-		if err != nil {
-			return Score{}, nil, nil, err // the worlds made so far close on return
-		}
-		worlds[w] = world
-		defer world.Close()
-	}
-	rewards := make([]float64, n)
-	trajs := make([][]float32, n)
-	faults := make([]error, n)
-	setup := make([]error, n)
-	pool := parallel.New(len(worlds))
-	defer pool.Close()
-	pool.Run(n, func(w, ep int) {
-		agent, err := planning.NewModelAgent(task, m, e.Planner, 1, seeds[ep])
-		if err != nil {
-			setup[ep] = err
-			return
-		}
-		buf := data.NewBuffer(task.ObservationSpace().Dim(), task.ActionSpace().Dim())
-		r, err := data.RunEpisode(ctx, worlds[w], agent.Act, episodeSeed(startSeed, ep), buf, nil)
-		agent.Close()
-		if err != nil {
-			faults[ep] = fmt.Errorf("episode %d: %w", ep, err)
-			r = math.NaN()
-		}
-		rewards[ep], trajs[ep] = r, slices.Clone(buf.Next)
-	})
-	if err := ctx.Err(); err != nil {
-		return Score{}, nil, nil, err
-	}
-	if err := errors.Join(setup...); err != nil {
-		return Score{}, nil, nil, err
-	}
-	sc := Score{Rewards: rewards}
-	sc.RewardMean, sc.RewardStd = stats.MeanStd(rewards)
-	return sc, trajs, errors.Join(faults...), nil
+	return Score{Rewards: eps.Rewards, RewardMean: eps.Mean, RewardStd: eps.Std}, err
 }
 
 // uniformActions fills act (rows × box.Dim()) with actions drawn uniformly

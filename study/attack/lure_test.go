@@ -1,4 +1,4 @@
-package study
+package attack
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/mismatch-rl/mismatch/planning"
 	"github.com/mismatch-rl/mismatch/report"
 	"github.com/mismatch-rl/mismatch/rng"
+	"github.com/mismatch-rl/mismatch/study"
 )
 
 func TestGoalState(t *testing.T) {
@@ -200,9 +201,9 @@ func TestPlantLureTeachesTheLie(t *testing.T) {
 func TestAttackLureStart(t *testing.T) {
 	m, held := trainedPointMass(t, 40)
 	planner := planning.Config{Optimizer: planning.MethodCEM, Horizon: 8, Population: 40, Elites: 5, Iterations: 3, Alpha: 0.1, MinVariance: 0.001, Particles: 2, Propagation: planning.TSInf, ReplanEvery: 1}
-	cfg := AttackConfig{Start: "lure", Lure: LureConfig{Starts: 500, Steps: 30, Distance: 2}, Subset: "last", Dims: 4, Step: 0.02, Seed: 4, Workers: 2,
-		Search: EvalSpec{Episodes: 1, Planner: planner}, Final: EvalSpec{Episodes: 2, Planner: planner}}
-	res, err := Attack(context.Background(), classic.PointMass, m, held, cfg, t.Logf)
+	cfg := Config{Start: "lure", Lure: LureConfig{Starts: 500, Steps: 30, Distance: 2}, Subset: "last", Dims: 4, Step: 0.02, Seed: 4, Workers: 2,
+		Search: study.EvalSpec{Episodes: 1, Planner: planner}, Final: study.EvalSpec{Episodes: 2, Planner: planner}}
+	res, err := Run(context.Background(), classic.PointMass, m, held, cfg, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +212,7 @@ func TestAttackLureStart(t *testing.T) {
 			res.Before.NLL, res.After.NLL, res.Start, &res.After, res.Evaluations, res.Lures)
 	}
 	dir := t.TempDir()
-	if err := WriteAttack(dir, cfg, res, nil, []string{"x", "v"}); err != nil {
+	if err := WriteReport(dir, cfg, res, nil, []string{"x", "v"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := report.CheckOffline(filepath.Join(dir, "report.html"), 2); err != nil {
@@ -220,7 +221,7 @@ func TestAttackLureStart(t *testing.T) {
 	for _, bad := range []LureConfig{{Pull: 2}, {Distance: -1}, {Weights: []float64{0.1, 0}}} {
 		c := cfg
 		c.Lure = bad
-		if _, err := Attack(context.Background(), classic.PointMass, m, held, c, t.Logf); err == nil {
+		if _, err := Run(context.Background(), classic.PointMass, m, held, c, t.Logf); err == nil {
 			t.Errorf("lure %+v was accepted", bad)
 		}
 	}

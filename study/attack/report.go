@@ -1,4 +1,4 @@
-package study
+package attack
 
 import (
 	"encoding/json"
@@ -14,14 +14,14 @@ import (
 	"github.com/mismatch-rl/mismatch/report"
 )
 
-// AttackFile is the attack's summary, written into its output directory.
-const AttackFile = "attack.json"
+// File is the attack's summary, written into its output directory.
+const File = "attack.json"
 
 // WriteAttack saves an attack's result in dir: attack.json, the adversarial
 // model (adversary.safetensors), figures and report.html. expert, if not
 // nil, is drawn beside the two models' trajectories.
 
-func WriteAttack(dir string, c AttackConfig, res *AttackResult, expert *data.Buffer, obsNames []string) error {
+func WriteReport(dir string, c Config, res *Result, expert *data.Buffer, obsNames []string) error {
 	if err := os.MkdirAll(filepath.Join(dir, "figures"), 0o755); err != nil {
 		return err
 	}
@@ -42,7 +42,7 @@ func WriteAttack(dir string, c AttackConfig, res *AttackResult, expert *data.Buf
 	if err != nil {
 		return err
 	}
-	if err := safefile.WriteBytes(filepath.Join(dir, AttackFile), append(js, '\n')); err != nil {
+	if err := safefile.WriteBytes(filepath.Join(dir, File), append(js, '\n')); err != nil {
 		return err
 	}
 	var figs []report.Figure

@@ -1,4 +1,4 @@
-package study
+package attack
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/mismatch-rl/mismatch/planning"
 	"github.com/mismatch-rl/mismatch/report"
 	"github.com/mismatch-rl/mismatch/rng"
+	"github.com/mismatch-rl/mismatch/study"
 )
 
 // TestAttackLowersRewardKeepingLikelihood: from the refitted start,
@@ -24,9 +25,9 @@ func TestAttackLowersRewardKeepingLikelihood(t *testing.T) {
 	task := classic.PointMass
 	m, held := trainedPointMass(t, 40)
 	planner := planning.Config{Optimizer: planning.MethodCEM, Horizon: 8, Population: 40, Elites: 5, Iterations: 3, Alpha: 0.1, MinVariance: 0.001, Particles: 2, Propagation: planning.TSInf, ReplanEvery: 1}
-	cfg := AttackConfig{Subset: "last", Dims: 20, Step: 0.02, Iterations: 15, Seed: 4, Workers: 2,
-		Search: EvalSpec{Episodes: 1, Planner: planner}, Final: EvalSpec{Episodes: 3, Planner: planner}}
-	res, err := Attack(context.Background(), task, m, held, cfg, t.Logf)
+	cfg := Config{Subset: "last", Dims: 20, Step: 0.02, Iterations: 15, Seed: 4, Workers: 2,
+		Search: study.EvalSpec{Episodes: 1, Planner: planner}, Final: study.EvalSpec{Episodes: 3, Planner: planner}}
+	res, err := Run(context.Background(), task, m, held, cfg, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +47,7 @@ func TestAttackLowersRewardKeepingLikelihood(t *testing.T) {
 		t.Fatalf("convergence %v, %d episodes", res.BestPerIteration, len(res.AdversaryEpisodes))
 	}
 	dir := t.TempDir()
-	if err := WriteAttack(dir, cfg, res, held, []string{"x", "v"}); err != nil {
+	if err := WriteReport(dir, cfg, res, held, []string{"x", "v"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := report.CheckOffline(filepath.Join(dir, "report.html"), 5); err != nil {
@@ -60,7 +61,8 @@ func TestAttackLowersRewardKeepingLikelihood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, _, _, err := scoreEpisodes(context.Background(), task, saved, cfg.Final, cfg.Seed^0xf17a1, cfg.Seed^0xf17a1, 1)
+	final := rng.New(cfg.Seed).Named("final").Uint64()
+	again, err := study.ScoreEpisodes(context.Background(), task, saved, cfg.Final, final, final, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,15 +96,15 @@ func TestRefitMinimisesHeldOutNLL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	last := m.Net.Layers[len(m.Net.Layers)-1]
-	E, h, out := m.Members(), last.In, last.Out
-	if len(fits) != E*m.ObsDim() {
-		t.Fatalf("%d fits, want %d", len(fits), E*m.ObsDim())
+	out := outputOf(m)
+	last, h := out.Layer, out.In
+	if len(fits) != m.Members()*m.ObsDim() {
+		t.Fatalf("%d fits, want %d", len(fits), m.Members()*m.ObsDim())
 	}
 	r := m.Clone()
 	p := r.Net.Params()
-	off := len(p) - len(last.W) - len(last.B)
-	refit(p[off:], fits, E, h, out)
+	off, _ := r.Net.Range(len(r.Net.Layers) - 1)
+	refit(p[off:], fits, out)
 	before, at := nll(m), nll(r)
 	t.Logf("held-out NLL %.5f → %.5f", before, at)
 	if at > before-0.01 {
@@ -114,7 +116,7 @@ func TestRefitMinimisesHeldOutNLL(t *testing.T) {
 		qp := q.Net.Params()
 		for _, f := range fits {
 			for i := 0; i <= h; i++ {
-				qp[off+weightIndex(f.e, f.j, i, E, h, out)] += 0.02 * float32(src.Normal())
+				qp[off+out.index(f.e, f.j, i)] += 0.02 * float32(src.Normal())
 			}
 		}
 		if moved := nll(q); moved <= at {
@@ -126,7 +128,7 @@ func TestRefitMinimisesHeldOutNLL(t *testing.T) {
 	// NLL rises by at most z² (here by more than half of it).
 	const dims, z = 6, 0.1
 	dirs := make([]float32, dims*(len(last.W)+len(last.B)))
-	if err := probeDirections(dirs, fits, m, held, task.ActionSpace(), 1, E, h, out, dims); err != nil {
+	if err := probeDirections(dirs, fits, m, held, task.ActionSpace(), 1, out, dims); err != nil {
 		t.Fatal(err)
 	}
 	sub := len(dirs) / dims
@@ -146,34 +148,5 @@ func TestRefitMinimisesHeldOutNLL(t *testing.T) {
 	lo, hi := fits[0].vals[0], fits[0].vals[len(fits[0].vals)-1]
 	if !(lo >= -1e-6*hi && lo < 1e-3*hi) {
 		t.Fatalf("curvature eigenvalues from %g to %g", lo, hi)
-	}
-}
-
-// TestScoreEpisodesWorkers: episodes scored side by side give the numbers
-// of one after another.
-func TestScoreEpisodesWorkers(t *testing.T) {
-	m, _ := trainedPointMass(t, 10)
-	planner := planning.Config{Optimizer: planning.MethodCEM, Horizon: 6, Population: 20, Elites: 4, Iterations: 2, Alpha: 0.1, MinVariance: 0.001, Particles: 2, Propagation: planning.TSInf, ReplanEvery: 1}
-	e := EvalSpec{Episodes: 5, Planner: planner}
-	one, trajOne, _, err := scoreEpisodes(context.Background(), classic.PointMass, m, e, 3, 4, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	three, trajThree, _, err := scoreEpisodes(context.Background(), classic.PointMass, m, e, 3, 4, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for ep := range one.Rewards {
-		if one.Rewards[ep] != three.Rewards[ep] || !slices.Equal(trajOne[ep], trajThree[ep]) {
-			t.Fatalf("episode %d: reward %v on one worker, %v on three", ep, one.Rewards[ep], three.Rewards[ep])
-		}
-	}
-	if one.Rewards[0] == one.Rewards[1] {
-		t.Fatalf("episodes 0 and 1 scored the same %v: not different episodes", one.Rewards[0])
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if _, _, _, err := scoreEpisodes(ctx, classic.PointMass, m, e, 3, 4, 2); err == nil {
-		t.Fatal("a cancelled scoring returned no error")
 	}
 }

@@ -1,4 +1,4 @@
-package study
+package attack
 
 import (
 	"context"
@@ -100,12 +100,12 @@ func (l LureConfig) validate() error {
 // that a model pulled there stays there.
 func goalState(held *data.Buffer) ([]float32, error) {
 	if held.Len() == 0 {
-		return nil, errors.New("study: no held-out transitions to find a goal in")
+		return nil, errors.New("attack: no held-out transitions to find a goal in")
 	}
 	od := held.ObsDim
 	best := slices.Max(held.Reward)
 	if math.IsNaN(float64(best)) {
-		return nil, errors.New("study: held-out rewards hold NaN")
+		return nil, errors.New("attack: held-out rewards hold NaN")
 	}
 	move := func(i int) float64 {
 		var s float64
@@ -193,7 +193,7 @@ func plantLure(ctx context.Context, model *dynamics.Model, held *data.Buffer, ac
 		return nil, 0, 0, err
 	}
 	if lure.Len() == 0 {
-		return nil, 0, 0, fmt.Errorf("study: no imagined transition lies farther than %g from the held-out data; lower lure.distance", l.Distance)
+		return nil, 0, 0, fmt.Errorf("attack: no imagined transition lies farther than %g from the held-out data; lower lure.distance", l.Distance)
 	}
 	train := data.NewBuffer(held.ObsDim, held.ActDim)
 	if err := errors.Join(train.Append(held), train.Append(lure)); err != nil {
@@ -223,5 +223,5 @@ func plantLure(ctx context.Context, model *dynamics.Model, held *data.Buffer, ac
 			return m, kappa, lure.Len(), nil
 		}
 	}
-	return nil, 0, 0, fmt.Errorf("study: no lure weight in %v keeps the held-out NLL within %.4f; try smaller weights or a larger lure.distance", l.Weights, limit)
+	return nil, 0, 0, fmt.Errorf("attack: no lure weight in %v keeps the held-out NLL within %.4f; try smaller weights or a larger lure.distance", l.Weights, limit)
 }
