@@ -182,34 +182,11 @@ func (t *Trainer) Train(ctx context.Context, buf *data.Buffer, c TrainConfig) (T
 	}
 	t.opt.LR = c.LR
 	src := rng.New(c.Seed)
-	perm := make([]int, n)
-	src.Child(0).Perm(perm)
-	held := int(float64(n) * c.HoldOut)
-	hold := slices.Sorted(slices.Values(perm[:held]))
-	// The training set keeps the buffer's order, so that which
-	// transitions are held out or weighted zero is the only thing that
-	// changes it.
-	train := slices.Sorted(slices.Values(perm[held:]))
-	var weights []float32
-	if c.Weights != nil {
-		kept := train[:0:0]
-		var sum float64
-		for _, i := range train {
-			if c.Weights[i] > 0 {
-				kept = append(kept, i)
-				sum += float64(c.Weights[i])
-			}
-		}
-		train = kept
-		mean := sum / float64(len(train))
-		weights = make([]float32, len(train))
-		for j, i := range train {
-			weights[j] = float32(float64(c.Weights[i]) / mean)
-		}
-	}
+	train, hold, weights := split(n, c, src)
 	if len(train) == 0 {
 		return res, errors.New("dynamics: every training transition has weight zero")
 	}
+	held := len(hold)
 	res.Train, res.Held = len(train), held
 
 	// Inputs and targets of the training rows, computed once, with the
@@ -230,21 +207,7 @@ func (t *Trainer) Train(ctx context.Context, buf *data.Buffer, c TrainConfig) (T
 	}
 
 	E := m.cfg.Members
-	seqs := make([][]int, E)
-	for e := range seqs {
-		s := make([]int, nt)
-		r := src.Child(uint64(1 + e))
-		if E > 1 && !c.NoBootstrap {
-			for i := range s {
-				s[i] = r.IntN(nt)
-			}
-		} else {
-			for i := range s {
-				s[i] = i
-			}
-		}
-		seqs[e] = s
-	}
+	seqs := bootstrap(E, nt, c.NoBootstrap, src)
 	B := min(c.BatchSize, nt)
 	t.x = growTo(t.x, E*B*inW)
 	t.y = growTo(t.y, E*B*od)
@@ -262,23 +225,14 @@ func (t *Trainer) Train(ctx context.Context, buf *data.Buffer, c TrainConfig) (T
 		for e := range seqs {
 			src.Child(uint64(1000 + epoch*E + e)).Shuffle(seqs[e])
 		}
-		var total float64
-		batches := 0
-		for b0 := 0; b0 < nt; b0 += B {
-			select {
-			case <-cancel:
-				return res, ctx.Err()
-			default:
-			}
-			nb := min(B, nt-b0)
-			loss, err := t.step(X, Y, weights, seqs, b0, nb)
-			if err != nil {
-				return res, fmt.Errorf("dynamics: epoch %d: %w", epoch, err)
-			}
-			total += loss
-			batches++
+		loss, err := t.epoch(cancel, X, Y, weights, seqs, B)
+		if err == errCancelled {
+			return res, ctx.Err()
 		}
-		res.Epochs, res.TrainLoss = epoch, total/float64(batches)
+		if err != nil {
+			return res, fmt.Errorf("dynamics: epoch %d: %w", epoch, err)
+		}
+		res.Epochs, res.TrainLoss = epoch, loss
 		if math.IsNaN(res.TrainLoss) || math.IsInf(res.TrainLoss, 0) {
 			return res, fmt.Errorf("dynamics: training loss became %g in epoch %d", res.TrainLoss, epoch)
 		}
@@ -327,6 +281,84 @@ func (t *Trainer) Train(ctx context.Context, buf *data.Buffer, c TrainConfig) (T
 	}
 	m.Elites = rankElites(bestMember, c.Elites, holdBuf != nil)
 	return res, nil
+}
+
+// split draws the held-out transitions (a fraction c.HoldOut of n) and
+// leaves out of training those of weight zero, scaling the other weights
+// to mean 1. The training set keeps the buffer's order, so that which
+// transitions are held out or weighted zero is the only thing that
+// changes it.
+func split(n int, c TrainConfig, src *rng.Source) (train, hold []int, weights []float32) {
+	perm := make([]int, n)
+	src.Child(0).Perm(perm)
+	held := int(float64(n) * c.HoldOut)
+	hold = slices.Sorted(slices.Values(perm[:held]))
+	train = slices.Sorted(slices.Values(perm[held:]))
+	if c.Weights == nil {
+		return train, hold, nil
+	}
+	kept := train[:0:0]
+	var sum float64
+	for _, i := range train {
+		if c.Weights[i] > 0 {
+			kept = append(kept, i)
+			sum += float64(c.Weights[i])
+		}
+	}
+	mean := sum / float64(len(kept))
+	weights = make([]float32, len(kept))
+	for j, i := range kept {
+		weights[j] = float32(float64(c.Weights[i]) / mean)
+	}
+	return kept, hold, weights
+}
+
+// bootstrap returns each of E members' sequence of training rows (of nt):
+// its own resample with replacement, or all rows in order for a single
+// network or without bootstrapping.
+func bootstrap(E, nt int, off bool, src *rng.Source) [][]int {
+	seqs := make([][]int, E)
+	for e := range seqs {
+		s := make([]int, nt)
+		r := src.Child(uint64(1 + e))
+		if E > 1 && !off {
+			for i := range s {
+				s[i] = r.IntN(nt)
+			}
+		} else {
+			for i := range s {
+				s[i] = i
+			}
+		}
+		seqs[e] = s
+	}
+	return seqs
+}
+
+// errCancelled reports that an epoch stopped on cancellation.
+var errCancelled = errors.New("dynamics: cancelled")
+
+// epoch runs one pass of minibatches of B rows per member over the
+// members' (shuffled) sequences and returns the mean minibatch loss. It
+// checks cancel between minibatches.
+func (t *Trainer) epoch(cancel <-chan struct{}, X, Y, weights []float32, seqs [][]int, B int) (float64, error) {
+	nt := len(seqs[0])
+	var total float64
+	batches := 0
+	for b0 := 0; b0 < nt; b0 += B {
+		select {
+		case <-cancel:
+			return 0, errCancelled
+		default:
+		}
+		loss, err := t.step(X, Y, weights, seqs, b0, min(B, nt-b0))
+		if err != nil {
+			return 0, err
+		}
+		total += loss
+		batches++
+	}
+	return total / float64(batches), nil
 }
 
 // step trains on one minibatch: rows b0..b0+nb of every member's sequence.
