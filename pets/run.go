@@ -114,121 +114,157 @@ func Run(ctx context.Context, cfg Config, opt Options) ([]Trial, error) {
 	if err != nil {
 		return nil, err
 	}
-	progress := opt.Progress
-	if progress == nil {
-		progress = func(Event) {}
+	r := &run{cfg: cfg, task: task, dir: opt.Dir, rows: rows, buf: buf, seed: rng.New(cfg.Seed), progress: opt.Progress}
+	if r.progress == nil {
+		r.progress = func(Event) {}
 	}
-	seed := rng.New(cfg.Seed)
-	e, err := task.New()
-	if err != nil {
+	if r.env, err = task.New(); err != nil {
 		return nil, err
 	}
-	defer e.Close()
-
+	defer r.env.Close()
 	if rows == nil {
-		// Random trials, numbered 1−R … 0.
-		buf = data.NewBuffer(task.ObservationSpace().Dim(), task.ActionSpace().Dim())
-		for i := 0; i < cfg.RandomTrials; i++ {
-			trial := i + 1 - cfg.RandomTrials
-			n0 := buf.Len()
-			policy := data.RandomPolicy(task.ActionSpace(), seed.Named("random trial").Child(uint64(i)).Uint64())
-			r, err := data.RunEpisode(ctx, e, policy, episodeSeed(cfg.Seed, trial), buf, nil)
-			if err != nil {
-				return rows, fmt.Errorf("random trial %d: %w", trial, err)
-			}
-			row := Trial{Trial: trial, Kind: KindRandom, Reward: r, Steps: buf.Len() - n0, Transitions: buf.Len(),
-				TrainLoss: math.NaN(), HoldOutNLL: math.NaN(), HoldOutMSE: math.NaN()}
-			rows = append(rows, row)
-			if err := save(opt.Dir, buf, rows); err != nil {
-				return rows, err
-			}
-			progress(Event{Phase: "trial", Trial: trial, Trials: cfg.Trials, Row: &row})
+		if err := r.randomTrials(ctx); err != nil {
+			return r.rows, err
 		}
 	}
-
-	model, err := dynamics.New(task, cfg.Model, seed.Named("model").Uint64())
-	if err != nil {
-		return rows, err
+	if err := r.restore(); err != nil {
+		return r.rows, err
 	}
-	done := lastTrial(rows)
-	for i := range rows {
-		if rows[i].Kind == KindMPC {
-			progress(Event{Phase: "resumed", Trial: done, Trials: cfg.Trials, Row: &rows[i]})
-		}
-	}
-	if done > 0 {
-		last, err := dynamics.Load(filepath.Join(opt.Dir, rows[len(rows)-1].Model), task)
-		if err != nil {
-			return rows, fmt.Errorf("resuming from trial %d: %w", done, err)
-		}
-		model = last
-	}
-	trainer := dynamics.NewTrainer(model, cfg.Threads)
-	defer trainer.Close()
-	if done > 0 {
-		// With the optimiser's state too, the resumed run goes on exactly
-		// as an uninterrupted one would.
-		if err := trainer.LoadState(optimizerPath(opt.Dir, rows[len(rows)-1].Model)); err != nil {
-			return rows, fmt.Errorf("resuming from trial %d: %w", done, err)
-		}
-	}
-	steps := task.EpisodeSteps()
-
-	for trial := done + 1; trial <= cfg.Trials; trial++ {
+	defer r.trainer.Close()
+	for trial := lastTrial(r.rows) + 1; trial <= cfg.Trials; trial++ {
 		if err := ctx.Err(); err != nil {
-			return rows, err
+			return r.rows, err
 		}
-		progress(Event{Phase: "train", Trial: trial, Trials: cfg.Trials})
-		t0 := time.Now()
-		tc := cfg.Train.TrainConfig
-		tc.Seed = seed.Named("train").Child(uint64(trial)).Uint64()
-		if cfg.Train.Reweight != "" {
-			if tc.Weights, err = data.Weights(cfg.Train.Reweight, buf, bestEpisode(buf), cfg.Threads); err != nil {
-				return rows, err
-			}
+		if err := r.trial(ctx, trial); err != nil {
+			return r.rows, err
 		}
-		res, err := trainer.Train(ctx, buf, tc)
-		if err != nil {
-			return rows, fmt.Errorf("training before trial %d: %w", trial, err)
-		}
-		trainSec := time.Since(t0).Seconds()
-		ckpt := filepath.Join(ModelsDir, fmt.Sprintf("trial_%03d.safetensors", trial))
-		if err := model.Save(filepath.Join(opt.Dir, ckpt)); err != nil {
-			return rows, err
-		}
-		if err := trainer.SaveState(optimizerPath(opt.Dir, ckpt)); err != nil {
-			return rows, err
-		}
-
-		// Planner and objective draw from the trial's own streams, so a
-		// resumed trial plans as it would have in one go.
-		agent, err := planning.NewModelAgent(task, model, cfg.Planner, cfg.Threads, seed.Named("plan").Child(uint64(trial)).Uint64())
-		if err != nil {
-			return rows, err
-		}
-		episode := data.NewBuffer(buf.ObsDim, buf.ActDim)
-		reward, err := data.RunEpisode(ctx, e, agent.Act, episodeSeed(cfg.Seed, trial), episode, func(step int, r float64) {
-			progress(Event{Phase: "step", Trial: trial, Trials: cfg.Trials, Step: step, Steps: steps, Reward: r})
-		})
-		n := episode.Len()
-		agent.Close()
-		if err != nil {
-			return rows, fmt.Errorf("trial %d: %w", trial, err)
-		}
-		buf.Append(episode)
-		row := Trial{Trial: trial, Kind: KindMPC, Reward: reward, Steps: n, Transitions: buf.Len(), Epochs: res.Epochs,
-			TrainLoss: res.TrainLoss, HoldOutNLL: math.NaN(), HoldOutMSE: math.NaN(), TrainSec: trainSec,
-			PlanSec: agent.PlanTime.Seconds(), StepMillis: 1000 * agent.PlanTime.Seconds() / float64(max(agent.Plans, 1)), Model: ckpt}
-		if res.HoldOut != nil {
-			row.HoldOutNLL, row.HoldOutMSE = res.HoldOut.NLL, res.HoldOut.MSE
-		}
-		rows = append(rows, row)
-		if err := save(opt.Dir, buf, rows); err != nil {
-			return rows, err
-		}
-		progress(Event{Phase: "trial", Trial: trial, Trials: cfg.Trials, Row: &row})
 	}
-	return rows, nil
+	return r.rows, nil
+}
+
+// run is a PETS run under way.
+type run struct {
+	cfg      Config
+	task     env.Task
+	dir      string
+	env      env.Env
+	rows     []Trial
+	buf      *data.Buffer
+	seed     *rng.Source
+	progress func(Event)
+	model    *dynamics.Model
+	trainer  *dynamics.Trainer
+}
+
+// randomTrials collects the random-action trials, numbered 1−R … 0.
+func (r *run) randomTrials(ctx context.Context) error {
+	cfg, task := r.cfg, r.task
+	r.buf = data.NewBuffer(task.ObservationSpace().Dim(), task.ActionSpace().Dim())
+	for i := 0; i < cfg.RandomTrials; i++ {
+		trial := i + 1 - cfg.RandomTrials
+		n0 := r.buf.Len()
+		policy := data.RandomPolicy(task.ActionSpace(), r.seed.Named("random trial").Child(uint64(i)).Uint64())
+		reward, err := data.RunEpisode(ctx, r.env, policy, episodeSeed(cfg.Seed, trial), r.buf, nil)
+		if err != nil {
+			return fmt.Errorf("random trial %d: %w", trial, err)
+		}
+		row := Trial{Trial: trial, Kind: KindRandom, Reward: reward, Steps: r.buf.Len() - n0, Transitions: r.buf.Len(),
+			TrainLoss: math.NaN(), HoldOutNLL: math.NaN(), HoldOutMSE: math.NaN()}
+		r.rows = append(r.rows, row)
+		if err := save(r.dir, r.buf, r.rows); err != nil {
+			return err
+		}
+		r.progress(Event{Phase: "trial", Trial: trial, Trials: cfg.Trials, Row: &row})
+	}
+	return nil
+}
+
+// restore makes the model and its trainer: new ones, or those of the last
+// finished trial with the optimiser's state, so that a resumed run goes on
+// exactly as an uninterrupted one would.
+func (r *run) restore() error {
+	model, err := dynamics.New(r.task, r.cfg.Model, r.seed.Named("model").Uint64())
+	if err != nil {
+		return err
+	}
+	done := lastTrial(r.rows)
+	for i := range r.rows {
+		if r.rows[i].Kind == KindMPC {
+			r.progress(Event{Phase: "resumed", Trial: done, Trials: r.cfg.Trials, Row: &r.rows[i]})
+		}
+	}
+	var last string
+	if done > 0 {
+		last = filepath.Join(r.dir, r.rows[len(r.rows)-1].Model)
+		if model, err = dynamics.Load(last, r.task); err != nil {
+			return fmt.Errorf("resuming from trial %d: %w", done, err)
+		}
+	}
+	r.model, r.trainer = model, dynamics.NewTrainer(model, r.cfg.Threads)
+	if done > 0 {
+		if err := r.trainer.LoadState(optimizerPath(r.dir, r.rows[len(r.rows)-1].Model)); err != nil {
+			r.trainer.Close()
+			return fmt.Errorf("resuming from trial %d: %w", done, err)
+		}
+	}
+	return nil
+}
+
+// trial trains the model on all data, saves it with the optimiser's state,
+// runs one MPC episode with it and records the trial.
+func (r *run) trial(ctx context.Context, trial int) error {
+	cfg := r.cfg
+	r.progress(Event{Phase: "train", Trial: trial, Trials: cfg.Trials})
+	t0 := time.Now()
+	tc := cfg.Train.TrainConfig
+	tc.Seed = r.seed.Named("train").Child(uint64(trial)).Uint64()
+	if cfg.Train.Reweight != "" {
+		var err error
+		if tc.Weights, err = data.Weights(cfg.Train.Reweight, r.buf, bestEpisode(r.buf), cfg.Threads); err != nil {
+			return err
+		}
+	}
+	res, err := r.trainer.Train(ctx, r.buf, tc)
+	if err != nil {
+		return fmt.Errorf("training before trial %d: %w", trial, err)
+	}
+	trainSec := time.Since(t0).Seconds()
+	ckpt := filepath.Join(ModelsDir, fmt.Sprintf("trial_%03d.safetensors", trial))
+	if err := r.model.Save(filepath.Join(r.dir, ckpt)); err != nil {
+		return err
+	}
+	if err := r.trainer.SaveState(optimizerPath(r.dir, ckpt)); err != nil {
+		return err
+	}
+
+	// Planner and objective draw from the trial's own streams, so a
+	// resumed trial plans as it would have in one go.
+	agent, err := planning.NewModelAgent(r.task, r.model, cfg.Planner, cfg.Threads, r.seed.Named("plan").Child(uint64(trial)).Uint64())
+	if err != nil {
+		return err
+	}
+	steps := r.task.EpisodeSteps()
+	episode := data.NewBuffer(r.buf.ObsDim, r.buf.ActDim)
+	reward, err := data.RunEpisode(ctx, r.env, agent.Act, episodeSeed(cfg.Seed, trial), episode, func(step int, ret float64) {
+		r.progress(Event{Phase: "step", Trial: trial, Trials: cfg.Trials, Step: step, Steps: steps, Reward: ret})
+	})
+	agent.Close()
+	if err != nil {
+		return fmt.Errorf("trial %d: %w", trial, err)
+	}
+	r.buf.Append(episode)
+	row := Trial{Trial: trial, Kind: KindMPC, Reward: reward, Steps: episode.Len(), Transitions: r.buf.Len(), Epochs: res.Epochs,
+		TrainLoss: res.TrainLoss, HoldOutNLL: math.NaN(), HoldOutMSE: math.NaN(), TrainSec: trainSec,
+		PlanSec: agent.PlanTime.Seconds(), StepMillis: 1000 * agent.PlanTime.Seconds() / float64(max(agent.Plans, 1)), Model: ckpt}
+	if res.HoldOut != nil {
+		row.HoldOutNLL, row.HoldOutMSE = res.HoldOut.NLL, res.HoldOut.MSE
+	}
+	r.rows = append(r.rows, row)
+	if err := save(r.dir, r.buf, r.rows); err != nil {
+		return err
+	}
+	r.progress(Event{Phase: "trial", Trial: trial, Trials: cfg.Trials, Row: &row})
+	return nil
 }
 
 // bestEpisode returns the transitions of the episode of highest return.
