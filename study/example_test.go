@@ -22,7 +22,7 @@ func ExampleRun() {
 		log.Fatal(err)
 	}
 	s.Datasets[0].Episodes, s.Datasets[0].Planner.Population, s.Datasets[0].Planner.Elites = 1, 50, 5 // expert
-	s.Datasets[2].Points = 3                                                                           // grid
+	s.Datasets[2].Points = 3                                                                          // grid
 	p := &s.Population.PETS
 	s.Population.Runs, p.Trials, p.Train.Epochs, p.Model.Hidden = 2, 2, 5, []int{16}
 	p.Planner.Population, p.Planner.Elites = 40, 5
