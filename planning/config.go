@@ -31,7 +31,15 @@ func ParseMethod(s string) (Method, error) {
 	if slices.Contains(Methods, m) {
 		return m, nil
 	}
-	return "", fmt.Errorf("unknown optimizer %q (want cem, icem, mppi or random)", s)
+	return "", fmt.Errorf("unknown optimizer %q (want %s)", s, methodNames())
+}
+
+func methodNames() string {
+	names := make([]string, len(Methods))
+	for i, m := range Methods {
+		names[i] = string(m)
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 // MarshalText writes the optimiser's name.
@@ -119,7 +127,7 @@ func (c Config) Validate() error {
 	case MethodRandom:
 		errs.Nest("", validateShooting(c.Horizon, c.Population))
 	default:
-		errs.Add("optimizer", "is %q, want cem, icem, mppi or random", string(c.Optimizer))
+		errs.Add("optimizer", "is %q, want %s", string(c.Optimizer), methodNames())
 	}
 	if c.Particles < 1 {
 		errs.Add("particles", "is %d, want at least 1", c.Particles)
