@@ -21,6 +21,7 @@ import (
 	"github.com/mismatch-rl/mismatch/env"
 	"github.com/mismatch-rl/mismatch/internal/fields"
 	"github.com/mismatch-rl/mismatch/internal/kernel"
+	"github.com/mismatch-rl/mismatch/internal/parallel"
 	"github.com/mismatch-rl/mismatch/nn"
 	"github.com/mismatch-rl/mismatch/rng"
 )
@@ -353,16 +354,66 @@ type Predictor struct {
 	in, out  []float32
 	mean, lv []float32
 	noise    []float32
+
+	// Row-wise work (features, normalisation, the Gaussian split) runs in
+	// chunks on pool, reading the current call's arguments.
+	pool                *parallel.Pool
+	obs, act            []float32
+	inputTask, headTask func(worker, task int)
+}
+
+// predictChunk is the rows of one task of a Predictor's row-wise work.
+const predictChunk = 1024
+
+func (m *Model) predictor(ev *nn.Evaluator, threads int) *Predictor {
+	p := &Predictor{m: m, ev: ev, pool: parallel.New(threads)}
+	p.inputTask, p.headTask = p.inputRows, p.headRows
+	return p
+}
+
+func (p *Predictor) inputRows(_, task int) {
+	m := p.m
+	r0 := task * predictChunk
+	n := min(len(p.obs)/m.obsDim-r0, predictChunk)
+	w := m.InputDim()
+	m.inputs(p.in[r0*w:(r0+n)*w], p.obs[r0*m.obsDim:], p.act[r0*m.actDim:], n)
+}
+
+func (p *Predictor) headRows(_, task int) {
+	m := p.m
+	r0 := task * predictChunk
+	n := min(len(p.mean)/m.obsDim-r0, predictChunk)
+	od := m.obsDim
+	// Split cannot fail here: forward checked the sizes.
+	m.Head.Split(p.mean[r0*od:(r0+n)*od], p.lv[r0*od:(r0+n)*od], p.out[r0*2*od:(r0+n)*2*od], n)
 }
 
 // NewPredictor returns a Predictor on the given number of goroutines
 // (threads < 1: GOMAXPROCS).
 func (m *Model) NewPredictor(threads int) *Predictor {
-	return &Predictor{m: m, ev: nn.NewEvaluator(m.Net, threads)}
+	return m.predictor(nn.NewEvaluator(m.Net, threads), threads)
 }
 
+// NewPackedPredictor returns a Predictor whose predictions go through a
+// snapshot of the model's network packed for the CPU in precision p (see
+// nn.NewPackedEvaluator): faster, blind to later changes of the model. Its
+// error wraps nn.ErrUnsupported where this build or CPU cannot.
+func (m *Model) NewPackedPredictor(threads int, p nn.Precision) (*Predictor, error) {
+	ev, err := nn.NewPackedEvaluator(m.Net, threads, p)
+	if err != nil {
+		return nil, err
+	}
+	return m.predictor(ev, threads), nil
+}
+
+// Precision is the arithmetic of the Predictor's network passes.
+func (p *Predictor) Precision() nn.Precision { return p.ev.Precision() }
+
 // Close stops the Predictor's goroutines.
-func (p *Predictor) Close() { p.ev.Close() }
+func (p *Predictor) Close() {
+	p.ev.Close()
+	p.pool.Close()
+}
 
 func growTo(s []float32, n int) []float32 {
 	if cap(s) < n {
@@ -385,7 +436,10 @@ func (p *Predictor) forward(obs, act []float32, rows int, members []int) (int, e
 	}
 	p.in = growTo(p.in, n*m.InputDim())
 	p.out = growTo(p.out, n*m.Net.Layers[len(m.Net.Layers)-1].Out)
-	m.inputs(p.in, obs, act, n)
+	tasks := (n + predictChunk - 1) / predictChunk
+	p.obs, p.act = obs[:n*m.obsDim], act[:n*m.actDim]
+	p.pool.Run(tasks, p.inputTask)
+	p.obs, p.act = nil, nil
 	if err := p.ev.ForwardMembers(p.out, p.in, rows, members); err != nil {
 		return 0, err
 	}
@@ -395,9 +449,8 @@ func (p *Predictor) forward(obs, act []float32, rows int, members []int) (int, e
 		return n, nil
 	}
 	p.lv = growTo(p.lv, n*m.obsDim)
-	if err := m.Head.Split(p.mean, p.lv, p.out, n); err != nil {
-		return 0, err
-	}
+	p.mean, p.lv = p.mean[:n*m.obsDim], p.lv[:n*m.obsDim]
+	p.pool.Run(tasks, p.headTask)
 	return n, nil
 }
 

@@ -27,20 +27,29 @@ func BenchmarkForward(b *testing.B) {
 	m := mustNew(b, cfg, 1)
 	x := randInput(rng.New(2), cfg.Members*rows*cfg.In)
 	dst := make([]float32, cfg.Members*rows*cfg.Out)
-	for _, threads := range []int{1, 2} {
-		b.Run(fmt.Sprintf("goroutines=%d", threads), func(b *testing.B) {
-			ev := NewEvaluator(m, threads)
-			defer ev.Close()
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := ev.Forward(dst, x, rows); err != nil {
-					b.Fatal(err)
+	for _, mode := range []string{"blas", "packed-fp32", "packed-bf16"} {
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/goroutines=%d", mode, threads), func(b *testing.B) {
+				ev := NewEvaluator(m, threads)
+				if mode != "blas" {
+					ev.Close()
+					var err error
+					if ev, err = NewPackedEvaluator(m, threads, map[string]Precision{"packed-fp32": FP32, "packed-bf16": BF16}[mode]); err != nil {
+						b.Skip(err)
+					}
 				}
-			}
-			sec := b.Elapsed().Seconds() / float64(b.N)
-			b.ReportMetric(flops(cfg, rows)/sec/1e9, "GFLOP/s")
-			b.ReportMetric(sec*1e3, "ms/call")
-		})
+				defer ev.Close()
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := ev.Forward(dst, x, rows); err != nil {
+						b.Fatal(err)
+					}
+				}
+				sec := b.Elapsed().Seconds() / float64(b.N)
+				b.ReportMetric(flops(cfg, rows)/sec/1e9, "GFLOP/s")
+				b.ReportMetric(sec*1e3, "ms/call")
+			})
+		}
 	}
 }
 

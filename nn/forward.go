@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/mismatch-rl/mismatch/internal/kernel"
 	"github.com/mismatch-rl/mismatch/internal/parallel"
@@ -25,6 +26,7 @@ type Evaluator struct {
 	pool *parallel.Pool
 	// scratch holds two ping-pong activation buffers per worker.
 	scratch [][2][]float32
+	failed  []error // per worker: a packed pass's failure
 	// CheckFinite makes Forward reject inputs holding NaN or ±Inf.
 	CheckFinite bool
 	closed      bool
@@ -36,7 +38,104 @@ type Evaluator struct {
 	members []int
 	layers  int // layers to evaluate: all, or all but the output layer
 	task    func(worker, task int)
+
+	// net, when not nil, is a packed snapshot of the parameters that full
+	// forward passes go through.
+	net       *kernel.Net
+	precision Precision
 }
+
+// Precision is the arithmetic of an Evaluator's forward passes.
+type Precision uint8
+
+// The precisions.
+const (
+	// FP32 computes in float32 throughout.
+	FP32 Precision = iota
+	// BF16 rounds inputs, weights and hidden activations to bfloat16 and
+	// accumulates products in float32 (AVX512_BF16); outputs are float32.
+	BF16
+)
+
+var precisionNames = [...]string{FP32: "fp32", BF16: "bf16"}
+
+func (p Precision) String() string {
+	if int(p) < len(precisionNames) {
+		return precisionNames[p]
+	}
+	return fmt.Sprintf("Precision(%d)", p)
+}
+
+// ParsePrecision returns the precision named s: fp32 or bf16.
+func ParsePrecision(s string) (Precision, error) {
+	for p, name := range precisionNames {
+		if strings.EqualFold(s, name) {
+			return Precision(p), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown precision %q (want fp32 or bf16)", s)
+}
+
+// MarshalText writes the precision's name.
+func (p Precision) MarshalText() ([]byte, error) {
+	if int(p) >= len(precisionNames) {
+		return nil, fmt.Errorf("nn: unknown precision %d", p)
+	}
+	return []byte(precisionNames[p]), nil
+}
+
+// UnmarshalText reads a precision's name; the empty text is FP32.
+func (p *Precision) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*p = FP32
+		return nil
+	}
+	v, err := ParsePrecision(string(b))
+	if err != nil {
+		return err
+	}
+	*p = v
+	return nil
+}
+
+// BF16Supported reports whether this build and CPU run BF16 evaluators.
+func BF16Supported() bool { return kernel.HasBF16() }
+
+// ErrUnsupported is wrapped by NewPackedEvaluator's error where this build
+// or this CPU cannot pack: built without oneDNN, or BF16 without
+// AVX512_BF16.
+var ErrUnsupported = errors.New("nn: packed evaluation not supported here")
+
+// NewPackedEvaluator returns an Evaluator whose full forward passes go
+// through a snapshot of m's parameters packed for the CPU (oneDNN: each
+// layer's bias and activation fused into its matrix multiply, the kernel
+// chosen for the processor), in precision p. Unlike NewEvaluator's, it
+// does not see changes made to m's parameters later: make it after
+// training, as planners do. Features still reads m as it is.
+func NewPackedEvaluator(m *MLP, threads int, p Precision) (*Evaluator, error) {
+	if p == BF16 && !kernel.HasBF16() {
+		return nil, fmt.Errorf("%w: this CPU has no AVX512_BF16 (or this build no oneDNN)", ErrUnsupported)
+	}
+	if !kernel.NetAvailable {
+		return nil, fmt.Errorf("%w: built without oneDNN (-tags purego or nodnnl)", ErrUnsupported)
+	}
+	e := NewEvaluator(m, threads)
+	widths := m.cfg.widths()
+	var W, B [][]float32
+	for _, l := range m.Layers {
+		W, B = append(W, l.W), append(B, l.B)
+	}
+	net, err := kernel.NewNet(widths, m.cfg.Members, m.cfg.Activation.kernel(), m.cfg.slope(), p == BF16, W, B, e.pool.Workers())
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	e.net, e.precision = net, p
+	return e, nil
+}
+
+// Precision is the arithmetic of the Evaluator's full forward passes.
+func (e *Evaluator) Precision() Precision { return e.precision }
 
 // NewEvaluator returns an Evaluator for m running on the given number of
 // goroutines (threads < 1 means GOMAXPROCS).
@@ -47,6 +146,7 @@ func NewEvaluator(m *MLP, threads int) *Evaluator {
 		maxW = max(maxW, h)
 	}
 	e.scratch = make([][2][]float32, e.pool.Workers())
+	e.failed = make([]error, e.pool.Workers())
 	for w := range e.scratch {
 		e.scratch[w] = [2][]float32{make([]float32, chunkRows*maxW), make([]float32, chunkRows*maxW)}
 	}
@@ -58,6 +158,9 @@ func NewEvaluator(m *MLP, threads int) *Evaluator {
 func (e *Evaluator) Close() {
 	e.closed = true
 	e.pool.Close()
+	if e.net != nil {
+		e.net.Close()
+	}
 }
 
 // Forward computes dst = MLP(x) for all members: x is Members×rows×In and
@@ -115,11 +218,21 @@ func (e *Evaluator) forward(dst, x []float32, rows int, members []int, layers in
 	if rows == 0 || k == 0 {
 		return nil
 	}
+	if e.net != nil && layers == len(e.m.Layers) {
+		return e.net.ForwardBlocks(e.pool.Workers(), x, rows, members, k, chunkRows, dst)
+	}
 	e.x, e.dst, e.rows, e.members, e.layers = x, dst, rows, members, layers
 	e.chunks = (rows + chunkRows - 1) / chunkRows
 	e.pool.Run(k*e.chunks, e.task)
 	e.x, e.dst, e.members = nil, nil, nil
-	return nil
+	var first error
+	for w, err := range e.failed {
+		if err != nil && first == nil {
+			first = err
+		}
+		e.failed[w] = nil
+	}
+	return first
 }
 
 var errClosed = errors.New("nn: used after Close")
@@ -155,6 +268,7 @@ func (e *Evaluator) run(worker, task int) {
 	n := min(e.rows-r0, chunkRows)
 	base := slot*e.rows + r0
 	in := e.x[base*cfg.In : (base+n)*cfg.In]
+
 	bufs := e.scratch[worker]
 	act, slope := cfg.Activation.kernel(), cfg.slope()
 	last := e.layers - 1

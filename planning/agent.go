@@ -111,7 +111,7 @@ func NewModelAgent(task env.Task, model *dynamics.Model, c Config, threads int, 
 		return nil, fmt.Errorf("planning: invalid planner config:\n%w", err)
 	}
 	src := rng.New(seed)
-	obj, err := NewModelObjective(task, model, c.Horizon, c.Particles, c.Propagation, threads, src.Child(0).Uint64())
+	obj, err := NewModelObjective(task, model, c.Horizon, c.Particles, c.Propagation, c.Precision, threads, src.Child(0).Uint64())
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/mismatch-rl/mismatch/dynamics"
 	"github.com/mismatch-rl/mismatch/env"
 	"github.com/mismatch-rl/mismatch/internal/fields"
+	"github.com/mismatch-rl/mismatch/nn"
 )
 
 // Method names an optimiser.
@@ -85,6 +86,9 @@ type Config struct {
 	Propagation Propagation `yaml:"propagation"`
 	// ReplanEvery is how many actions of each plan are executed.
 	ReplanEvery int `yaml:"replan_every"`
+	// Precision is the arithmetic of model rollouts: fp32, or bf16 (about
+	// twice the speed where the CPU has AVX512_BF16; elsewhere fp32).
+	Precision nn.Precision `yaml:"precision"`
 }
 
 // DefaultConfig is PETS's planner (CEM, horizon 25, population 400, 40
@@ -135,6 +139,9 @@ func (c Config) Validate() error {
 	if c.Propagation < TSInf || c.Propagation > Mean {
 		errs.Add("propagation", "is %d, want ts-inf, ts1, expectation or mean", int(c.Propagation))
 	}
+	if c.Precision != nn.FP32 && c.Precision != nn.BF16 {
+		errs.Add("precision", "is %d, want fp32 or bf16", int(c.Precision))
+	}
 	if c.ReplanEvery < 1 || (c.Horizon >= 1 && c.ReplanEvery > c.Horizon) {
 		errs.Add("replan_every", "is %d, want 1 to the horizon (%d)", c.ReplanEvery, c.Horizon)
 	}
@@ -145,7 +152,7 @@ func (c Config) Validate() error {
 // configurations plan alike exactly when their Used forms are equal.
 func (c Config) Used() Config {
 	u := Config{Optimizer: c.Optimizer, Horizon: c.Horizon, Population: c.Population,
-		Particles: c.Particles, Propagation: c.Propagation, ReplanEvery: c.ReplanEvery}
+		Particles: c.Particles, Propagation: c.Propagation, ReplanEvery: c.ReplanEvery, Precision: c.Precision}
 	switch c.Optimizer {
 	case MethodCEM:
 		u.Elites, u.Iterations, u.Alpha, u.MinVariance, u.ReturnBest = c.Elites, c.Iterations, c.Alpha, c.MinVariance, c.ReturnBest

@@ -317,7 +317,7 @@ func TestModelRolloutsMatchManualRollout(t *testing.T) {
 		}
 	}
 	for _, prop := range []Propagation{TSInf, TS1, Expectation, Mean} {
-		o, err := NewModelObjective(task, m, h, 3, prop, 1, 5)
+		o, err := NewModelObjective(task, m, h, 3, prop, nn.FP32, 1, 5)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -343,7 +343,7 @@ func TestDivergingModelScoresMinusInf(t *testing.T) {
 	for j := range l.MemberB(1) {
 		l.MemberB(1)[j] = float32(math.NaN())
 	}
-	o, err := NewModelObjective(classic.PointMass, m, 4, 4, TSInf, 1, 6)
+	o, err := NewModelObjective(classic.PointMass, m, 4, 4, TSInf, nn.FP32, 1, 6)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -509,7 +509,7 @@ func TestConfigErrors(t *testing.T) {
 // a population allocates nothing.
 func TestModelRolloutsDoNotAllocate(t *testing.T) {
 	m := pointMassModel(t, dynamics.Config{Class: dynamics.PE, Members: 2, Hidden: []int{16}, Activation: nn.Swish})
-	o, err := NewModelObjective(classic.PointMass, m, 10, 4, TSInf, 2, 1)
+	o, err := NewModelObjective(classic.PointMass, m, 10, 4, TSInf, nn.FP32, 2, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -568,7 +568,7 @@ func TestPropagationModes(t *testing.T) {
 	const H, n = 4, 4000
 	m := splitModel(t)
 	returns := func(prop Propagation) []float64 {
-		o, err := NewModelObjective(lineTask{}, m, H, 1, prop, 2, 7)
+		o, err := NewModelObjective(lineTask{}, m, H, 1, prop, nn.FP32, 2, 7)
 		if err != nil {
 			t.Fatal(err)
 		}

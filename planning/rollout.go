@@ -2,12 +2,15 @@ package planning
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
 
 	"github.com/mismatch-rl/mismatch/dynamics"
 	"github.com/mismatch-rl/mismatch/env"
+	"github.com/mismatch-rl/mismatch/internal/parallel"
+	"github.com/mismatch-rl/mismatch/nn"
 	"github.com/mismatch-rl/mismatch/rng"
 )
 
@@ -101,12 +104,47 @@ type ModelObjective struct {
 	done, broken    []bool
 	blockMembers    []int
 	expandedMembers []int
+
+	// Row-wise work (gathering states and actions, rewards) runs in
+	// chunks on pool, reading the current step's arguments.
+	pool                   *parallel.Pool
+	seqs                   []float32
+	step, rows             int
+	gatherTask, rewardTask func(worker, task int)
+}
+
+// rolloutChunk is the rows of one task of the row-wise work.
+const rolloutChunk = 1024
+
+// gatherRows copies each slot's particle state and its sequence's action
+// at the current step into the model's inputs.
+func (o *ModelObjective) gatherRows(_, task int) {
+	od, ad, H, P := o.model.ObsDim(), o.model.ActDim(), o.horizon, o.particles
+	for i := task * rolloutChunk; i < min((task+1)*rolloutChunk, o.rows); i++ {
+		r := o.perm[i]
+		seq := r / P
+		copy(o.x[i*od:(i+1)*od], o.state[r*od:(r+1)*od])
+		copy(o.a[i*ad:(i+1)*ad], o.seqs[(seq*H+o.step)*ad:(seq*H+o.step+1)*ad])
+	}
+}
+
+// rewardRows scores each slot's transition with the task's reward and
+// termination functions.
+func (o *ModelObjective) rewardRows(_, task int) {
+	od, ad := o.model.ObsDim(), o.model.ActDim()
+	lo, hi := task*rolloutChunk, min((task+1)*rolloutChunk, o.rows)
+	o.task.Reward(o.rew[lo:hi], o.x[lo*od:hi*od], o.a[lo*ad:hi*ad], o.y[lo*od:hi*od])
+	o.task.Terminated(o.term[lo:hi], o.x[lo*od:hi*od], o.a[lo*ad:hi*ad], o.y[lo*od:hi*od])
 }
 
 // NewModelObjective returns an objective over model's elite members with
 // the given horizon, particles per sequence and propagation, running the
-// model on threads goroutines.
-func NewModelObjective(task env.Task, model *dynamics.Model, horizon, particles int, prop Propagation, threads int, seed uint64) (*ModelObjective, error) {
+// model on threads goroutines in precision prec. The model's network is
+// packed for the CPU when the objective is made (oneDNN, where this build
+// has it): the model must not change while the objective is in use. BF16
+// needs AVX512_BF16; elsewhere the objective computes in FP32, as its
+// Precision says.
+func NewModelObjective(task env.Task, model *dynamics.Model, horizon, particles int, prop Propagation, prec nn.Precision, threads int, seed uint64) (*ModelObjective, error) {
 	if horizon < 1 || particles < 1 {
 		return nil, fmt.Errorf("planning: model rollouts of horizon %d with %d particles", horizon, particles)
 	}
@@ -120,16 +158,35 @@ func NewModelObjective(task env.Task, model *dynamics.Model, horizon, particles 
 		// Every particle of a sequence would follow the same path.
 		particles = 1
 	}
-	return &ModelObjective{task: task, model: model, pred: model.NewPredictor(threads), horizon: horizon,
+	pred, err := model.NewPackedPredictor(threads, prec)
+	if errors.Is(err, nn.ErrUnsupported) && prec == nn.BF16 {
+		pred, err = model.NewPackedPredictor(threads, nn.FP32)
+	}
+	if errors.Is(err, nn.ErrUnsupported) {
+		pred, err = model.NewPredictor(threads), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	o := &ModelObjective{task: task, model: model, pred: pred, horizon: horizon,
 		particles: particles, prop: prop, src: rng.New(seed), members: append([]int(nil), model.Elites...),
-		start: make([]float32, model.ObsDim())}, nil
+		start: make([]float32, model.ObsDim())}
+	o.pool = parallel.New(threads)
+	o.gatherTask, o.rewardTask = o.gatherRows, o.rewardRows
+	return o, nil
 }
 
 // Close stops the objective's goroutines.
-func (o *ModelObjective) Close() { o.pred.Close() }
+func (o *ModelObjective) Close() {
+	o.pred.Close()
+	o.pool.Close()
+}
 
 // Horizon is the length of the sequences it scores.
 func (o *ModelObjective) Horizon() int { return o.horizon }
+
+// Precision is the arithmetic the model's predictions are computed in.
+func (o *ModelObjective) Precision() nn.Precision { return o.pred.Precision() }
 
 // SetStart sets the observation rollouts start from.
 func (o *ModelObjective) SetStart(obs []float32) error {
@@ -216,12 +273,9 @@ func (o *ModelObjective) Evaluate(ctx context.Context, returns []float64, seqs [
 		if o.prop == TS1 && t > 0 {
 			assign()
 		}
-		for i := 0; i < Rp; i++ {
-			r := o.perm[i]
-			seq := r / P
-			copy(o.x[i*od:(i+1)*od], o.state[r*od:(r+1)*od])
-			copy(o.a[i*ad:(i+1)*ad], seqs[(seq*H+t)*ad:(seq*H+t+1)*ad])
-		}
+		tasks := (Rp + rolloutChunk - 1) / rolloutChunk
+		o.seqs, o.step, o.rows = seqs, t, Rp
+		o.pool.Run(tasks, o.gatherTask)
 		var err error
 		if o.prop == Expectation {
 			err = o.expectationStep(R, od, ad)
@@ -233,8 +287,8 @@ func (o *ModelObjective) Evaluate(ctx context.Context, returns []float64, seqs [
 		if err != nil {
 			return err
 		}
-		o.task.Reward(o.rew[:Rp], o.x[:Rp*od], o.a[:Rp*ad], o.y[:Rp*od])
-		o.task.Terminated(o.term[:Rp], o.x[:Rp*od], o.a[:Rp*ad], o.y[:Rp*od])
+		o.pool.Run(tasks, o.rewardTask)
+		o.seqs = nil
 		for i := 0; i < R; i++ {
 			r := o.perm[i]
 			if o.done[r] || o.broken[r] {

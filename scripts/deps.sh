@@ -1,12 +1,12 @@
 #!/bin/sh
-# Installs the system libraries mismatch builds on (OpenBLAS and MuJoCo 2.2.2)
-# when they are missing; with the argument "test", also numpy and Chromium,
+# Installs the system libraries mismatch builds on (OpenBLAS, oneDNN and
+# MuJoCo 2.2.2) when they are missing; with the argument "test", also numpy and Chromium,
 # which tests use to check that Python reads the .npz files we write and
 # that reports render in a browser. Debian and Ubuntu
 # only; elsewhere it says what to install. Uses sudo when not run as root.
 set -eu
 
-pkgs="libopenblas-dev libmujoco-dev"
+pkgs="libopenblas-dev libdnnl-dev libmujoco-dev"
 if [ "${1:-}" = "test" ] && command -v dpkg-query >/dev/null 2>&1; then
 	pkgs="$pkgs python3-numpy chromium"
 fi
@@ -19,11 +19,11 @@ if command -v dpkg-query >/dev/null 2>&1; then
 	done
 else
 	# Not a Debian system: check for the libraries themselves.
-	for lib in openblas mujoco; do
+	for lib in openblas dnnl mujoco; do
 		if ! ldconfig -p 2>/dev/null | grep -q "lib$lib"; then
-			echo "mismatch needs lib$lib (OpenBLAS, and MuJoCo 2.2.x with headers)." >&2
+			echo "mismatch needs lib$lib (OpenBLAS, oneDNN 2.x, and MuJoCo 2.2.x with headers)." >&2
 			echo "This is not a Debian/Ubuntu system; install them with your package manager," >&2
-			echo "or build with 'go build -tags purego' for the BLAS part (MuJoCo tasks need libmujoco)." >&2
+			echo "or build with 'go build -tags nodnnl' (without oneDNN) or '-tags purego' (without OpenBLAS and oneDNN); MuJoCo tasks need libmujoco." >&2
 			exit 1
 		fi
 	done

@@ -10,6 +10,8 @@ package kernel
 // uses 32-bit integers.
 enum { mmRowMajor = 101, mmNoTrans = 111, mmTrans = 112 };
 void openblas_set_num_threads(int n);
+char *openblas_get_config(void);
+char *openblas_get_corename(void);
 void cblas_sgemm(int order, int transA, int transB, int m, int n, int k,
 	float alpha, const float *a, int lda, const float *b, int ldb,
 	float beta, float *c, int ldc);
@@ -46,4 +48,10 @@ func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 		C.float(alpha), (*C.float)(unsafe.Pointer(pa)), C.int(lda),
 		(*C.float)(unsafe.Pointer(pb)), C.int(ldb),
 		C.float(beta), (*C.float)(unsafe.Pointer(&c[0])), C.int(ldc))
+}
+
+// BLAS names the library and kernel that multiply matrices, as OpenBLAS
+// reports them (its kernel depends on the CPU and OPENBLAS_CORETYPE).
+func BLAS() string {
+	return "OpenBLAS " + C.GoString(C.openblas_get_config()) + " (" + C.GoString(C.openblas_get_corename()) + ")"
 }

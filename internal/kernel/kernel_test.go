@@ -362,3 +362,17 @@ func TestAdamUpdateAndDecayBackendsAgree(t *testing.T) {
 		t.Fatalf("Σw² = %g (%s) and %g (go), want %g", sa, Backend, sb, want)
 	}
 }
+
+// BenchmarkPeak measures the machine's fp32 FMA peak per core (and bf16
+// where the CPU has AVX512_BF16), the floor of the speed targets.
+func BenchmarkPeak(b *testing.B) {
+	for b.Loop() {
+		p := measurePeak(2)
+		if !p.Supported {
+			b.Skip("no peak loop for this CPU in this build")
+		}
+		b.ReportMetric(p.FP32, "fp32-GFLOP/s/core")
+		b.ReportMetric(p.FP32Cores, "fp32-GFLOP/s/2cores")
+		b.ReportMetric(p.BF16, "bf16-GFLOP/s/core")
+	}
+}

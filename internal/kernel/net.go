@@ -1,0 +1,43 @@
+package kernel
+
+import "math"
+
+// A Net is an ensemble MLP packed for inference by oneDNN: each layer a
+// matmul with its bias and activation fused into the epilogue, the weights
+// reordered once into the layout the CPU's JIT kernel wants, in fp32 or in
+// bfloat16 (products of bf16 weights and inputs accumulated in fp32, hidden
+// activations carried in bf16, the output in fp32). It sees the weights as
+// they were when it was made. Forward is safe for concurrent use by
+// distinct workers.
+//
+// NetAvailable reports whether this build has it (cgo with oneDNN: not
+// under -tags purego or nodnnl).
+
+// NewNet packs an MLP of the given widths (input, hidden…, output) and
+// members: W[l] holds the members' row-major in×out weights of layer l one
+// after another, B[l] their biases. act is the hidden layers' activation
+// (the output layer is linear); bf16 selects bfloat16 arithmetic, which
+// needs HasBF16. workers is how many goroutines may call Forward at once,
+// each with its own index.
+func NewNet(widths []int, members int, act Act, slope float32, bf16 bool, W, B [][]float32, workers int) (*Net, error) {
+	return newNet(widths, members, act, slope, bf16, W, B, workers)
+}
+
+// HasBF16 reports whether the CPU has AVX512_BF16 (Zen 4 and later, Intel
+// Cooper Lake and Sapphire Rapids), which bfloat16 inference needs.
+func HasBF16() bool {
+	_, bf16 := peakKind()
+	return bf16 && NetAvailable
+}
+
+// BF16 rounds x to the nearest bfloat16 (ties to even), as AVX512_BF16's
+// conversions do, returned as the float32 of the same value. It is the
+// reference the bf16 path is tested against on any machine.
+func BF16(x float32) float32 {
+	u := math.Float32bits(x)
+	if u&0x7fffffff > 0x7f800000 {
+		return math.Float32frombits((u | 0x400000) &^ 0xffff)
+	}
+	u += 0x7fff + (u>>16)&1
+	return math.Float32frombits(u &^ 0xffff)
+}

@@ -1,0 +1,28 @@
+//go:build !cgo || purego || nodnnl
+
+package kernel
+
+import "errors"
+
+// NetAvailable reports whether this build has Net.
+const NetAvailable = false
+
+// Net is an MLP packed for inference; this build has none (see NewNet).
+type Net struct{}
+
+func newNet(widths []int, members int, act Act, slope float32, bf16 bool, W, B [][]float32, workers int) (*Net, error) {
+	return nil, errors.New("kernel: built without oneDNN (-tags purego or nodnnl)")
+}
+
+// Forward is not available in this build.
+func (n *Net) Forward(worker, member int, x []float32, rows int, dst []float32) error {
+	return errors.New("kernel: built without oneDNN")
+}
+
+// ForwardBlocks is not available in this build.
+func (n *Net) ForwardBlocks(threads int, x []float32, rows int, members []int, k, chunk int, dst []float32) error {
+	return errors.New("kernel: built without oneDNN")
+}
+
+// Close does nothing.
+func (n *Net) Close() {}
