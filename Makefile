@@ -32,9 +32,13 @@ test:
 
 # OPENBLAS_CORETYPE=Haswell, set on some machines, halves sgemm speed on
 # AVX-512 processors: benchmarks run without it.
+# The planning benchmark logs the CPU, the BLAS kernel and the measured
+# fp32 and bf16 peaks, and reports the control step as a multiple of the
+# fp32 floor.
 bench: deps
+	env -u OPENBLAS_CORETYPE $(GO) test -run '^$$' -bench Peak -benchtime 3x ./internal/kernel/
 	env -u OPENBLAS_CORETYPE $(GO) test -run '^$$' -bench . -benchtime 2s ./internal/kernel/ ./nn/ ./dynamics/ ./env/mujoco/
-	env -u OPENBLAS_CORETYPE $(GO) test -run '^$$' -bench . -benchtime 3x ./planning/
+	env -u OPENBLAS_CORETYPE $(GO) test -v -run '^$$' -bench . -benchtime 3x ./planning/
 
 vet:
 	$(GO) vet ./...

@@ -81,6 +81,7 @@ planner (final.*).
 			if err := mem.check(attackMemory(c, m, task, float64(hb.Len()))); err != nil {
 				return err
 			}
+			precisionNotice(c.Search.Planner, c.Final.Planner)
 			var eb *data.Buffer
 			if expert != "" {
 				if eb, err = readTaskData(expert, "--expert", task); err != nil {

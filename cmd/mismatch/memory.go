@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"os"
 
 	"github.com/spf13/pflag"
 
@@ -10,7 +11,9 @@ import (
 	"github.com/mismatch-rl/mismatch/dynamics"
 	"github.com/mismatch-rl/mismatch/env"
 	"github.com/mismatch-rl/mismatch/internal/memory"
+	"github.com/mismatch-rl/mismatch/nn"
 	"github.com/mismatch-rl/mismatch/pets"
+	"github.com/mismatch-rl/mismatch/planning"
 	"github.com/mismatch-rl/mismatch/study"
 	"github.com/mismatch-rl/mismatch/study/attack"
 )
@@ -40,6 +43,17 @@ func (m *memoryFlag) check(e memory.Estimate) error {
 		return badInput("%v", err)
 	}
 	return nil
+}
+
+// precisionNotice says, once, that bf16 planning falls back to fp32 on a
+// machine that cannot run it.
+func precisionNotice(planners ...planning.Config) {
+	for _, p := range planners {
+		if p.Precision == nn.BF16 && !nn.BF16Supported() {
+			fmt.Fprintln(os.Stderr, "note: precision bf16 needs AVX512_BF16 (and oneDNN), which this machine lacks: planning in fp32")
+			return
+		}
+	}
 }
 
 // transitions estimates the memory of n transitions for task, held once

@@ -62,6 +62,7 @@ finished trial. Ctrl-C stops the run, keeping every finished trial.`,
 			if err := pets.CheckDir(out); err != nil {
 				return usageError{err}
 			}
+			precisionNotice(cfg.Planner)
 			fmt.Fprintf(os.Stderr, "PETS on %s (%s preset) → %s\n", cfg.Task, preset, out)
 			pr := newProgress(os.Stderr)
 			rows, runErr := pets.Run(cmd.Context(), cfg, pets.Options{Dir: out, Progress: func(e pets.Event) {

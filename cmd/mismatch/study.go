@@ -172,6 +172,7 @@ func studyRunCommand(prepareOnly bool) *cobra.Command {
 			if err := study.CheckDir(f.out); err != nil {
 				return usageError{err}
 			}
+			precisionNotice(s.Evaluation.Planner, s.Population.PETS.Planner)
 			t0 := time.Now()
 			if prepareOnly {
 				return study.Prepare(ctx, s, opt)
