@@ -672,3 +672,40 @@ func TestHorizonsMustAgree(t *testing.T) {
 		t.Fatal("an agent of mismatched horizons was made")
 	}
 }
+
+// TestObjectivePrecision: an objective asked for bf16 computes in bf16
+// where the machine can and says fp32 where it cannot; both score the same
+// sequences closely (the bf16 returns within 2% of the fp32 ones' spread).
+func TestObjectivePrecision(t *testing.T) {
+	m := pointMassModel(t, dynamics.Config{Class: dynamics.PE, Members: 2, Hidden: []int{64, 64}, Activation: nn.Swish})
+	const n, h = 200, 10
+	seqs := make([]float32, n*h)
+	rng.New(3).FillUniform(seqs, -1, 1)
+	returns := func(p nn.Precision) ([]float64, nn.Precision) {
+		o, err := NewModelObjective(classic.PointMass, m, h, 1, Mean, p, 2, 9)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer o.Close()
+		o.SetStart([]float32{0.3, 0})
+		r := make([]float64, n)
+		if err := o.Evaluate(context.Background(), r, seqs, n); err != nil {
+			t.Fatal(err)
+		}
+		return r, o.Precision()
+	}
+	fp, got := returns(nn.FP32)
+	if got != nn.FP32 {
+		t.Fatalf("asked for fp32, got %v", got)
+	}
+	bf, got := returns(nn.BF16)
+	if want := map[bool]nn.Precision{true: nn.BF16, false: nn.FP32}[nn.BF16Supported()]; got != want {
+		t.Fatalf("asked for bf16 on a machine with BF16Supported %t, got %v", nn.BF16Supported(), got)
+	}
+	lo, hi := slices.Min(fp), slices.Max(fp)
+	for i := range fp {
+		if math.Abs(bf[i]-fp[i]) > 0.02*(hi-lo) {
+			t.Fatalf("sequence %d returns %.4f in %v, %.4f in fp32 (fp32 returns span %.3f)", i, bf[i], got, fp[i], hi-lo)
+		}
+	}
+}
