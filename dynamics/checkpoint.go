@@ -20,12 +20,20 @@ import (
 	"github.com/mismatch-rl/mismatch/nn"
 )
 
-// A checkpoint is two files: the weights in the safetensors format
-// (layers.i.weight of shape [members, in, out] and layers.i.bias of
-// [members, 1, out], as mbrl-lib's ensemble layers hold them, and
-// max_logvar and min_logvar of [1, obs dim] for probabilistic models), and
-// a JSON sidecar of the same name with the task, the architecture, the
-// input normaliser, the elites and the weights' SHA-256.
+// A checkpoint is two files: the weights in the safetensors format, named
+// and shaped as mbrl-lib's GaussianMLP names them in its state_dict —
+// hidden_layers.<i>.0.weight [members, in, out] and hidden_layers.<i>.0.bias
+// [members, 1, out] for the hidden layers, mean_and_logvar.weight and .bias
+// for the output layer (means, then raw log-variances), min_logvar and
+// max_logvar [1, obs dim] for probabilistic models — so that
+// model.load_state_dict(safetensors.torch.load_file(path)) works as it is;
+// and a JSON sidecar of the same name with the task, the architecture, the
+// input normaliser (mean and std of the model's inputs: the preprocessed
+// observation, then the action — mbrl-lib's Normalizer holds the same two
+// vectors), the elites and the weights' SHA-256. Checkpoints written
+// before 2026-12 name the layers layers.<i>.weight and .bias; they load
+// too. A sidecar of format "mbrl-lib" (see mbrlSidecar) describes weights
+// saved from an mbrl-lib model.
 
 const (
 	checkpointFormat  = "mismatch.dynamics"
@@ -73,13 +81,20 @@ type tensor struct {
 	data  []float32
 }
 
-func (m *Model) tensors() []tensor {
+// tensors lists the model's parameters under mbrl-lib's names, or under
+// the names of checkpoints written before 2026-12 (legacy).
+func (m *Model) tensors(legacy bool) []tensor {
 	var ts []tensor
 	E := m.cfg.Members
 	for i, l := range m.Net.Layers {
-		ts = append(ts,
-			tensor{fmt.Sprintf("layers.%d.weight", i), []int{E, l.In, l.Out}, l.W},
-			tensor{fmt.Sprintf("layers.%d.bias", i), []int{E, 1, l.Out}, l.B})
+		w, b := fmt.Sprintf("hidden_layers.%d.0.weight", i), fmt.Sprintf("hidden_layers.%d.0.bias", i)
+		switch {
+		case legacy:
+			w, b = fmt.Sprintf("layers.%d.weight", i), fmt.Sprintf("layers.%d.bias", i)
+		case i == len(m.Net.Layers)-1:
+			w, b = "mean_and_logvar.weight", "mean_and_logvar.bias"
+		}
+		ts = append(ts, tensor{w, []int{E, l.In, l.Out}, l.W}, tensor{b, []int{E, 1, l.Out}, l.B})
 	}
 	if m.Head != nil {
 		ts = append(ts,
@@ -92,7 +107,7 @@ func (m *Model) tensors() []tensor {
 // Save writes the model to path (conventionally *.safetensors) and its
 // sidecar, each atomically, the weights first.
 func (m *Model) Save(path string) error {
-	ts := m.tensors()
+	ts := m.tensors(false)
 	header := map[string]any{"__metadata__": map[string]string{"format": "pt", "producer": "mismatch"}}
 	off := 0
 	for _, t := range ts {
@@ -169,12 +184,23 @@ func load(path string, spec Spec) (*Model, error) {
 		return nil, err
 	}
 	var sc sidecar
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&sc); err != nil {
-		return nil, fmt.Errorf("sidecar %s: %w", scPath, err)
+	var peek struct {
+		Format string `json:"format"`
 	}
-	if sc.Format != checkpointFormat || sc.Version != checkpointVersion {
+	json.Unmarshal(raw, &peek)
+	foreign := peek.Format == mbrlFormat
+	if foreign {
+		if sc, spec, err = fromMBRL(raw, spec); err != nil {
+			return nil, fmt.Errorf("sidecar %s: %w", scPath, err)
+		}
+	} else {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&sc); err != nil {
+			return nil, fmt.Errorf("sidecar %s: %w", scPath, err)
+		}
+	}
+	if !foreign && (sc.Format != checkpointFormat || sc.Version != checkpointVersion) {
 		return nil, fmt.Errorf("sidecar %s: format %q version %d, want %q version %d", scPath, sc.Format, sc.Version, checkpointFormat, checkpointVersion)
 	}
 	if spec == nil {
@@ -248,10 +274,15 @@ func load(path string, spec Spec) (*Model, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256(w)
-	if hex.EncodeToString(sum[:]) != sc.WeightsSHA256 {
+	if !foreign && hex.EncodeToString(sum[:]) != sc.WeightsSHA256 {
 		return nil, fmt.Errorf("weights do not match their sidecar's checksum (altered, truncated, or from another save)")
 	}
-	if err := readSafetensors(w, m.tensors()); err != nil {
+	// Checkpoints written before 2026-12 name the layers layers.<i>.*.
+	names, err := tensorNames(w)
+	if err != nil {
+		return nil, err
+	}
+	if err := readSafetensors(w, m.tensors(names["layers.0.weight"])); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -328,4 +359,95 @@ func readSafetensors(b []byte, want []tensor) error {
 		}
 	}
 	return nil
+}
+
+// tensorNames lists the tensors a safetensors file's header names.
+func tensorNames(b []byte) (map[string]bool, error) {
+	if len(b) < 8 {
+		return nil, errors.New("weights file shorter than its header length")
+	}
+	hl := binary.LittleEndian.Uint64(b[:8])
+	if hl > uint64(len(b)-8) || hl > 1<<26 {
+		return nil, fmt.Errorf("weights header of %d bytes does not fit in a %d-byte file", hl, len(b))
+	}
+	var header map[string]json.RawMessage
+	if err := json.Unmarshal(b[8:8+hl], &header); err != nil {
+		return nil, fmt.Errorf("weights header: %w", err)
+	}
+	names := map[string]bool{}
+	for k := range header {
+		names[k] = true
+	}
+	return names, nil
+}
+
+// mbrlFormat marks a sidecar a user writes beside the weights of an
+// mbrl-lib GaussianMLP (safetensors.torch.save_file(model.state_dict(),
+// path)): the model's constructor arguments, its Normalizer's mean and
+// std, the task, and optionally the elites.
+const mbrlFormat = "mbrl-lib"
+
+// mbrlSidecar describes weights saved from mbrl-lib. Its num_layers is
+// the GaussianMLP argument: the number of hidden layers, each of hid_size
+// units.
+type mbrlSidecar struct {
+	Format            string `json:"format"`
+	Task              string `json:"task"`
+	EnsembleSize      int    `json:"ensemble_size"`
+	NumLayers         int    `json:"num_layers"`
+	HidSize           int    `json:"hid_size"`
+	UseSilu           bool   `json:"use_silu"`
+	Deterministic     bool   `json:"deterministic"`
+	LearnLogVarBounds bool   `json:"learn_logvar_bounds"`
+	Normalizer        struct {
+		Mean []float32 `json:"mean"`
+		Std  []float32 `json:"std"`
+	} `json:"normalizer"`
+	Elites []int `json:"elites"`
+}
+
+// fromMBRL reads an mbrl-lib sidecar into this package's form.
+func fromMBRL(raw []byte, spec Spec) (sidecar, Spec, error) {
+	var u mbrlSidecar
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&u); err != nil {
+		return sidecar{}, nil, err
+	}
+	if spec == nil {
+		t, err := env.Lookup(u.Task)
+		if err != nil {
+			return sidecar{}, nil, err
+		}
+		spec = t
+	}
+	if u.EnsembleSize < 1 || u.NumLayers < 1 || u.HidSize < 1 || u.NumLayers > 64 || u.HidSize > 1<<16 || u.EnsembleSize > 1<<10 {
+		return sidecar{}, nil, fmt.Errorf("ensemble_size %d, num_layers %d and hid_size %d: want positive sizes", u.EnsembleSize, u.NumLayers, u.HidSize)
+	}
+	var sc sidecar
+	sc.Format, sc.Version, sc.Task = checkpointFormat, checkpointVersion, u.Task
+	sc.ObsDim, sc.ActDim, sc.FeatureDim = spec.ObservationSpace().Dim(), spec.ActionSpace().Dim(), spec.InputDim()
+	sc.Absolute = append([]int{}, spec.AbsoluteTargets()...)
+	class := "P"
+	if u.Deterministic {
+		class = "D"
+	}
+	if u.EnsembleSize > 1 {
+		class += "E"
+	}
+	sc.Model = modelConfig{Class: class, Probabilistic: !u.Deterministic, Members: u.EnsembleSize, Activation: "relu", LearnLogVarBounds: u.LearnLogVarBounds}
+	if u.UseSilu {
+		sc.Model.Activation = "swish"
+	}
+	for range u.NumLayers {
+		sc.Model.Hidden = append(sc.Model.Hidden, u.HidSize)
+	}
+	sc.Normalizer.Mean, sc.Normalizer.Std = u.Normalizer.Mean, u.Normalizer.Std
+	sc.Elites = u.Elites
+	if len(sc.Elites) == 0 {
+		for e := range u.EnsembleSize {
+			sc.Elites = append(sc.Elites, e)
+		}
+	}
+	return sc, spec, nil
 }

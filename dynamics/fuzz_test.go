@@ -50,6 +50,6 @@ func FuzzReadSafetensors(f *testing.F) {
 	w, _ := os.ReadFile(path)
 	f.Add(w)
 	f.Fuzz(func(t *testing.T, weights []byte) {
-		readSafetensors(weights, m.Clone().tensors())
+		readSafetensors(weights, m.Clone().tensors(false))
 	})
 }
