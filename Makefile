@@ -15,7 +15,7 @@ deps:
 	@./scripts/deps.sh
 
 build: deps
-	$(GO) build -o $(BIN) ./cmd/mismatch
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/mismatch
 
 # A short PETS run on the cartpole swing-up (about a minute on 2 cores) and
 # its report: runs/demo/report.html.

@@ -109,6 +109,13 @@ type Coverer interface {
 	CoverageBox() Box
 }
 
+// Referencer is implemented by tasks with a known reference reward: the
+// episode reward a strong controller earns, drawn beside learning curves.
+type Referencer interface {
+	// ReferenceReward is the reward and what earns it.
+	ReferenceReward() (reward float64, source string)
+}
+
 // ObservationNamer is implemented by tasks that name their observation's
 // dimensions, for tables and figures.
 type ObservationNamer interface {

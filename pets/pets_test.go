@@ -92,7 +92,7 @@ func TestPETSBeatsRandomOnPointMass(t *testing.T) {
 	if err := WriteReport(dir); err != nil {
 		t.Fatal(err)
 	}
-	if err := report.CheckOffline(filepath.Join(dir, "report.html"), 1); err != nil {
+	if err := report.CheckOffline(filepath.Join(dir, "report.html"), 3); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/mismatch-rl/mismatch/dynamics"
 	"github.com/mismatch-rl/mismatch/env"
 	"github.com/mismatch-rl/mismatch/internal/dirlock"
+	"github.com/mismatch-rl/mismatch/internal/provenance"
 	"github.com/mismatch-rl/mismatch/internal/safefile"
 	"github.com/mismatch-rl/mismatch/planning"
 	"github.com/mismatch-rl/mismatch/rng"
@@ -35,7 +36,7 @@ const (
 // CheckDir refuses a directory a run must not write into: one that holds
 // files but is not a run directory. A directory that does not exist, is
 // empty, or holds a run (to resume) is accepted.
-func CheckDir(dir string) error { return dirlock.CheckOwned(dir, ConfigFile, ModelsDir) }
+func CheckDir(dir string) error { return dirlock.CheckOwned(dir, ConfigFile, ModelsDir, provenance.File) }
 
 // The kinds of trial.
 const (

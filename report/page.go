@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 
+	"github.com/mismatch-rl/mismatch/internal/provenance"
 	"github.com/mismatch-rl/mismatch/internal/safefile"
 )
 
@@ -42,6 +43,17 @@ func (p *Page) Figure(f Figure, caption string) {
 	b.WriteString("<figcaption>" + template.HTMLEscapeString(caption) + ` (<a download="` + template.HTMLEscapeString(f.Name) +
 		`.png" href="data:image/png;base64,` + base64.StdEncoding.EncodeToString(f.PNG) + `">PNG</a>)</figcaption></figure>`)
 	p.parts = append(p.parts, template.HTML(b.String()))
+}
+
+// Provenance adds the section that says which program, command and
+// machine made the directory's results (provenance.json's records).
+func (p *Page) Provenance(dir string) {
+	rs, err := provenance.Read(dir)
+	if err != nil || len(rs) == 0 {
+		return
+	}
+	p.Heading("Provenance")
+	p.Table(provenance.Rows(rs))
 }
 
 // Table adds a table.

@@ -82,11 +82,13 @@ func LinePlot(name, title, xLabel, yLabel string, series []Series, markers []Mar
 	p.X.Label.Text = xLabel
 	p.Y.Label.Text = yLabel
 	p.Add(plotter.NewGrid())
+	integer, entries := true, 0
 	for i, s := range series {
 		var xy plotter.XYs
 		for j := range s.X {
 			if !math.IsNaN(s.X[j]) && !math.IsNaN(s.Y[j]) && !math.IsInf(s.Y[j], 0) {
 				xy = append(xy, plotter.XY{X: s.X[j], Y: s.Y[j]})
+				integer = integer && s.X[j] == math.Trunc(s.X[j])
 			}
 		}
 		if len(xy) == 0 {
@@ -103,21 +105,53 @@ func LinePlot(name, title, xLabel, yLabel string, series []Series, markers []Mar
 			l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 		}
 		p.Add(l)
-		p.Legend.Add(s.Name, l)
+		entries++
 		if s.Points {
+			// The legend shows the marker the points are drawn with.
 			sc, _ := plotter.NewScatter(xy)
 			sc.Color = c
 			sc.Shape = draw.CircleGlyph{}
 			sc.Radius = vg.Points(2.5)
 			p.Add(sc)
+			p.Legend.Add(s.Name, l, sc)
+		} else {
+			p.Legend.Add(s.Name, l)
 		}
 	}
+	if entries == 0 {
+		// Nothing to draw (a held-out error of a run without held-out
+		// data): an empty frame, not axes of no extent.
+		p.Title.Text += " (no data)"
+		p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = 0, 1, 0, 1
+		return render(name, p)
+	}
+	if integer {
+		p.X.Tick.Marker = integerTicks{}
+	}
 	pad(p)
+	// Room above the data for the legend's rows, so that it covers none.
+	p.Y.Max += 0.07 * float64(entries+len(markers)) * (p.Y.Max - p.Y.Min)
 	addMarkers(p, markers, len(series))
 	p.Legend.Top = true
 	p.Legend.Left = true
 	p.Legend.XOffs, p.Legend.YOffs = vg.Points(6), -vg.Points(4)
 	return render(name, p)
+}
+
+// integerTicks marks whole numbers only (trials, epochs), at most about
+// ten of them.
+type integerTicks struct{}
+
+func (integerTicks) Ticks(lo, hi float64) []plot.Tick {
+	if math.IsNaN(lo) || math.IsNaN(hi) || math.IsInf(lo, 0) || math.IsInf(hi, 0) || hi < lo {
+		return nil
+	}
+	step := math.Max(1, math.Ceil((hi-lo)/10))
+	var ts []plot.Tick
+	for v := math.Ceil(lo/step) * step; v <= hi; v += step {
+		ts = append(ts, plot.Tick{Value: v, Label: fmt.Sprintf("%.0f", v)})
+	}
+	return ts
 }
 
 // pad widens the axes by 4% of their span on each side, so that points at

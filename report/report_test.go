@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func samplePage(t *testing.T, dir string) string {
@@ -97,4 +98,22 @@ func abs(v int) int {
 		return -v
 	}
 	return v
+}
+
+// TestLinePlotWithoutData: a plot of series that hold only NaN renders an
+// empty frame (it once drew axes of no extent and never returned).
+func TestLinePlotWithoutData(t *testing.T) {
+	done := make(chan error, 1)
+	go func() {
+		_, err := LinePlot("empty", "Nothing", "trial", "MSE", []Series{{Name: "mse", X: []float64{1, 2}, Y: []float64{math.NaN(), math.NaN()}, Points: true}}, nil)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("LinePlot of no data did not return")
+	}
 }

@@ -69,6 +69,7 @@ func Report(dir string, r *Results) error {
 		page.Heading("Spec")
 		page.Pre(string(spec))
 	}
+	page.Provenance(dir)
 	return page.Write(filepath.Join(dir, "report.html"))
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mismatch-rl/mismatch/env"
 	"github.com/mismatch-rl/mismatch/internal/dirlock"
+	"github.com/mismatch-rl/mismatch/internal/provenance"
 	"github.com/mismatch-rl/mismatch/internal/parallel"
 	"github.com/mismatch-rl/mismatch/internal/safefile"
 	"github.com/mismatch-rl/mismatch/pets"
@@ -49,7 +50,7 @@ func (o Options) logf(format string, args ...any) {
 // files but is not a study directory. A directory that does not exist, is
 // empty, or holds a study (to resume) is accepted.
 func CheckDir(dir string) error {
-	return dirlock.CheckOwned(dir, SpecFile, "datasets", "cells", "models", "runs")
+	return dirlock.CheckOwned(dir, SpecFile, "datasets", "cells", "models", "runs", provenance.File)
 }
 
 // Prepare writes the spec and builds the datasets and the population, each

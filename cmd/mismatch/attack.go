@@ -11,6 +11,7 @@ import (
 	"github.com/mismatch-rl/mismatch/dynamics"
 	"github.com/mismatch-rl/mismatch/env"
 	"github.com/mismatch-rl/mismatch/internal/dirlock"
+	"github.com/mismatch-rl/mismatch/internal/provenance"
 	"github.com/mismatch-rl/mismatch/internal/safefile"
 	"github.com/mismatch-rl/mismatch/study/attack"
 )
@@ -91,7 +92,7 @@ planner (final.*).
 			if out == "" {
 				out = filepath.Join("runs", "attack")
 			}
-			if err := dirlock.CheckOwned(out, attack.File, "figures"); err != nil {
+			if err := dirlock.CheckOwned(out, attack.File, "figures", provenance.File); err != nil {
 				return usageError{err}
 			}
 			lock, err := dirlock.Acquire(out, "attack")
@@ -103,7 +104,9 @@ planner (final.*).
 				return err
 			}
 			logf := func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
+			done := record(cmd.Context(), out, c.Final.Planner.Precision.String())
 			res, err := attack.Run(cmd.Context(), task, m, hb, c, logf)
+			done(err)
 			if err != nil {
 				return err
 			}

@@ -19,12 +19,14 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	_ "github.com/mismatch-rl/mismatch/env/classic"
+	"github.com/mismatch-rl/mismatch/internal/provenance"
 )
 
 func main() {
@@ -43,6 +45,8 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	v, rev := provenance.Version()
+	root.Version = fmt.Sprintf("%s (revision %s, %s)", v, rev, runtime.Version())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(petsCommand(), reportCommand(), studyCommand(), tasksCommand())
 	err := root.ExecuteContext(ctx)

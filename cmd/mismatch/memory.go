@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"github.com/mismatch-rl/mismatch/dynamics"
 	"github.com/mismatch-rl/mismatch/env"
 	"github.com/mismatch-rl/mismatch/internal/memory"
+	"github.com/mismatch-rl/mismatch/internal/provenance"
 	"github.com/mismatch-rl/mismatch/nn"
 	"github.com/mismatch-rl/mismatch/pets"
 	"github.com/mismatch-rl/mismatch/planning"
@@ -43,6 +45,29 @@ func (m *memoryFlag) check(e memory.Estimate) error {
 		return badInput("%v", err)
 	}
 	return nil
+}
+
+// record starts this invocation's provenance in dir (made if need be) and
+// returns the function that stamps its end with err's outcome.
+func record(ctx context.Context, dir, precision string) func(err error) {
+	r := provenance.New(os.Args, precision)
+	save := func() {
+		if err := os.MkdirAll(dir, 0o755); err == nil {
+			err = provenance.Save(dir, r)
+		}
+	}
+	save()
+	return func(err error) {
+		switch {
+		case ctx.Err() != nil:
+			r.Finish("stopped")
+		case err != nil:
+			r.Finish("failed")
+		default:
+			r.Finish("done")
+		}
+		save()
+	}
 }
 
 // precisionNotice says, once, that bf16 planning falls back to fp32 on a

@@ -65,6 +65,7 @@ finished trial. Ctrl-C stops the run, keeping every finished trial.`,
 			precisionNotice(cfg.Planner)
 			fmt.Fprintf(os.Stderr, "PETS on %s (%s preset) → %s\n", cfg.Task, preset, out)
 			pr := newProgress(os.Stderr)
+			done := record(cmd.Context(), out, cfg.Planner.Precision.String())
 			rows, runErr := pets.Run(cmd.Context(), cfg, pets.Options{Dir: out, Progress: func(e pets.Event) {
 				pr.event(e)
 				if e.Phase == "trial" {
@@ -75,6 +76,7 @@ finished trial. Ctrl-C stops the run, keeping every finished trial.`,
 				}
 			}})
 			pr.done()
+			done(runErr)
 			if runErr != nil {
 				if cmd.Context().Err() != nil {
 					fmt.Fprintf(os.Stderr, "stopped: %d finished trials kept in %s\n", countMPC(rows), out)

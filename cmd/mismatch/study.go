@@ -150,7 +150,10 @@ func studyRunCommand(prepareOnly bool) *cobra.Command {
 					return err
 				}
 				logf("shard %d of %d in %s", shard, shards, f.out)
-				return study.RunCells(ctx, opt)
+				done := record(ctx, f.out, s.Evaluation.Planner.Precision.String())
+				err = study.RunCells(ctx, opt)
+				done(err)
+				return err
 			}
 			var s study.Spec
 			if _, err := os.Stat(filepath.Join(f.out, study.SpecFile)); err == nil && len(kv) == 0 && f.file == "" && !cmd.Flags().Changed("preset") {
@@ -174,10 +177,14 @@ func studyRunCommand(prepareOnly bool) *cobra.Command {
 			}
 			precisionNotice(s.Evaluation.Planner, s.Population.PETS.Planner)
 			t0 := time.Now()
+			done := record(ctx, f.out, s.Evaluation.Planner.Precision.String())
 			if prepareOnly {
-				return study.Prepare(ctx, s, opt)
+				err := study.Prepare(ctx, s, opt)
+				done(err)
+				return err
 			}
 			res, err := study.Run(ctx, s, opt)
+			done(err)
 			if err != nil {
 				return err
 			}

@@ -34,6 +34,11 @@ type spec struct {
 
 	inputDim   int
 	preprocess func(dst, obs []float32) // one row
+
+	// reference is the reward of a strong controller and what earns it;
+	// zero where none is known.
+	reference       float64
+	referenceSource string
 	absolute   []int
 	// fromObs sets the state whose observation is obs, for tasks whose
 	// observation determines their state; nil otherwise.
@@ -165,3 +170,7 @@ func (t *task) newSim() (*simEnv, error) {
 	}
 	return e, nil
 }
+
+// ReferenceReward is the episode reward a strong controller earns on the
+// task, where one is known; see env.Referencer.
+func (t *task) ReferenceReward() (float64, string) { return t.reference, t.referenceSource }

@@ -59,8 +59,8 @@ func (l *Lock) Release() {
 // CheckOwned refuses a directory that holds files of someone else's: it
 // accepts a directory that does not exist, one that holds marker (a file
 // this tool writes into every directory of the kind), and one that holds
-// only lock files, temporary files of interrupted writes and empty
-// directories named in scaffold (what an interrupted start leaves). Anything else is a user's directory, which a
+// only lock files, temporary files of interrupted writes, and files or
+// empty directories named in scaffold (what an interrupted start leaves). Anything else is a user's directory, which a
 // run must not write into.
 func CheckOwned(dir, marker string, scaffold ...string) error {
 	entries, err := os.ReadDir(dir)
@@ -80,8 +80,11 @@ func CheckOwned(dir, marker string, scaffold ...string) error {
 		if (strings.HasPrefix(name, ".") && strings.HasSuffix(name, ".lock") || safefile.IsTemp(name)) && e.Type().IsRegular() {
 			continue // a lock, or a temporary file of an interrupted write
 		}
-		if e.IsDir() && slices.Contains(scaffold, name) {
-			if sub, err := os.ReadDir(filepath.Join(dir, name)); err == nil && len(sub) == 0 {
+		if slices.Contains(scaffold, name) {
+			if e.Type().IsRegular() {
+				continue
+			}
+			if sub, err := os.ReadDir(filepath.Join(dir, name)); e.IsDir() && err == nil && len(sub) == 0 {
 				continue
 			}
 		}

@@ -53,5 +53,5 @@ func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 // BLAS names the library and kernel that multiply matrices, as OpenBLAS
 // reports them (its kernel depends on the CPU and OPENBLAS_CORETYPE).
 func BLAS() string {
-	return "OpenBLAS " + C.GoString(C.openblas_get_config()) + " (" + C.GoString(C.openblas_get_corename()) + ")"
+	return C.GoString(C.openblas_get_config()) + " (" + C.GoString(C.openblas_get_corename()) + ")"
 }

@@ -138,6 +138,7 @@ func WriteReport(dir string, c Config, res *Result, expert *data.Buffer, obsName
 	cfg, _ := yaml.Marshal(c)
 	page.Heading("Configuration")
 	page.Pre(string(cfg))
+	page.Provenance(dir)
 	return page.Write(filepath.Join(dir, "report.html"))
 }
 
