@@ -36,7 +36,9 @@ const (
 // CheckDir refuses a directory a run must not write into: one that holds
 // files but is not a run directory. A directory that does not exist, is
 // empty, or holds a run (to resume) is accepted.
-func CheckDir(dir string) error { return dirlock.CheckOwned(dir, ConfigFile, ModelsDir, provenance.File) }
+func CheckDir(dir string) error {
+	return dirlock.CheckOwned(dir, ConfigFile, ModelsDir, provenance.File)
+}
 
 // The kinds of trial.
 const (

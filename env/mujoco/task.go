@@ -39,7 +39,7 @@ type spec struct {
 	// zero where none is known.
 	reference       float64
 	referenceSource string
-	absolute   []int
+	absolute        []int
 	// fromObs sets the state whose observation is obs, for tasks whose
 	// observation determines their state; nil otherwise.
 	fromObs func(qpos, qvel []float64, obs []float32)
