@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"reflect"
 
 	"go.yaml.in/yaml/v3"
 
@@ -35,6 +36,10 @@ type Config struct {
 	Train   TrainConfig     `yaml:"train"`
 	Planner planning.Config `yaml:"planner"`
 }
+
+// IsZero reports whether c is the zero Config: a study's population that
+// makes no PETS runs holds one, and YAML leaves it out.
+func (c Config) IsZero() bool { return reflect.ValueOf(c).IsZero() }
 
 // TrainConfig is how the model is trained before each trial.
 type TrainConfig struct {

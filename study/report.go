@@ -14,9 +14,33 @@ import (
 )
 
 // paperCorrelations are the objective-mismatch paper's Pearson
-// correlations between log-likelihood and reward for the cartpole, shown
-// beside a study's for comparison.
-var paperCorrelations = map[string]float64{"expert": 0.59, "on-policy": 0.34, "grid": -0.06}
+// correlations between log-likelihood and reward, by task and dataset
+// kind (its half-cheetah "sampled" set is our uniform kind), shown beside
+// a study's for comparison.
+var paperCorrelations = map[[2]string]float64{
+	{"cartpole-swingup", "expert"}: 0.59, {"cartpole-swingup", "on-policy"}: 0.34, {"cartpole-swingup", "grid"}: -0.06,
+	{"halfcheetah", "expert"}: 0.07, {"halfcheetah", "on-policy"}: 0.46, {"halfcheetah", "uniform"}: 0.19,
+}
+
+// paperRho is the paper's correlation for a dataset of the study.
+func paperRho(s Spec, dataset string) (float64, bool) {
+	for _, d := range s.Datasets {
+		if d.Name == dataset {
+			v, ok := paperCorrelations[[2]string{s.Task, d.Kind}]
+			return v, ok
+		}
+	}
+	return 0, false
+}
+
+func hasPaperRho(s Spec) bool {
+	for _, d := range s.Datasets {
+		if _, ok := paperRho(s, d.Name); ok {
+			return true
+		}
+	}
+	return false
+}
 
 // Report writes a study's figures (PNG and SVG in figures/) and its
 // self-contained report.html.
@@ -75,7 +99,7 @@ func Report(dir string, r *Results) error {
 
 func correlationHeader(r *Results) []string {
 	h := []string{"dataset", "models", "group", "Pearson ρ", "95% interval", "Spearman", "Kendall τ"}
-	if r.Spec.Task == "cartpole-swingup" {
+	if hasPaperRho(r.Spec) {
 		h = append(h, "paper's ρ")
 	}
 	return h
@@ -92,8 +116,8 @@ func correlationRows(r *Results) [][]string {
 	var rows [][]string
 	for _, c := range r.Correlations {
 		row := []string{c.Dataset, strconv.Itoa(c.N), c.Group, FormatStat(c.Pearson), interval(c.Pearson), FormatStat(c.Spearman), FormatStat(c.Kendall)}
-		if r.Spec.Task == "cartpole-swingup" {
-			p, ok := paperCorrelations[c.Dataset]
+		if hasPaperRho(r.Spec) {
+			p, ok := paperRho(r.Spec, c.Dataset)
 			row = append(row, map[bool]string{true: strconv.FormatFloat(p, 'f', 2, 64), false: "–"}[ok && c.Group == "all"])
 		}
 		rows = append(rows, row)

@@ -72,7 +72,7 @@ type DatasetSpec struct {
 	Kind      string          `yaml:"kind"`
 	Episodes  int             `yaml:"episodes"`
 	Threshold float64         `yaml:"threshold"`
-	Planner   planning.Config `yaml:"planner"`
+	Planner   planning.Config `yaml:"planner,omitempty"` // expert
 	Points    int             `yaml:"points"`
 	Samples   int             `yaml:"samples"`
 	// Low and High bound the observations of grid and uniform data; empty
@@ -91,7 +91,7 @@ type PopulationSpec struct {
 	// trained on Dataset for Epochs epochs, checkpointed every Every).
 	Kind    string      `yaml:"kind"`
 	Runs    int         `yaml:"runs"`
-	PETS    pets.Config `yaml:"pets"`
+	PETS    pets.Config `yaml:"pets,omitempty"`
 	Dirs    []string    `yaml:"dirs"`
 	Dataset string      `yaml:"dataset"`
 	// For train and epochs.

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mismatch-rl/mismatch/internal/provenance"
 	"github.com/mismatch-rl/mismatch/internal/safefile"
 )
 
@@ -99,8 +100,9 @@ func killedAtStart(ee *exec.ExitError, sig syscall.Signal) bool {
 
 // sameDirs fails unless got holds the files want holds, with the same
 // contents, timing fields aside (columns of CSV tables and the seconds of
-// cells), leaving out lock files and the figures and pages made from the
-// tables; and no temporary file of an interrupted write is left in got.
+// cells), leaving out lock files, the figures and pages made from the
+// tables and the provenance list (one record per invocation, with its
+// times); and no temporary file of an interrupted write is left in got.
 func sameDirs(t *testing.T, want, got string) {
 	t.Helper()
 	timing := []string{"train_s", "plan_s", "plan_ms_per_step", "seconds"}
@@ -115,7 +117,7 @@ func sameDirs(t *testing.T, want, got string) {
 			switch {
 			case safefile.IsTemp(name):
 				t.Errorf("temporary file %s left in %s", rel, root)
-			case strings.HasSuffix(name, ".lock"):
+			case strings.HasSuffix(name, ".lock") || name == provenance.File:
 			default:
 				files[rel] = p
 			}

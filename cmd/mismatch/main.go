@@ -64,6 +64,18 @@ func main() {
 	os.Exit(1)
 }
 
+// usageArgs wants n positional arguments; otherwise the command prints its
+// usage, and the error counts as bad input.
+func usageArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, a []string) error {
+		if len(a) != n {
+			cmd.Usage()
+			return usageError{fmt.Errorf("%s needs %d argument(s), got %d", cmd.CommandPath(), n, len(a))}
+		}
+		return nil
+	}
+}
+
 // args wraps a cobra argument check so that its errors count as bad input.
 func args(check cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, a []string) error {

@@ -26,7 +26,11 @@ mbrl-lib's .npz layout), models/trial_NNN.safetensors (each trial's model),
 reward.png, reward.svg and report.html.
 
 Rerunning with the same directory and config resumes after the last
-finished trial. Ctrl-C stops the run, keeping every finished trial.`,
+finished trial. Ctrl-C stops the run, keeping every finished trial.
+
+Every config key, with the value the preset gives it:
+  mismatch pets --print-config [--task NAME] [--preset NAME]
+Set any of them as key=value (lists: model.hidden=[64,64]).`,
 		Example: `  mismatch pets --preset fast
   mismatch pets --task halfcheetah --out runs/cheetah planner.population=300 seed=2
   mismatch pets --config my.yaml model.hidden=[256,256]`,
@@ -151,7 +155,7 @@ func reportCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "report DIR",
 		Short: "Write the figures and report.html of a run directory",
-		Args:  args(cobra.ExactArgs(1)),
+		Args:  usageArgs(1),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if _, err := os.Stat(filepath.Join(a[0], pets.TrialsFile)); err != nil {
 				return usageError{fmt.Errorf("%s is not a run directory: %w", a[0], err)}

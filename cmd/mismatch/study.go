@@ -235,7 +235,7 @@ func studyReportCommand(name string) *cobra.Command {
 	return &cobra.Command{
 		Use:   name + " DIR",
 		Short: short,
-		Args:  args(cobra.ExactArgs(1)),
+		Args:  usageArgs(1),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			res, err := study.Analyse(a[0])
 			if err != nil {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"reflect"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -15,10 +17,14 @@ func tasksCommand() *cobra.Command {
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "%-18s %4s %4s %6s\n", "task", "obs", "act", "steps")
+			fmt.Fprintf(w, "%-18s %4s %9s %4s %6s  %s\n", "task", "obs", "features", "act", "steps", "engine")
 			for _, name := range env.Names() {
 				t, _ := env.Lookup(name)
-				fmt.Fprintf(w, "%-18s %4d %4d %6d\n", name, t.ObservationSpace().Dim(), t.ActionSpace().Dim(), t.EpisodeSteps())
+				engine := "pure Go"
+				if strings.Contains(reflect.TypeOf(t).Elem().PkgPath(), "/env/mujoco") {
+					engine = "MuJoCo (libmujoco; not in -tags nomujoco builds)"
+				}
+				fmt.Fprintf(w, "%-18s %4d %9d %4d %6d  %s\n", name, t.ObservationSpace().Dim(), t.InputDim(), t.ActionSpace().Dim(), t.EpisodeSteps(), engine)
 			}
 			return nil
 		},
