@@ -13,6 +13,7 @@ import (
 
 	"github.com/mismatch-rl/mismatch/data"
 	"github.com/mismatch-rl/mismatch/dynamics"
+	"github.com/mismatch-rl/mismatch/env"
 	"github.com/mismatch-rl/mismatch/env/classic"
 	"github.com/mismatch-rl/mismatch/nn"
 	"github.com/mismatch-rl/mismatch/planning"
@@ -300,5 +301,34 @@ func TestResumesRunOfEarlierVersion(t *testing.T) {
 	cfg.Train.Epochs, cfg.Planner.Gamma = 2, 99
 	if _, err := Run(context.Background(), cfg, Options{Dir: dir}); err != nil {
 		t.Fatalf("an unused planner setting: %v", err)
+	}
+}
+
+// referenced is the point mass with a known reference reward.
+type referenced struct{ env.Task }
+
+func (referenced) Name() string                       { return "pointmass-referenced" }
+func (referenced) ReferenceReward() (float64, string) { return -3.5, "a test's oracle" }
+
+// TestRewardPlotDrawsReference: the reward plot names random and MPC
+// trials apart and draws the task's reference reward where it has one.
+func TestRewardPlotDrawsReference(t *testing.T) {
+	env.Register(referenced{classic.PointMass})
+	rows := []Trial{{Trial: 0, Kind: KindRandom, Reward: -40}, {Trial: 1, Kind: KindMPC, Reward: -20}, {Trial: 2, Kind: KindMPC, Reward: -5}}
+	for _, c := range []struct {
+		task string
+		ref  bool
+	}{{"pointmass-referenced", true}, {"pointmass", false}, {"no-such-task", false}} {
+		f, err := RewardPlot(rows, c.task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		svg := string(f.SVG)
+		if got := strings.Contains(svg, "reference -4: a test"); got != c.ref {
+			t.Errorf("%s: reference line drawn %v, want %v", c.task, got, c.ref)
+		}
+		if !strings.Contains(svg, "random-action trials") || !strings.Contains(svg, "MPC trials") {
+			t.Errorf("%s: legend lacks the trial kinds", c.task)
+		}
 	}
 }

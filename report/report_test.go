@@ -117,3 +117,39 @@ func TestLinePlotWithoutData(t *testing.T) {
 		t.Fatal("LinePlot of no data did not return")
 	}
 }
+
+// TestTrialAxisHasWholeNumbers: a plot over trials or epochs labels whole
+// numbers only, however few there are.
+func TestTrialAxisHasWholeNumbers(t *testing.T) {
+	for _, n := range []int{2, 3, 15, 200} {
+		var x, y []float64
+		for i := 1; i <= n; i++ {
+			x, y = append(x, float64(i)), append(y, float64(i*i))
+		}
+		f, err := LinePlot("r", "Reward", "trial", "reward", []Series{{Name: "mpc", X: x, Y: y, Points: true}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ticks := integerTicks{}.Ticks(0.9, float64(n)+0.1)
+		if len(ticks) == 0 || len(ticks) > 11 {
+			t.Fatalf("%d trials: %d ticks", n, len(ticks))
+		}
+		for _, tk := range ticks {
+			if tk.Value != math.Trunc(tk.Value) || tk.Label == "" {
+				t.Errorf("%d trials: tick %v", n, tk)
+			}
+		}
+		// gonum's default would label 1.5 between trials 1 and 2.
+		if n == 2 && (strings.Contains(string(f.SVG), ">1.5<") || !strings.Contains(string(f.SVG), ">2<")) {
+			t.Errorf("2 trials: the axis labels a half trial, or not trial 2")
+		}
+	}
+	// Fractional x keeps gonum's ticks.
+	f, err := LinePlot("r", "Loss", "time", "loss", []Series{{Name: "l", X: []float64{0.1, 0.2, 0.3}, Y: []float64{1, 2, 3}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(f.SVG), ">0.2<") {
+		t.Errorf("fractional x lost its fractional ticks")
+	}
+}

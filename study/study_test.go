@@ -436,3 +436,30 @@ func TestSpecsOfEarlierVersionLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestPaperRhoFollowsTaskAndKind: the paper's correlation is looked up by
+// the study's task and the dataset's kind, whatever the dataset is named.
+func TestPaperRhoFollowsTaskAndKind(t *testing.T) {
+	for _, c := range []struct {
+		task, name, kind string
+		want             float64
+		ok               bool
+	}{
+		{"cartpole-swingup", "mine", "expert", 0.59, true},
+		{"cartpole-swingup", "expert", "grid", -0.06, true},
+		{"cartpole-swingup", "x", "on-policy", 0.34, true},
+		{"halfcheetah", "cheetah-uniform", "uniform", 0.19, true},
+		{"halfcheetah", "e", "expert", 0.07, true},
+		{"cartpole-swingup", "uniform", "uniform", 0, false},
+		{"pointmass", "expert", "expert", 0, false},
+	} {
+		s := Spec{Task: c.task, Datasets: []DatasetSpec{{Name: "other", Kind: "grid"}, {Name: c.name, Kind: c.kind}}}
+		if c.task == "pointmass" {
+			s.Datasets[0].Kind = "file"
+		}
+		got, ok := paperRho(s, c.name)
+		if got != c.want || ok != c.ok {
+			t.Errorf("%s dataset %q of kind %s: %v %v, want %v %v", c.task, c.name, c.kind, got, ok, c.want, c.ok)
+		}
+	}
+}
