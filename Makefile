@@ -2,12 +2,13 @@
 #
 #   make demo    the main job: a short PETS run and its report
 #   make test    the test suite (installs system packages when missing)
+#   make test-slurm  the cluster scripts on a one-node Slurm (root)
 #   make bench   the speed benchmarks (with OPENBLAS_CORETYPE unset)
 
 GO ?= go
 BIN := bin/mismatch
 
-.PHONY: all deps build demo test bench vet clean
+.PHONY: all deps build demo test test-slurm bench vet clean
 
 all: build
 
@@ -23,12 +24,17 @@ demo: build
 	./$(BIN) pets --preset fast --out runs/demo
 
 # The whole suite runs twice: with OpenBLAS and with the pure-Go
-# fallback, which must pass the same tests.
+# fallback, which must pass the same tests; then the cluster scripts run on
+# a one-node Slurm started for the test (as root; skipped otherwise).
 test:
 	@./scripts/deps.sh test
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -tags purego ./...
+	./deploy/slurm/test.sh
+
+test-slurm:
+	./deploy/slurm/test.sh
 
 # OPENBLAS_CORETYPE=Haswell, set on some machines, halves sgemm speed on
 # AVX-512 processors: benchmarks run without it.

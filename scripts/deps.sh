@@ -2,13 +2,17 @@
 # Installs the system libraries mismatch builds on (OpenBLAS, oneDNN and
 # MuJoCo 2.2.2) when they are missing; with the argument "test", also numpy and Chromium,
 # which tests use to check that Python reads the .npz files we write and
-# that reports render in a browser. Debian and Ubuntu
+# that reports render in a browser; with "slurm", Slurm and munge, for the
+# cluster test (deploy/slurm/test.sh). Debian and Ubuntu
 # only; elsewhere it says what to install. Uses sudo when not run as root.
 set -eu
 
 pkgs="libopenblas-dev libdnnl-dev libmujoco-dev"
 if [ "${1:-}" = "test" ] && command -v dpkg-query >/dev/null 2>&1; then
 	pkgs="$pkgs python3-numpy chromium"
+fi
+if [ "${1:-}" = "slurm" ] && command -v dpkg-query >/dev/null 2>&1; then
+	pkgs="slurm-wlm munge"
 fi
 missing=""
 if command -v dpkg-query >/dev/null 2>&1; then

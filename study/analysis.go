@@ -2,12 +2,15 @@ package study
 
 import (
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/mismatch-rl/mismatch/internal/safefile"
 	"github.com/mismatch-rl/mismatch/rng"
@@ -55,8 +58,83 @@ const (
 	CorrelationFile = "correlations.csv"
 )
 
+// MissingCell is a member of the population whose cell is not done.
+type MissingCell struct {
+	ID       string
+	Position int // its row in population.csv, from 0
+	Shard    int // the shard that evaluates it (Position mod Shards), -1 when the cells were not sharded
+}
+
+// MissingCells is Analyse's error when cells are not done. Cells are
+// sharded by position: the cell at row p of population.csv (from 0)
+// belongs to shard p mod N.
+type MissingCells struct {
+	Dir    string
+	Total  int
+	Shards int // the shard count the cells were last evaluated in; 0 if never sharded
+	Cells  []MissingCell
+}
+
+// RerunShards are the shards that would complete the study, in order.
+func (e *MissingCells) RerunShards() []int {
+	var s []int
+	for _, c := range e.Cells {
+		if c.Shard >= 0 && !slices.Contains(s, c.Shard) {
+			s = append(s, c.Shard)
+		}
+	}
+	slices.Sort(s)
+	return s
+}
+
+func (e *MissingCells) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "study %s: %d of %d cells are not done:", e.Dir, len(e.Cells), e.Total)
+	const shown = 20
+	for i, c := range e.Cells {
+		if i == shown {
+			fmt.Fprintf(&b, "\n  and %d more", len(e.Cells)-shown)
+			break
+		}
+		fmt.Fprintf(&b, "\n  %s: row %d of %s (from 0)", c.ID, c.Position, PopulationFile)
+		if c.Shard >= 0 {
+			fmt.Fprintf(&b, ", shard %d of %d", c.Shard, e.Shards)
+		}
+	}
+	if e.Shards > 1 {
+		var shards []string
+		for _, s := range e.RerunShards() {
+			shards = append(shards, strconv.Itoa(s))
+		}
+		fmt.Fprintf(&b, "\nthe cell at row p belongs to shard p mod %d; shards to rerun: %s", e.Shards, strings.Join(shards, ","))
+	}
+	return b.String()
+}
+
+// shardsFile records the shard count of the latest sharded evaluation.
+const shardsFile = "shards.json"
+
+func readShards(dir string) int {
+	b, err := os.ReadFile(filepath.Join(dir, "cells", shardsFile))
+	if err != nil {
+		return 0
+	}
+	var v struct {
+		Shards int `json:"shards"`
+	}
+	if json.Unmarshal(b, &v) != nil || v.Shards < 2 {
+		return 0
+	}
+	return v.Shards
+}
+
+func writeShards(dir string, n int) error {
+	return safefile.WriteBytes(filepath.Join(dir, "cells", shardsFile), []byte(fmt.Sprintf("{\"shards\": %d}\n", n)))
+}
+
 // Analyse merges a study's cells; it needs every cell of the population
-// (see Merge for sharded runs) and writes the table and the correlations.
+// (sharded or not) and writes the table and the correlations.
+// Cells not done are reported as a *MissingCells error.
 func Analyse(dir string) (*Results, error) {
 	s, err := LoadSpec(dir)
 	if err != nil {
@@ -70,11 +148,11 @@ func Analyse(dir string) (*Results, error) {
 	for _, d := range s.Datasets {
 		r.Datasets = append(r.Datasets, d.Name)
 	}
-	var missing []string
-	for _, m := range members {
+	var missing []MissingCell
+	for i, m := range members {
 		c, err := readCell(dir, m.ID)
 		if err != nil {
-			missing = append(missing, m.ID)
+			missing = append(missing, MissingCell{ID: m.ID, Position: i})
 			continue
 		}
 		if c.Error != "" {
@@ -83,7 +161,14 @@ func Analyse(dir string) (*Results, error) {
 		r.Cells = append(r.Cells, c)
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("study: %d of %d cells are not done (first: %s)", len(missing), len(members), missing[0])
+		e := &MissingCells{Dir: dir, Total: len(members), Cells: missing, Shards: readShards(dir)}
+		for i := range missing {
+			missing[i].Shard = -1
+			if e.Shards > 1 {
+				missing[i].Shard = missing[i].Position % e.Shards
+			}
+		}
+		return nil, e
 	}
 	groups := []string{"all"}
 	for _, m := range members {

@@ -45,6 +45,23 @@ type Member struct {
 // PopulationFile lists a prepared population.
 const PopulationFile = "population.csv"
 
+// runProgress logs population run r's trials as they finish (and those
+// found on disk), so that a run of many hours shows where it is.
+func runProgress(logf func(string, ...any), r int) func(pets.Event) {
+	return func(e pets.Event) {
+		switch e.Phase {
+		case "trial":
+			if e.Row.Kind == pets.KindRandom {
+				logf("population: run %d random trial: reward %.2f", r, e.Row.Reward)
+				return
+			}
+			logf("population: run %d trial %d of %d: reward %.2f (model trained in %.0fs)", r, e.Row.Trial, e.Trials, e.Row.Reward, e.Row.TrainSec)
+		case "resumed":
+			logf("population: run %d trial %d of %d found on disk: reward %.2f", r, e.Row.Trial, e.Trials, e.Row.Reward)
+		}
+	}
+}
+
 // preparePopulation builds or finds the population's models, returning the
 // members and, for PETS populations, the run directories.
 func preparePopulation(ctx context.Context, s Spec, task env.Task, dir string, logf func(string, ...any)) ([]Member, []string, error) {
@@ -56,11 +73,7 @@ func preparePopulation(ctx context.Context, s Spec, task env.Task, dir string, l
 			cfg := petsRunConfig(s, r)
 			rd := runDir(r)
 			logf("population: PETS run %d of %d", r+1, p.Runs)
-			if _, err := pets.Run(ctx, cfg, pets.Options{Dir: filepath.Join(dir, rd), Progress: func(e pets.Event) {
-				if e.Phase == "trial" && e.Row.Kind == pets.KindMPC {
-					logf("population: run %d trial %d reward %.2f", r, e.Row.Trial, e.Row.Reward)
-				}
-			}}); err != nil {
+			if _, err := pets.Run(ctx, cfg, pets.Options{Dir: filepath.Join(dir, rd), Progress: runProgress(logf, r)}); err != nil {
 				return nil, nil, fmt.Errorf("population run %d: %w", r, err)
 			}
 			dirs = append(dirs, rd)

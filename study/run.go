@@ -160,7 +160,7 @@ func prepareRuns(ctx context.Context, s Spec, o Options) error {
 	for r := o.Shard; r < s.Population.Runs; r += o.Shards {
 		cfg := petsRunConfig(s, r)
 		o.logf("population: PETS run %d of %d (shard %d of %d)", r+1, s.Population.Runs, o.Shard, o.Shards)
-		if _, err := pets.Run(ctx, cfg, pets.Options{Dir: filepath.Join(o.Dir, runDir(r))}); err != nil {
+		if _, err := pets.Run(ctx, cfg, pets.Options{Dir: filepath.Join(o.Dir, runDir(r)), Progress: runProgress(o.logf, r)}); err != nil {
 			return fmt.Errorf("population run %d: %w", r, err)
 		}
 	}
@@ -279,6 +279,11 @@ func RunCells(ctx context.Context, o Options) error {
 		return err
 	}
 	defer lock.Release()
+	if o.Shards > 1 {
+		if err := writeShards(o.Dir, o.Shards); err != nil {
+			return err
+		}
+	}
 	var todo []Member
 	for i, m := range members {
 		if o.Shards > 1 && i%o.Shards != o.Shard {

@@ -3,6 +3,8 @@ package study
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -181,6 +183,25 @@ func TestTinyStudyEndToEnd(t *testing.T) {
 		if err := RunCells(context.Background(), Options{Dir: dir2, Shard: shard, Shards: 2, Workers: 1}); err != nil {
 			t.Fatal(err)
 		}
+		if shard > 0 {
+			break
+		}
+		// With shard 1 not run, the analysis names each of its cells,
+		// by row and shard.
+		_, err := Analyse(dir2)
+		var mc *MissingCells
+		if !errors.As(err, &mc) || mc.Shards != 2 || !slices.Equal(mc.RerunShards(), []int{1}) {
+			t.Fatalf("with shard 1 of 2 not run: %v", err)
+		}
+		members, _ := readPopulation(dir2)
+		if len(mc.Cells) != len(members)/2 || mc.Total != len(members) {
+			t.Fatalf("%d cells missing of %d, want %d of %d", len(mc.Cells), mc.Total, len(members)/2, len(members))
+		}
+		for _, c := range mc.Cells {
+			if c.Position%2 != 1 || c.Shard != 1 || members[c.Position].ID != c.ID || !strings.Contains(err.Error(), fmt.Sprintf("%s: row %d of population.csv (from 0), shard 1 of 2", c.ID, c.Position)) {
+				t.Fatalf("missing cell %+v; error:\n%v", c, err)
+			}
+		}
 	}
 	if _, err := Analyse(dir2); err != nil {
 		t.Fatal(err)
@@ -344,8 +365,16 @@ func TestShardedPreparation(t *testing.T) {
 	s := tinySpec()
 	dir := t.TempDir()
 	for shard := 0; shard < 2; shard++ {
-		if err := Prepare(context.Background(), s, Options{Dir: dir, Shard: shard, Shards: 2}); err != nil {
+		var log []string
+		if err := Prepare(context.Background(), s, Options{Dir: dir, Shard: shard, Shards: 2, Log: func(f string, a ...any) { log = append(log, fmt.Sprintf(f, a...)) }}); err != nil {
 			t.Fatal(err)
+		}
+		// A shard says how each trial of its runs went.
+		for tr := 1; tr <= s.Population.PETS.Trials; tr++ {
+			want := fmt.Sprintf("population: run %d trial %d of %d: reward", shard, tr, s.Population.PETS.Trials)
+			if !slices.ContainsFunc(log, func(l string) bool { return strings.HasPrefix(l, want) }) {
+				t.Errorf("shard %d logged no %q:\n%s", shard, want, strings.Join(log, "\n"))
+			}
 		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "runs", "run_001", "trials.csv")); err != nil {

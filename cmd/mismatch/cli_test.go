@@ -116,3 +116,64 @@ func TestRunKeepsProvenance(t *testing.T) {
 		t.Errorf("report.html does not show the provenance")
 	}
 }
+
+// TestParseShard: the shard count always comes from the flag, so that one
+// array task resubmitted alone keeps its place; the index comes from the
+// batch engine with auto/N.
+func TestParseShard(t *testing.T) {
+	for _, c := range []struct {
+		flag, slurmID, slurmCount, k8s string
+		i, n                           int
+		err                            string
+	}{
+		{"", "", "", "", 0, 1, ""},
+		{"3/50", "", "", "", 3, 50, ""},
+		{"auto/50", "7", "1", "", 7, 50, ""}, // resubmitted with --array=7: one task in the array
+		{"auto/50", "", "", "12", 12, 50, ""},
+		{"auto/5", "7", "8", "", 0, 0, "not an index"},
+		{"auto/50", "", "", "", 0, 0, "neither SLURM_ARRAY_TASK_ID nor JOB_COMPLETION_INDEX"},
+		{"auto", "7", "8", "", 0, 0, "or auto/N"},
+		{"auto/", "7", "8", "", 0, 0, "or auto/N"},
+		{"3", "", "", "", 0, 0, "want i/N"},
+		{"50/50", "", "", "", 0, 0, "not an index"},
+		{"-1/4", "", "", "", 0, 0, "not an index"},
+		{"1/0", "", "", "", 0, 0, "not an index"},
+	} {
+		t.Setenv("SLURM_ARRAY_TASK_ID", c.slurmID)
+		t.Setenv("SLURM_ARRAY_TASK_COUNT", c.slurmCount)
+		t.Setenv("JOB_COMPLETION_INDEX", c.k8s)
+		i, n, err := parseShard(c.flag)
+		if c.err != "" {
+			var ue usageError
+			if err == nil || !strings.Contains(err.Error(), c.err) || !errors.As(err, &ue) {
+				t.Errorf("%q: %d/%d %v, want a usage error with %q", c.flag, i, n, err, c.err)
+			}
+			continue
+		}
+		if err != nil || i != c.i || n != c.n {
+			t.Errorf("%q (array task %q of %q, index %q): %d/%d %v, want %d/%d", c.flag, c.slurmID, c.slurmCount, c.k8s, i, n, err, c.i, c.n)
+		}
+	}
+}
+
+// TestCountRuns: what the cluster scripts shard first.
+func TestCountRuns(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--preset", "fast"}, "3"},
+		{[]string{"--preset", "fast", "population.runs=7"}, "7"},
+		{[]string{"--preset", "paper"}, "50"},
+		{[]string{"--preset", "fast", "--kind", "loss-reward"}, "0"},
+		{[]string{"--preset", "fast", "--kind", "reweight"}, "0"},
+	} {
+		out, err := command(append([]string{"study", "prepare", "--count-runs", "--out", filepath.Join(t.TempDir(), "s")}, c.args...)...).Output()
+		if err != nil || strings.TrimSpace(string(out)) != c.want {
+			t.Errorf("%v: %q %v, want %s", c.args, out, err, c.want)
+		}
+	}
+	if out, err := command("study", "prepare", "--count-runs", "population.runs=-1").CombinedOutput(); err == nil || !strings.Contains(string(out), "population.runs") {
+		t.Errorf("bad runs: %v %s", err, out)
+	}
+}

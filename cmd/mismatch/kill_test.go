@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -441,9 +442,25 @@ evaluation:
 			t.Fatalf("%s from shards:\n%s\none process:\n%s", f, got, want)
 		}
 	}
-	// A merge with a cell missing names it.
+	// A merge with a cell missing names it, its shard, and how to run that
+	// shard again; which then completes the study.
+	pop, _ := os.ReadFile(filepath.Join(sharded, "population.csv"))
+	row := slices.IndexFunc(strings.Split(string(pop), "\n")[1:], func(l string) bool { return strings.HasPrefix(l, "run001-trial002,") })
 	os.Remove(filepath.Join(sharded, "cells", "run001-trial002.json"))
-	if out, err := command("study", "merge", sharded).CombinedOutput(); err == nil || !strings.Contains(string(out), "not done") {
-		t.Fatalf("merge with a missing cell: %v\n%s", err, out)
+	out, err := command("study", "merge", sharded).CombinedOutput()
+	want := fmt.Sprintf("run001-trial002: row %d of population.csv (from 0), shard %d of 3", row, row%3)
+	if err == nil || !strings.Contains(string(out), want) || !strings.Contains(string(out), fmt.Sprintf("--shard I/3 (on Slurm: FROM=cells ARRAY=%d ", row%3)) {
+		t.Fatalf("merge with a missing cell: %v\n%s\nwant %q", err, out, want)
+	}
+	c := command("study", "run", "--out", sharded, "--shard", "auto/3")
+	c.Env = append(c.Env, "SLURM_ARRAY_TASK_ID="+strconv.Itoa(row%3), "SLURM_ARRAY_TASK_COUNT=1")
+	if out, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("rerunning shard %d: %v\n%s", row%3, err, out)
+	}
+	if out, err := command("study", "merge", sharded).CombinedOutput(); err != nil {
+		t.Fatalf("merge after the rerun: %v\n%s", err, out)
+	}
+	if got, want := stable(t, filepath.Join(sharded, "table.csv"), "seconds"), stable(t, filepath.Join(one, "table.csv"), "seconds"); got != want {
+		t.Fatalf("table after the rerun:\n%s\none process:\n%s", got, want)
 	}
 }

@@ -39,7 +39,7 @@ A rerun skips every finished dataset, model and cell.`,
 type studyFlags struct {
 	preset, kind, task, file, out, shard string
 	workers                              int
-	print                                bool
+	print, countRuns                     bool
 	mem                                  memoryFlag
 }
 
@@ -80,23 +80,22 @@ func (f *studyFlags) spec(kv []string) (study.Spec, error) {
 	return s, nil
 }
 
-// parseShard reads i/N from the flag, or from a Slurm job array or a
-// Kubernetes Indexed Job when the flag says "auto" or a count "/N" only.
+// parseShard reads i/N from the flag, or auto/N: the index from a Slurm
+// job array (SLURM_ARRAY_TASK_ID) or a Kubernetes Indexed Job
+// (JOB_COMPLETION_INDEX). N is always given, never taken from the array,
+// so that one task resubmitted alone (--array=7) is still shard 7 of N.
 func parseShard(flag string) (int, int, error) {
 	if flag == "" {
 		return 0, 1, nil
 	}
 	idx, count, ok := strings.Cut(flag, "/")
-	if !ok {
-		return 0, 0, badInput("--shard %q: want i/N (for example 3/50), or auto", flag)
+	if !ok || count == "" {
+		return 0, 0, badInput("--shard %q: want i/N (for example 3/50) or auto/N (the index from the Slurm array or Kubernetes Indexed Job)", flag)
 	}
-	if idx == "auto" || idx == "" {
+	if idx == "auto" {
 		switch {
 		case os.Getenv("SLURM_ARRAY_TASK_ID") != "":
 			idx = os.Getenv("SLURM_ARRAY_TASK_ID")
-			if count == "" {
-				count = os.Getenv("SLURM_ARRAY_TASK_COUNT")
-			}
 		case os.Getenv("JOB_COMPLETION_INDEX") != "":
 			idx = os.Getenv("JOB_COMPLETION_INDEX")
 		default:
@@ -106,7 +105,7 @@ func parseShard(flag string) (int, int, error) {
 	i, err1 := strconv.Atoi(idx)
 	n, err2 := strconv.Atoi(count)
 	if err1 != nil || err2 != nil || n < 1 || i < 0 || i >= n {
-		return 0, 0, badInput("--shard: shard %q of %q is not an index in [0, N)", idx, count)
+		return 0, 0, badInput("--shard %q: shard %q of %q is not an index in [0, N)", flag, idx, count)
 	}
 	return i, n, nil
 }
@@ -164,6 +163,16 @@ func studyRunCommand(prepareOnly bool) *cobra.Command {
 			} else if s, err = f.spec(kv); err != nil {
 				return err
 			}
+			if f.countRuns {
+				// What a cluster script shards in the first step: the
+				// population's PETS runs, none for other populations.
+				n := 0
+				if s.Population.Kind == "pets" {
+					n = s.Population.Runs
+				}
+				_, err := fmt.Fprintln(cmd.OutOrStdout(), n)
+				return err
+			}
 			if f.print {
 				b, _ := yaml.Marshal(s)
 				_, err := cmd.OutOrStdout().Write(b)
@@ -206,6 +215,7 @@ func studyRunCommand(prepareOnly bool) *cobra.Command {
 	fl.BoolVar(&f.print, "print-spec", false, "print the resolved spec and exit")
 	f.mem.register(fl)
 	if prepareOnly {
+		fl.BoolVar(&f.countRuns, "count-runs", false, "print how many PETS runs the population has to shard (0 for other populations) and exit")
 		fl.StringVar(&f.shard, "shard", "", "run only shard i of N of the population's PETS runs: i/N, or auto/N (Slurm array or Kubernetes Indexed Job index); then prepare once more without it")
 	} else {
 		fl.StringVar(&f.shard, "shard", "", "evaluate only shard i of N of a prepared study: i/N, or auto/N (Slurm array or Kubernetes Indexed Job index)")
@@ -241,6 +251,14 @@ func studyReportCommand(name string) *cobra.Command {
 			if err != nil {
 				if errors.Is(err, os.ErrNotExist) {
 					return usageError{fmt.Errorf("%s is not a prepared study: %w", a[0], err)}
+				}
+				var mc *study.MissingCells
+				if errors.As(err, &mc) {
+					if sh := mc.RerunShards(); len(sh) > 0 {
+						return fmt.Errorf("%w\nrerun each with: mismatch study run --out %q --shard I/%d (on Slurm: FROM=cells ARRAY=%s deploy/slurm/submit.sh with the study's settings)",
+							err, a[0], mc.Shards, strings.Trim(strings.ReplaceAll(fmt.Sprint(sh), " ", ","), "[]"))
+					}
+					return fmt.Errorf("%w\nfinish them with: mismatch study run --out %s", err, a[0])
 				}
 				return err
 			}
