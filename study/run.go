@@ -250,6 +250,10 @@ func (s Spec) canonical() []byte {
 		s.Datasets[i].Planner = s.Datasets[i].Planner.Used()
 	}
 	s.Population.PETS.Planner = s.Population.PETS.Planner.Used()
+	if s.Population.Kind != "pets" {
+		// Unused; earlier versions wrote it out, empty but for defaults.
+		s.Population.PETS = pets.Config{}
+	}
 	s.Evaluation.Planner = s.Evaluation.Planner.Used()
 	b, _ := yaml.Marshal(s)
 	return b

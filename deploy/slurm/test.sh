@@ -6,7 +6,8 @@
 # same spec (timing columns excepted). Then it submits the study again,
 # cancels one cells task while it runs, checks that merge names the missing
 # cells and their shard, resubmits that shard as submit.sh documents, and
-# checks the result again. The daemons it started are stopped by their
+# checks the result again; and a loss-vs-reward study, which has no PETS
+# runs to shard. The daemons it started are stopped by their
 # process ids. Needs root (munged, slurmctld and slurmd run as root here).
 #
 #   deploy/slurm/test.sh        (make test-slurm; part of make test)
@@ -172,5 +173,26 @@ echo "slurm test: with cells task 1 cancelled, merge names $missing missing cell
 FROM=cells ARRAY=1 submit "$@" || fail "resubmission: $(cat "$T/logs/submit.out")"
 wait_jobs 300
 same "$STUDY"
-echo "slurm test: the resubmitted shard completed the study; passed" >&2
+echo "slurm test: the resubmitted shard completed the study" >&2
+
+# 3. A loss-vs-reward study: no PETS runs, so no runs step.
+cat >"$T/loss.yaml" <<'EOF'
+task: pointmass
+datasets:
+  - {name: grid, kind: grid, points: 3}
+  - {name: uniform, kind: uniform, samples: 200}
+population: {kind: epochs, dataset: uniform, epochs: 6, every: 2,
+  model: {class: PE, members: 2, hidden: [16], activation: swish}, train: {batch_size: 16, lr: 0.003}}
+evaluation:
+  episodes: 1
+  planner: {optimizer: cem, horizon: 6, population: 20, elites: 4, iterations: 2, alpha: 0.1, particles: 2, propagation: ts-inf, replan_every: 1}
+EOF
+set -- --kind loss-reward --task pointmass --spec "$T/loss.yaml"
+rm -rf "$T/one"
+"$T/mismatch" study run --preset fast "$@" --out "$T/one" >"$T/logs/one.out" 2>&1 || fail "one-process loss-reward run: $(tail -n 20 "$T/logs/one.out")"
+STUDY="$T/study three" submit "$@" || fail "submit.sh, loss-reward: $(cat "$T/logs/submit.out")"
+wait_jobs 300
+[ ! -d "$T/study three/runs" ] || fail "a loss-reward study got PETS runs"
+same "$T/study three"
+echo "slurm test: a loss-reward study went through submit.sh without a runs step; passed" >&2
 status=0
