@@ -102,6 +102,17 @@ type ObservationSetter interface {
 	SetObservation(obs []float32) error
 }
 
+// PlanRewarder is implemented by tasks whose planner scores a model's
+// rollouts otherwise than their reward scores a step. PETS plans the
+// pusher with the predicted next state (its environment rewards the state
+// before the step), and the reacher against the episode's goal as it was
+// observed when planning began (not as the model predicts it).
+type PlanRewarder interface {
+	// PlanReward sets dst[i] to the planner's score of transition i of a
+	// rollout that began at observation start.
+	PlanReward(dst []float32, start, obs, act, next []float32)
+}
+
 // Coverer is implemented by tasks that know a box of observations covering
 // the states their episodes visit: the default range of grid and uniform
 // datasets.

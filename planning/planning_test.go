@@ -709,3 +709,44 @@ func TestObjectivePrecision(t *testing.T) {
 		}
 	}
 }
+
+// planScored is the point mass with a planning score of its own: the
+// rollout's start position, whatever the transition.
+type planScored struct{ env.Task }
+
+func (planScored) PlanReward(dst []float32, start, _, _, _ []float32) {
+	for i := range dst {
+		dst[i] = start[0]
+	}
+}
+
+// TestObjectiveUsesPlanReward: model rollouts are scored with a task's
+// planning score where it has one (PETS's pusher and reacher), given the
+// rollout's start.
+func TestObjectiveUsesPlanReward(t *testing.T) {
+	m := pointMassModel(t, dynamics.Config{Class: dynamics.PE, Members: 2, Hidden: []int{16}, Activation: nn.Swish})
+	const n, h = 5, 4
+	seqs := make([]float32, n*h)
+	rng.New(4).FillUniform(seqs, -1, 1)
+	returns := func(task env.Task, start []float32) []float64 {
+		o, err := NewModelObjective(task, m, h, 1, Mean, nn.FP32, 1, 9)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer o.Close()
+		o.SetStart(start)
+		r := make([]float64, n)
+		if err := o.Evaluate(context.Background(), r, seqs, n); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	for _, x0 := range []float32{0.3, -0.7} {
+		plain, scored := returns(classic.PointMass, []float32{x0, 0}), returns(planScored{classic.PointMass}, []float32{x0, 0})
+		for s := range n {
+			if want := h * float64(x0); math.Abs(scored[s]-want) > 1e-6 || math.Abs(plain[s]-want) < 1e-3 {
+				t.Fatalf("start %g, sequence %d: return %.6f with the planning score (want %.6f), %.6f with the reward", x0, s, scored[s], want, plain[s])
+			}
+		}
+	}
+}

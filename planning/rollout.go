@@ -128,12 +128,16 @@ func (o *ModelObjective) gatherRows(_, task int) {
 	}
 }
 
-// rewardRows scores each slot's transition with the task's reward and
-// termination functions.
+// rewardRows scores each slot's transition with the task's reward (its
+// planning score, for tasks that have one) and termination functions.
 func (o *ModelObjective) rewardRows(_, task int) {
 	od, ad := o.model.ObsDim(), o.model.ActDim()
 	lo, hi := task*rolloutChunk, min((task+1)*rolloutChunk, o.rows)
-	o.task.Reward(o.rew[lo:hi], o.x[lo*od:hi*od], o.a[lo*ad:hi*ad], o.y[lo*od:hi*od])
+	if pr, ok := o.task.(env.PlanRewarder); ok {
+		pr.PlanReward(o.rew[lo:hi], o.start, o.x[lo*od:hi*od], o.a[lo*ad:hi*ad], o.y[lo*od:hi*od])
+	} else {
+		o.task.Reward(o.rew[lo:hi], o.x[lo*od:hi*od], o.a[lo*ad:hi*ad], o.y[lo*od:hi*od])
+	}
 	o.task.Terminated(o.term[lo:hi], o.x[lo*od:hi*od], o.a[lo*ad:hi*ad], o.y[lo*od:hi*od])
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/xml"
 	"errors"
 	"os"
 	"os/exec"
@@ -49,6 +50,15 @@ func TestCommandsExplainThemselves(t *testing.T) {
 				t.Errorf("tasks: %q", l)
 			}
 		}
+	}
+	// A MuJoCo task's model, as MuJoCo reads it; none for a pure-Go task.
+	out, err = command("tasks", "--mjcf", "pusher").Output()
+	if err != nil || !strings.Contains(string(out), `<mujoco model="pusher">`) || xml.Unmarshal(out, new(struct{ XMLName xml.Name })) != nil {
+		t.Errorf("tasks --mjcf pusher: %v\n%.200s", err, out)
+	}
+	out, err = command("tasks", "--mjcf", "pointmass").CombinedOutput()
+	if ee := (*exec.ExitError)(nil); !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "pure Go") {
+		t.Errorf("tasks --mjcf pointmass: %v %s", err, out)
 	}
 	// pets --help says how to list every key, and that command lists them.
 	out, _ = command("pets", "--task", "pointmass", "--help").CombinedOutput()

@@ -332,6 +332,19 @@ func (s *Sim) Forward() error {
 	return nil
 }
 
+// SubtreeCOM is the centre of mass of body and its descendants, in world
+// coordinates, as of the last forward pass (Forward, or a step's).
+func (s *Sim) SubtreeCOM(body int) ([3]float64, error) {
+	if err := s.live(); err != nil {
+		return [3]float64{}, err
+	}
+	if body < 0 || body >= int(s.Model.h.m.nbody) {
+		return [3]float64{}, fmt.Errorf("mujoco: body %d of %d", body, int(s.Model.h.m.nbody))
+	}
+	p := unsafe.Slice((*float64)(unsafe.Pointer(s.h.d.subtree_com)), 3*int(s.Model.h.m.nbody))
+	return [3]float64{p[3*body], p[3*body+1], p[3*body+2]}, nil
+}
+
 // Reset puts the simulation in the model's reference state.
 func (s *Sim) Reset() error {
 	if err := s.live(); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mismatch-rl/mismatch/env"
 	"github.com/mismatch-rl/mismatch/env/envtest"
+	"github.com/mismatch-rl/mismatch/rng"
 )
 
 var allTasks = []env.Task{CartpoleSwingup, HalfCheetah, Reacher, Pusher}
@@ -59,17 +60,21 @@ func taskModel(t testing.TB, tk env.Task) *Model {
 }
 
 func TestModelsMatchPublishedParameters(t *testing.T) {
-	cp := taskModel(t, CartpoleSwingup)
-	if m := cp.TotalMass(); math.Abs(m-15.49) > 0.005 {
-		t.Errorf("cartpole total mass %.4f kg, want 15.49", m)
+	// Total masses of PETS's assets (dmbrl/env/assets, as MuJoCo 2.2
+	// compiles them), to their two decimals.
+	for _, c := range []struct {
+		task env.Task
+		kg   float64
+	}{{CartpoleSwingup, 15.49}, {HalfCheetah, 14.0}, {Reacher, 46.37}, {Pusher, 13.67}} {
+		if m := taskModel(t, c.task).TotalMass(); math.Abs(m-c.kg) > 0.005 {
+			t.Errorf("%s: total mass %.4f kg, PETS's is %.2f", c.task.Name(), m, c.kg)
+		}
 	}
+	cp := taskModel(t, CartpoleSwingup)
 	if cp.Timestep() != 0.02 {
 		t.Errorf("cartpole timestep %g, want 0.02", cp.Timestep())
 	}
 	hc := taskModel(t, HalfCheetah)
-	if m := hc.TotalMass(); math.Abs(m-14) > 1e-9 {
-		t.Errorf("half-cheetah total mass %.4f kg, want 14", m)
-	}
 	if hc.NQ != 9 || hc.NV != 9 || hc.NU != 6 {
 		t.Errorf("half-cheetah has nq=%d nv=%d nu=%d, want 9 9 6", hc.NQ, hc.NV, hc.NU)
 	}
@@ -311,6 +316,116 @@ func TestSetObservationOnlyWhereDefined(t *testing.T) {
 	for i := range obs {
 		if got[i] != obs[i] {
 			t.Fatalf("observation %d is %g after SetObservation(%g)", i, got[i], obs[i])
+		}
+	}
+}
+
+// TestPusherObservesCentresOfMass: the pusher's tip and object are the
+// centres of mass of their bodies' subtrees (PETS's get_body_com), and
+// the goal stays where pusherGoal says, through an episode of random
+// torques.
+func TestPusherObservesCentresOfMass(t *testing.T) {
+	e := newEnv(t, Pusher)
+	m := e.sim.Model
+	tipBody, err := m.BodyID("tips_arm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objBody, _ := m.BodyID("object")
+	goalBody, _ := m.BodyID("goal")
+	if _, err := e.Reset(3); err != nil {
+		t.Fatal(err)
+	}
+	src := rng.New(5)
+	act := make([]float32, 7)
+	for step := 0; step < 150; step++ {
+		for i := range act {
+			act[i] = float32(src.Uniform(-2, 2))
+		}
+		obs, _, _, _, err := e.Step(act)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.sim.Forward(); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			name string
+			body int
+			got  []float32
+		}{{"tip", tipBody, obs[14:17]}, {"object", objBody, obs[17:20]}} {
+			com, _ := e.sim.SubtreeCOM(c.body)
+			for k := range 3 {
+				if math.Abs(float64(c.got[k])-com[k]) > 1e-6 {
+					t.Fatalf("step %d: %s %v, its subtree's centre of mass %v", step, c.name, c.got, com)
+				}
+			}
+		}
+		goal, _ := e.sim.SubtreeCOM(goalBody)
+		for k := range 3 {
+			if math.Abs(goal[k]-pusherGoal[k]) > 1e-9 {
+				t.Fatalf("step %d: goal at %v, want %v", step, goal, pusherGoal)
+			}
+		}
+	}
+}
+
+// TestPlanRewardIsPETSsCost: the planner scores the pusher's transitions
+// by the state they arrive in (the reward the environment then gives for
+// the next step, taken with the same torques) and the reacher's against
+// the goal observed at the start of the rollout.
+func TestPlanRewardIsPETSsCost(t *testing.T) {
+	src := rng.New(11)
+	for _, tk := range []env.Task{Pusher, Reacher} {
+		e := newEnv(t, tk)
+		obs, err := e.Reset(4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := append([]float32(nil), obs...)
+		ad := tk.ActionSpace().Dim()
+		act := make([]float32, ad)
+		for step := 0; step < 40; step++ {
+			lo, hi := tk.ActionSpace().Low, tk.ActionSpace().High
+			for i := range act {
+				act[i] = float32(src.Uniform(float64(lo[i]), float64(hi[i])))
+			}
+			next, _, _, _, err := e.Step(act)
+			if err != nil {
+				t.Fatal(err)
+			}
+			next = append([]float32(nil), next...)
+			plan := make([]float32, 1)
+			tk.(env.PlanRewarder).PlanReward(plan, start, obs, act, next)
+			var want float64
+			switch tk {
+			case Pusher:
+				// The environment's reward of the next step with the
+				// same torques scores the state this step arrived in.
+				c, err := e.Clone()
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, r, _, _, err := c.(*simEnv).Step(act)
+				c.(*simEnv).Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = r
+			case Reacher:
+				// With the goal moved in the predicted state, the planner
+				// still measures against the observed one.
+				moved := append([]float32(nil), next...)
+				moved[7] += 0.5
+				tk.(env.PlanRewarder).PlanReward(plan, start, obs, act, moved)
+				got := make([]float32, 1)
+				tk.Reward(got, obs, act, next)
+				want = float64(got[0])
+			}
+			if d := math.Abs(float64(plan[0]) - want); d > 1e-5*(1+math.Abs(want)) {
+				t.Fatalf("%s step %d: planning score %g, want %g", tk.Name(), step, plan[0], want)
+			}
+			obs = next
 		}
 	}
 }

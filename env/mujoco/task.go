@@ -31,6 +31,9 @@ type spec struct {
 	// quantities; rewardRow computes it from observations for planning.
 	stepReward func(prev, cur record, act []float32, dt float64) float64
 	rewardRow  func(obs, act, next []float32) float32
+	// planRow is PETS's planning score of a transition of a rollout that
+	// began at start, where it is not rewardRow (see env.PlanRewarder).
+	planRow func(start, obs, act, next []float32) float32
 
 	inputDim   int
 	preprocess func(dst, obs []float32) // one row
@@ -140,6 +143,21 @@ func (t *task) Reward(dst []float32, obs, act, next []float32) {
 	}
 }
 
+// PlanReward scores rollout transitions as PETS's planner does: see
+// env.PlanRewarder. For tasks without a planning cost of their own it is
+// Reward.
+func (t *task) PlanReward(dst []float32, start, obs, act, next []float32) {
+	if t.planRow == nil {
+		t.Reward(dst, obs, act, next)
+		return
+	}
+	od, ad := t.obsDim, t.act.Dim()
+	for i := range dst {
+		a := t.act.Clipped(act[i*ad : (i+1)*ad])
+		dst[i] = t.planRow(start, obs[i*od:(i+1)*od], a, next[i*od:(i+1)*od])
+	}
+}
+
 // Terminated is always false: the PETS tasks only end by truncation.
 func (t *task) Terminated(dst []bool, _, _, _ []float32) { clear(dst) }
 
@@ -170,6 +188,9 @@ func (t *task) newSim() (*simEnv, error) {
 	}
 	return e, nil
 }
+
+// MJCF is the model MuJoCo simulates for the task, as MJCF text.
+func (t *task) MJCF() string { return t.xml }
 
 // ReferenceReward is the episode reward a strong controller earns on the
 // task, where one is known; see env.Referencer.

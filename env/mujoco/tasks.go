@@ -37,13 +37,22 @@ var (
 	// Reacher is PETS's 3-D reacher: observation 17, the arm's seven joint
 	// angles, the goal and the arm's seven joint velocities; seven torques
 	// in [−20, 20]; reward −‖ee − goal‖² − 0.01‖a‖² after the step;
-	// 150 steps of 0.02 s.
+	// 150 steps of 0.02 s. The planner measures against the goal observed
+	// when planning began, as PETS's does. The end effector is the arm's
+	// (forward kinematics, see reacherEE), where PETS's closed form departs
+	// from the arm once the elbow or wrist passes zero.
 	Reacher env.Task = &task{spec: reacherSpec}
-	// Pusher is PETS's pusher: observation 23, the arm's joint angles and
-	// velocities and the positions of the arm's tip, the object and the
-	// goal; seven torques in [−2, 2]; reward
-	// −1.25‖obj − goal‖₁ − 0.5‖obj − tip‖₁ − 0.1‖a‖² of the state before
-	// the step (as PETS's environment computes it); 150 steps of 0.04 s.
+	// Pusher is PETS's pusher: observation 20, the arm's seven joint
+	// angles and velocities, the arm's tip and the object's position; the
+	// goal is fixed, at (0.45, −0.05, −0.323). Seven torques in [−2, 2];
+	// reward −1.25‖obj − goal‖₁ − 0.5‖obj − tip‖₁ − 0.1‖a‖² of the state
+	// before the step (as PETS's environment computes it), while the
+	// planner scores the state after it (as PETS's planner does); 150
+	// steps of 0.04 s. The tip is the centre of mass of the tip body (what
+	// PETS reads through the old gym's get_body_com), 0.1 m beyond the
+	// body's origin. PETS reads positions one substep before the state it
+	// reports (mujoco-py's values from the last substep's forward pass);
+	// here they are the reported state's.
 	Pusher env.Task = &task{spec: pusherSpec}
 )
 
@@ -224,6 +233,13 @@ func sqDist(a, b []float64) float64 {
 	return s
 }
 
+// reacherScore is the reward of arriving in obs with the goal at goal.
+func reacherScore(obs, goal, act []float32) float32 {
+	ee := reacherEE(obs[:7])
+	g := []float64{float64(goal[0]), float64(goal[1]), float64(goal[2])}
+	return float32(-sqDist(ee[:], g) - 0.01*sumSq32(act))
+}
+
 var reacherSpec = spec{
 	name: "reacher", xml: reacherXML, frameSkip: 2, steps: 150, obsDim: 17,
 	act:   env.Uniform(7, -20, 20),
@@ -243,9 +259,12 @@ var reacherSpec = spec{
 		return -sqDist(cur.pos(0), cur.qpos()[7:10]) - 0.01*sumSq32(act)
 	},
 	rewardRow: func(_, act, next []float32) float32 {
-		ee := reacherEE(next[:7])
-		goal := []float64{float64(next[7]), float64(next[8]), float64(next[9])}
-		return float32(-sqDist(ee[:], goal) - 0.01*sumSq32(act))
+		return reacherScore(next, next[7:10], act)
+	},
+	// PETS's planner measures the predicted end effector against the
+	// goal the environment holds, not the goal the model predicts.
+	planRow: func(start, _, act, next []float32) float32 {
+		return reacherScore(next, start[7:10], act)
 	},
 	inputDim:   17,
 	preprocess: func(dst, obs []float32) { copy(dst, obs) },
@@ -266,6 +285,10 @@ var reacherSpec = spec{
 
 // Pusher.
 
+// pusherGoal is where the goal body stays: its slide joints start at 0 in
+// every episode and nothing pushes it.
+var pusherGoal = [3]float64{0.45, -0.05, -0.323}
+
 func pusherReward(tip, obj, goal []float64, ctrlSq float64) float64 {
 	var near, dist float64
 	for k := 0; k < 3; k++ {
@@ -275,10 +298,20 @@ func pusherReward(tip, obj, goal []float64, ctrlSq float64) float64 {
 	return -1.25*dist - 0.1*ctrlSq - 0.5*near
 }
 
+// pusherScore is pusherReward of the tip and object in an observation.
+func pusherScore(obs, act []float32) float32 {
+	var p [6]float64
+	for i := range p {
+		p[i] = float64(obs[14+i])
+	}
+	return float32(pusherReward(p[0:3], p[3:6], pusherGoal[:], sumSq32(act)))
+}
+
 var pusherSpec = spec{
-	name: "pusher", xml: pusherXML, frameSkip: 4, steps: 150, obsDim: 23,
+	name: "pusher", xml: pusherXML, frameSkip: 4, steps: 150, obsDim: 20,
 	act:    env.Uniform(7, -2, 2),
-	bodies: []string{"tips_arm", "object", "goal"},
+	bodies: []string{"object", "goal"},
+	sites:  []string{"tip"},
 	reset: func(src *rng.Source, qpos, qvel []float64) {
 		// Object offset (y, x) around (−0.25, 0.15); goal at rest at its
 		// reference; small arm velocities.
@@ -292,20 +325,15 @@ var pusherSpec = spec{
 	observe: func(dst []float32, cur, _ record) {
 		toF32(dst[:7], cur.qpos()[:7])
 		toF32(dst[7:14], cur.qvel()[:7])
-		toF32(dst[14:17], cur.pos(0))
-		toF32(dst[17:20], cur.pos(1))
-		toF32(dst[20:23], cur.pos(2))
+		toF32(dst[14:17], cur.pos(2))
+		toF32(dst[17:20], cur.pos(0))
 	},
 	stepReward: func(prev, _ record, act []float32, _ float64) float64 {
-		return pusherReward(prev.pos(0), prev.pos(1), prev.pos(2), sumSq32(act))
+		return pusherReward(prev.pos(2), prev.pos(0), prev.pos(1), sumSq32(act))
 	},
-	rewardRow: func(obs, act, _ []float32) float32 {
-		var p [9]float64
-		for i := range p {
-			p[i] = float64(obs[14+i])
-		}
-		return float32(pusherReward(p[0:3], p[3:6], p[6:9], sumSq32(act)))
-	},
-	inputDim:   23,
+	rewardRow: func(obs, act, _ []float32) float32 { return pusherScore(obs, act) },
+	// PETS's planner scores the state a step arrives in.
+	planRow:    func(_, _, act, next []float32) float32 { return pusherScore(next, act) },
+	inputDim:   20,
 	preprocess: func(dst, obs []float32) { copy(dst, obs) },
 }
