@@ -1,8 +1,11 @@
-// Command expert runs episodes of CEM planning on the true simulator (the
+// Command expert runs episodes of planning on the true simulator (the
 // objective-mismatch paper's expert) and prints each episode's reward and
-// the planning time per step.
+// the planning time per step: CEM with the flags' settings, or with
+// -preset the planner of that PETS preset for the task (what PETS with a
+// perfect model would do).
 //
 //	go run ./bench/expert -task cartpole-swingup -episodes 3 -pop 200
+//	go run ./bench/expert -task halfcheetah -preset fast -episodes 1
 package main
 
 import (
@@ -16,6 +19,7 @@ import (
 	"github.com/mismatch-rl/mismatch/env"
 	_ "github.com/mismatch-rl/mismatch/env/classic"
 	_ "github.com/mismatch-rl/mismatch/env/mujoco"
+	"github.com/mismatch-rl/mismatch/pets"
 	"github.com/mismatch-rl/mismatch/planning"
 )
 
@@ -27,6 +31,7 @@ func main() {
 	horizon := flag.Int("horizon", 25, "planning horizon")
 	iters := flag.Int("iters", 5, "CEM iterations")
 	threads := flag.Int("threads", 0, "goroutines (0: one per CPU)")
+	preset := flag.String("preset", "", "use this PETS preset's planner for the task instead of the CEM flags")
 	flag.Parse()
 	t, err := env.Lookup(*task)
 	if err != nil {
@@ -37,11 +42,20 @@ func main() {
 		log.Fatal(err)
 	}
 	sim := e.(env.Simulator)
-	obj, err := planning.NewSimObjective(sim, *horizon, *threads)
+	cfg := planning.Config{Optimizer: planning.MethodCEM, Horizon: *horizon, Population: *pop, Elites: *elites, Iterations: *iters, Alpha: 0.1, MinVariance: 0.001, Particles: 1, ReplanEvery: 1}
+	if *preset != "" {
+		pc, err := pets.Preset(*preset, *task)
+		if err != nil {
+			log.Fatal(err)
+		}
+		cfg = pc.Planner
+		cfg.Particles = 1 // the simulator is deterministic
+		fmt.Printf("%s planner of preset %s: %s, population %d, horizon %d, %d iterations\n", *task, *preset, cfg.Optimizer, cfg.Population, cfg.Horizon, cfg.Iterations)
+	}
+	obj, err := planning.NewSimObjective(sim, cfg.Horizon, *threads)
 	if err != nil {
 		log.Fatal(err)
 	}
-	cfg := planning.Config{Optimizer: planning.MethodCEM, Horizon: *horizon, Population: *pop, Elites: *elites, Iterations: *iters, Alpha: 0.1, MinVariance: 0.001, Particles: 1, ReplanEvery: 1}
 	var sum float64
 	for ep := 0; ep < *episodes; ep++ {
 		agent, err := planning.NewSimAgent(obj, sim, cfg, uint64(ep))
