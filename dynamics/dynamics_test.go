@@ -30,6 +30,18 @@ func (s spec) InputDim() int                 { return s.od }
 func (s spec) Preprocess(dst, obs []float32) { copy(dst, obs) }
 func (s spec) AbsoluteTargets() []int        { return s.absolute }
 
+// rewardSpec is spec with reward −x₀² of the state arrived in.
+type rewardSpec struct{ spec }
+
+func (rewardSpec) EpisodeSteps() int { return 10 }
+func (r rewardSpec) Reward(dst []float32, _, _, next []float32) {
+	for i := range dst {
+		dst[i] = -next[i*r.od] * next[i*r.od]
+	}
+}
+func (rewardSpec) Terminated(dst []bool, _, _, _ []float32) { clear(dst) }
+func (rewardSpec) New() (env.Env, error)                     { return nil, errors.New("no simulator") }
+
 // linearGaussian draws n transitions of x' = x + A x + B u + ε with
 // ε ~ N(0, diag(sigma²)), x and u uniform in [−1, 1].
 func linearGaussian(n int, sigma []float64, seed uint64) *data.Buffer {
@@ -96,6 +108,13 @@ func TestLearnsLinearGaussian(t *testing.T) {
 	t.Logf("held-out NLL %.4f, true model's %.4f, conditional entropy %.4f, MSE %.5f", met.NLL, truth, h, met.MSE)
 	if math.Abs(met.NLL-h) > 0.05 || met.NLL-truth > 0.03 {
 		t.Fatalf("held-out NLL %.4f, want within 0.05 of the entropy %.4f and 0.03 of the true model's %.4f", met.NLL, h, truth)
+	}
+	// A model that learned the noise is calibrated: its 1σ and 2σ
+	// intervals cover what a Gaussian's do (68.3%, 95.4%); one network
+	// has no disagreement.
+	t.Logf("coverage %.4f %.4f", met.Coverage1, met.Coverage2)
+	if math.Abs(met.Coverage1-0.6827) > 0.03 || math.Abs(met.Coverage2-0.9545) > 0.015 || met.Disagreement != 0 {
+		t.Fatalf("coverage %.4f and %.4f (a calibrated model: 0.683, 0.954), disagreement %g", met.Coverage1, met.Coverage2, met.Disagreement)
 	}
 	p := m.NewPredictor(1)
 	defer p.Close()
@@ -298,6 +317,68 @@ func TestMetricsAndOpenLoop(t *testing.T) {
 	if met.MixtureNLL > met.NLL+1e-9 {
 		t.Fatalf("mixture NLL %g above the members' mean %g (Jensen)", met.MixtureNLL, met.NLL)
 	}
+	// Coverage and disagreement by hand from the members' moments.
+	E := m.Members()
+	p := m.NewPredictor(1)
+	defer p.Close()
+	n := b.Len()
+	obsE, actE := make([]float32, E*n*2), make([]float32, E*n)
+	for e := 0; e < E; e++ {
+		copy(obsE[e*n*2:], b.Obs)
+		copy(actE[e*n:], b.Act)
+	}
+	mean, vari := make([]float32, E*n*2), make([]float32, E*n*2)
+	if err := p.Moments(mean, vari, obsE, actE, n, nil); err != nil {
+		t.Fatal(err)
+	}
+	var cov1, cov2, dis float64
+	for i := 0; i < n; i++ {
+		for d := 0; d < 2; d++ {
+			var mu, v float64
+			for e := 0; e < E; e++ {
+				mu += float64(mean[(e*n+i)*2+d]) / float64(E)
+				v += float64(vari[(e*n+i)*2+d]) / float64(E)
+			}
+			var spread float64
+			for e := 0; e < E; e++ {
+				dm := float64(mean[(e*n+i)*2+d]) - mu
+				spread += dm * dm / float64(E)
+			}
+			err := math.Abs(float64(b.Next[i*2+d]) - mu)
+			if err <= math.Sqrt(v+spread) {
+				cov1++
+			}
+			if err <= 2*math.Sqrt(v+spread) {
+				cov2++
+			}
+			dis += math.Sqrt(spread)
+		}
+	}
+	cov1, cov2, dis = cov1/float64(2*n), cov2/float64(2*n), dis/float64(2*n)
+	if math.Abs(met.Coverage1-cov1) > 1e-9 || math.Abs(met.Coverage2-cov2) > 1e-9 || math.Abs(met.Disagreement-dis) > 1e-6*dis || dis == 0 {
+		t.Fatalf("coverage %g %g, disagreement %g; by hand %g %g %g", met.Coverage1, met.Coverage2, met.Disagreement, cov1, cov2, dis)
+	}
+	// Weighted: weight 1 on the first episode and 0 elsewhere scores that
+	// episode alone.
+	w := make([]float32, n)
+	for i := 0; i < 10; i++ {
+		w[i] = 1
+	}
+	wm, err := m.EvaluateWeighted(b, w, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := m.Evaluate(b.Subset([]int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}), 1)
+	// (The rows run through the network in other batches: rounding
+	// differs in the last float32 digits.)
+	if math.Abs(wm.NLL-first.NLL) > 1e-6*(1+math.Abs(first.NLL)) || math.Abs(wm.MSE-first.MSE) > 1e-5*first.MSE || wm.NLL == met.NLL {
+		t.Fatalf("weighted to the first episode: NLL %g MSE %g; that episode alone: %g %g", wm.NLL, wm.MSE, first.NLL, first.MSE)
+	}
+	for _, bad := range [][]float32{make([]float32, n), w[:5], append([]float32{-1}, w[1:]...)} {
+		if _, err := m.EvaluateWeighted(b, bad, 1); err == nil {
+			t.Fatalf("weights %v... accepted", bad[:3])
+		}
+	}
 	ol, err := m.OpenLoopError(b, 4, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -312,6 +393,37 @@ func TestMetricsAndOpenLoop(t *testing.T) {
 	}
 	if _, err := m.OpenLoopError(b, 11, 1); err == nil {
 		t.Fatal("a horizon longer than every episode was accepted")
+	}
+	// The predicted return's error, by hand: the task's reward of the
+	// predicted transitions under the recorded actions, summed over k
+	// steps, against the recorded rewards' sum.
+	rb := b.Subset(nil)
+	for i := 0; i < b.Len(); i++ {
+		rb.Add(b.Obs[i*2:i*2+2], b.Act[i:i+1], b.Next[i*2:i*2+2], float32(-b.Next[i*2]*b.Next[i*2]), false, i%10 == 9)
+	}
+	task := rewardSpec{sp}
+	res, err := m.OpenLoop(rb, 3, task, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want float64
+	for e := 0; e < 20; e++ {
+		for s0 := 0; s0+3 <= 10; s0++ {
+			t0 := e*10 + s0
+			along, err := m.PredictAlong(rb.Subset([]int{t0, t0 + 1, t0 + 2}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var pred, rec float64
+			for h := 0; h < 3; h++ {
+				pred += -float64(along[h*2]) * float64(along[h*2])
+				rec += float64(rb.Reward[t0+h])
+			}
+			want += math.Abs(pred-rec) / float64(20*8)
+		}
+	}
+	if res.Starts != 160 || math.Abs(res.ReturnError-want) > 1e-5*want || want == 0 {
+		t.Fatalf("return error %g over %d starts, by hand %g", res.ReturnError, res.Starts, want)
 	}
 	// Along one whole episode, the prediction's error after h steps is the
 	// h-step open-loop error of that episode's only start.

@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/mismatch-rl/mismatch/data"
+	"github.com/mismatch-rl/mismatch/env"
 )
 
 // Metrics are a model's scores on a dataset. Errors are measured on the
@@ -26,6 +27,15 @@ type Metrics struct {
 	// MemberMSE and MemberNLL score each member alone.
 	MemberMSE []float64
 	MemberNLL []float64
+	// Coverage1 and Coverage2 are the fractions of predicted values whose
+	// target lies within one and two standard deviations of the
+	// ensemble's prediction (the members' mixture: its variance is the
+	// mean of their variances plus the variance of their means); a
+	// calibrated Gaussian covers 68.3% and 95.4%.
+	Coverage1, Coverage2 float64
+	// Disagreement is the mean standard deviation of the members' mean
+	// predictions (zero for one network).
+	Disagreement float64
 }
 
 // LogLikelihood is −NLL: the mean log-likelihood per transition.
@@ -35,7 +45,28 @@ func (m Metrics) LogLikelihood() float64 { return -m.NLL }
 func (m *Model) Evaluate(buf *data.Buffer, threads int) (Metrics, error) {
 	p := m.NewPredictor(threads)
 	defer p.Close()
-	return m.evaluate(p, buf)
+	return m.evaluate(p, buf, nil)
+}
+
+// EvaluateWeighted scores the model with transition i weighted by w[i]
+// (w ≥ 0, not all zero): every score is a weighted mean over transitions.
+func (m *Model) EvaluateWeighted(buf *data.Buffer, w []float32, threads int) (Metrics, error) {
+	if len(w) != buf.Len() {
+		return Metrics{}, fmt.Errorf("dynamics: %d weights for %d transitions", len(w), buf.Len())
+	}
+	var sum float64
+	for _, v := range w {
+		if !(v >= 0) || math.IsInf(float64(v), 0) {
+			return Metrics{}, fmt.Errorf("dynamics: weight %g", v)
+		}
+		sum += float64(v)
+	}
+	if sum == 0 {
+		return Metrics{}, errors.New("dynamics: every weight is zero")
+	}
+	p := m.NewPredictor(threads)
+	defer p.Close()
+	return m.evaluate(p, buf, w)
 }
 
 // evalChunk bounds the rows evaluated at once (times the members).
@@ -43,7 +74,7 @@ const evalChunk = 4096
 
 var log2Pi = math.Log(2 * math.Pi)
 
-func (m *Model) evaluate(p *Predictor, buf *data.Buffer) (Metrics, error) {
+func (m *Model) evaluate(p *Predictor, buf *data.Buffer, weights []float32) (Metrics, error) {
 	if buf.ObsDim != m.obsDim || buf.ActDim != m.actDim {
 		return Metrics{}, fmt.Errorf("dynamics: %d/%d-wide data for a %d/%d model", buf.ObsDim, buf.ActDim, m.obsDim, m.actDim)
 	}
@@ -58,6 +89,9 @@ func (m *Model) evaluate(p *Predictor, buf *data.Buffer) (Metrics, error) {
 	y := make([]float32, evalChunk*od)
 	nll := make([]float64, E)
 	avg := make([]float64, od)
+	sq := make([]float64, od)   // Σ_e μ², for the spread of the means
+	aleo := make([]float64, od) // mean of the members' variances
+	var wsum float64
 	for c0 := 0; c0 < n; c0 += evalChunk {
 		r := min(evalChunk, n-c0)
 		for e := 0; e < E; e++ {
@@ -69,7 +103,14 @@ func (m *Model) evaluate(p *Predictor, buf *data.Buffer) (Metrics, error) {
 			return Metrics{}, err
 		}
 		for i := 0; i < r; i++ {
+			wi := 1.0
+			if weights != nil {
+				wi = float64(weights[c0+i])
+			}
+			wsum += wi
 			clear(avg)
+			clear(sq)
+			clear(aleo)
 			for e := 0; e < E; e++ {
 				row := e*r + i
 				var s, se float64
@@ -77,17 +118,32 @@ func (m *Model) evaluate(p *Predictor, buf *data.Buffer) (Metrics, error) {
 					mu := float64(p.mean[row*od+d])
 					err := float64(y[i*od+d]) - mu
 					avg[d] += mu / float64(E)
+					sq[d] += mu * mu / float64(E)
 					se += err * err
 					if m.Head != nil {
 						lv := float64(p.lv[row*od+d])
 						s += err*err*math.Exp(-lv) + lv + log2Pi
+						aleo[d] += math.Exp(lv) / float64(E)
 					} else {
 						s += err*err + log2Pi
+						aleo[d] += 1 / float64(E)
 					}
 				}
 				nll[e] = 0.5 * s
-				met.MemberNLL[e] += nll[e]
-				met.MemberMSE[e] += se / float64(od)
+				met.MemberNLL[e] += wi * nll[e]
+				met.MemberMSE[e] += wi * se / float64(od)
+			}
+			for d := 0; d < od; d++ {
+				spread := max(sq[d]-avg[d]*avg[d], 0)
+				sd := math.Sqrt(aleo[d] + spread)
+				err := math.Abs(float64(y[i*od+d]) - avg[d])
+				if err <= sd {
+					met.Coverage1 += wi / float64(od)
+				}
+				if err <= 2*sd {
+					met.Coverage2 += wi / float64(od)
+				}
+				met.Disagreement += wi * math.Sqrt(spread) / float64(od)
 			}
 			// −log((1/E)·Σ exp(−nll_e)), stably.
 			lo := math.Inf(1)
@@ -98,14 +154,17 @@ func (m *Model) evaluate(p *Predictor, buf *data.Buffer) (Metrics, error) {
 			for _, v := range nll {
 				sum += math.Exp(lo - v)
 			}
-			met.MixtureNLL += lo - math.Log(sum/float64(E))
+			met.MixtureNLL += wi * (lo - math.Log(sum/float64(E)))
 			for d := 0; d < od; d++ {
 				err := float64(y[i*od+d]) - avg[d]
-				met.DimMSE[d] += err * err
+				met.DimMSE[d] += wi * err * err
 			}
 		}
 	}
-	fn := float64(n)
+	fn := wsum
+	met.Coverage1 /= fn
+	met.Coverage2 /= fn
+	met.Disagreement /= fn
 	for e := 0; e < E; e++ {
 		met.MemberNLL[e] /= fn
 		met.MemberMSE[e] /= fn
@@ -129,8 +188,34 @@ func (m *Model) evaluate(p *Predictor, buf *data.Buffer) (Metrics, error) {
 // The result's element h−1 is the mean squared error (over starts and
 // dimensions) of the h-step prediction.
 func (m *Model) OpenLoopError(buf *data.Buffer, k, threads int) ([]float64, error) {
+	ol, err := m.OpenLoop(buf, k, nil, threads)
+	return ol.StateMSE, err
+}
+
+// OpenLoop is a model's accuracy over k steps along recorded episodes.
+type OpenLoop struct {
+	Starts int // steps with k recorded steps after them
+	// StateMSE[h−1] is the mean squared error (over starts and
+	// dimensions) of the h-step prediction.
+	StateMSE []float64
+	// ReturnError is the mean absolute error of the k-step predicted
+	// return (the task's reward of the predicted transitions under the
+	// recorded actions, summed) against the recorded rewards' sum: the
+	// quantity a planner ranks action sequences by. NaN without a task.
+	ReturnError float64
+}
+
+// OpenLoop rolls the ensemble's mean prediction k steps from every step
+// of the buffer's episodes with k recorded steps after it, with the
+// recorded actions, feeding each prediction back, and scores the states
+// and, given the task, the returns it predicts (see OpenLoop).
+func (m *Model) OpenLoop(buf *data.Buffer, k int, task env.Task, threads int) (OpenLoop, error) {
+	res := OpenLoop{ReturnError: math.NaN()}
 	if k < 1 {
-		return nil, fmt.Errorf("dynamics: horizon %d", k)
+		return res, fmt.Errorf("dynamics: horizon %d", k)
+	}
+	if buf.ObsDim != m.obsDim || buf.ActDim != m.actDim {
+		return res, fmt.Errorf("dynamics: %d/%d-wide data for a %d/%d model", buf.ObsDim, buf.ActDim, m.obsDim, m.actDim)
 	}
 	var starts []int
 	for _, ep := range buf.Episodes() {
@@ -139,12 +224,14 @@ func (m *Model) OpenLoopError(buf *data.Buffer, k, threads int) ([]float64, erro
 		}
 	}
 	if len(starts) == 0 {
-		return nil, fmt.Errorf("dynamics: no episode has %d steps", k)
+		return res, fmt.Errorf("dynamics: no episode has %d steps", k)
 	}
 	p := m.NewPredictor(threads)
 	defer p.Close()
 	od, ad := m.obsDim, m.actDim
-	out := make([]float64, k)
+	res.Starts = len(starts)
+	res.StateMSE = make([]float64, k)
+	var retErr float64
 	for c0 := 0; c0 < len(starts); c0 += evalChunk {
 		ss := starts[c0:min(c0+evalChunk, len(starts))]
 		r := len(ss)
@@ -153,25 +240,41 @@ func (m *Model) OpenLoopError(buf *data.Buffer, k, threads int) ([]float64, erro
 			copy(st.state[i*od:(i+1)*od], buf.Obs[t*od:(t+1)*od])
 		}
 		act := make([]float32, r*ad)
+		prev := make([]float32, r*od)
+		rew := make([]float32, r)
+		pred := make([]float64, r) // predicted returns
+		rec := make([]float64, r)  // recorded returns
 		for h := 0; h < k; h++ {
 			for i, t := range ss {
 				copy(act[i*ad:(i+1)*ad], buf.Act[(t+h)*ad:(t+h+1)*ad])
 			}
+			copy(prev, st.state)
 			if err := st.step(act); err != nil {
-				return nil, err
+				return res, err
+			}
+			if task != nil {
+				task.Reward(rew, prev, act, st.state)
 			}
 			for i, t := range ss {
 				for d := 0; d < od; d++ {
 					err := float64(st.state[i*od+d]) - float64(buf.Next[(t+h)*od+d])
-					out[h] += err * err
+					res.StateMSE[h] += err * err
 				}
+				pred[i] += float64(rew[i])
+				rec[i] += float64(buf.Reward[t+h])
 			}
 		}
+		for i := range ss {
+			retErr += math.Abs(pred[i] - rec[i])
+		}
 	}
-	for h := range out {
-		out[h] /= float64(len(starts) * od)
+	for h := range res.StateMSE {
+		res.StateMSE[h] /= float64(len(starts) * od)
 	}
-	return out, nil
+	if task != nil {
+		res.ReturnError = retErr / float64(len(starts))
+	}
+	return res, nil
 }
 
 // PredictAlong rolls the ensemble's mean prediction from the first

@@ -239,7 +239,7 @@ func (t *Trainer) Train(ctx context.Context, buf *data.Buffer, c TrainConfig) (T
 		stats := EpochStats{Epoch: epoch, TrainLoss: res.TrainLoss}
 		improved := true
 		if holdBuf != nil {
-			met, err := m.evaluate(t.pred, holdBuf)
+			met, err := m.evaluate(t.pred, holdBuf, nil)
 			if err != nil {
 				return res, err
 			}
