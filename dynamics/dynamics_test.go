@@ -317,47 +317,27 @@ func TestMetricsAndOpenLoop(t *testing.T) {
 	if met.MixtureNLL > met.NLL+1e-9 {
 		t.Fatalf("mixture NLL %g above the members' mean %g (Jensen)", met.MixtureNLL, met.NLL)
 	}
-	// Coverage and disagreement by hand from the members' moments.
-	E := m.Members()
-	p := m.NewPredictor(1)
-	defer p.Close()
-	n := b.Len()
-	obsE, actE := make([]float32, E*n*2), make([]float32, E*n)
-	for e := 0; e < E; e++ {
-		copy(obsE[e*n*2:], b.Obs)
-		copy(actE[e*n:], b.Act)
-	}
-	mean, vari := make([]float32, E*n*2), make([]float32, E*n*2)
-	if err := p.Moments(mean, vari, obsE, actE, n, nil); err != nil {
-		t.Fatal(err)
-	}
-	var cov1, cov2, dis float64
-	for i := 0; i < n; i++ {
-		for d := 0; d < 2; d++ {
-			var mu, v float64
-			for e := 0; e < E; e++ {
-				mu += float64(mean[(e*n+i)*2+d]) / float64(E)
-				v += float64(vari[(e*n+i)*2+d]) / float64(E)
-			}
-			var spread float64
-			for e := 0; e < E; e++ {
-				dm := float64(mean[(e*n+i)*2+d]) - mu
-				spread += dm * dm / float64(E)
-			}
-			err := math.Abs(float64(b.Next[i*2+d]) - mu)
-			if err <= math.Sqrt(v+spread) {
-				cov1++
-			}
-			if err <= 2*math.Sqrt(v+spread) {
-				cov2++
-			}
-			dis += math.Sqrt(spread)
+	// Coverage and disagreement by hand from the members' moments, for
+	// the trained ensemble and an untrained one (whose members disagree
+	// more than they predict noise).
+	untrained, _ := New(sp, peConfig(), 99)
+	untrained.FitNormalizer(b.Obs, b.Act, b.Len())
+	// Trained long on noiseless data, the members predict little noise,
+	// and their disagreement decides the intervals.
+	sharp, _ := New(sp, peConfig(), 98)
+	train(t, sharp, b, TrainConfig{LR: 3e-3, Epochs: 150, BatchSize: 16, Seed: 23})
+	for _, mm := range []*Model{m, untrained, sharp} {
+		got, err := mm.Evaluate(b, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cov1, cov2, dis := handCoverage(t, mm, b)
+		t.Logf("coverage %.4f %.4f, disagreement %.4g", cov1, cov2, dis)
+		if math.Abs(got.Coverage1-cov1) > 1e-9 || math.Abs(got.Coverage2-cov2) > 1e-9 || math.Abs(got.Disagreement-dis) > 1e-6*dis || dis == 0 {
+			t.Fatalf("coverage %g %g, disagreement %g; by hand %g %g %g", got.Coverage1, got.Coverage2, got.Disagreement, cov1, cov2, dis)
 		}
 	}
-	cov1, cov2, dis = cov1/float64(2*n), cov2/float64(2*n), dis/float64(2*n)
-	if math.Abs(met.Coverage1-cov1) > 1e-9 || math.Abs(met.Coverage2-cov2) > 1e-9 || math.Abs(met.Disagreement-dis) > 1e-6*dis || dis == 0 {
-		t.Fatalf("coverage %g %g, disagreement %g; by hand %g %g %g", met.Coverage1, met.Coverage2, met.Disagreement, cov1, cov2, dis)
-	}
+	n := b.Len()
 	// Weighted: weight 1 on the first episode and 0 elsewhere scores that
 	// episode alone.
 	w := make([]float32, n)
@@ -443,6 +423,47 @@ func TestMetricsAndOpenLoop(t *testing.T) {
 			t.Fatalf("step %d: PredictAlong's squared error %g, open-loop error %g", h+1, se, full[h])
 		}
 	}
+}
+
+// handCoverage computes Metrics' coverage and disagreement of m on b from
+// the members' predicted moments.
+func handCoverage(t *testing.T, m *Model, b *data.Buffer) (cov1, cov2, dis float64) {
+	t.Helper()
+	E, od, n := m.Members(), b.ObsDim, b.Len()
+	p := m.NewPredictor(1)
+	defer p.Close()
+	obsE, actE := make([]float32, E*n*od), make([]float32, E*n*b.ActDim)
+	for e := 0; e < E; e++ {
+		copy(obsE[e*n*od:], b.Obs)
+		copy(actE[e*n*b.ActDim:], b.Act)
+	}
+	mean, vari := make([]float32, E*n*od), make([]float32, E*n*od)
+	if err := p.Moments(mean, vari, obsE, actE, n, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		for d := 0; d < od; d++ {
+			var mu, v, spread float64
+			for e := 0; e < E; e++ {
+				mu += float64(mean[(e*n+i)*od+d]) / float64(E)
+				v += float64(vari[(e*n+i)*od+d]) / float64(E)
+			}
+			for e := 0; e < E; e++ {
+				dm := float64(mean[(e*n+i)*od+d]) - mu
+				spread += dm * dm / float64(E)
+			}
+			err := math.Abs(float64(b.Next[i*od+d]) - mu)
+			if err <= math.Sqrt(v+spread) {
+				cov1++
+			}
+			if err <= 2*math.Sqrt(v+spread) {
+				cov2++
+			}
+			dis += math.Sqrt(spread)
+		}
+	}
+	k := float64(od * n)
+	return cov1 / k, cov2 / k, dis / k
 }
 
 func TestAbsoluteTargetsAndSampling(t *testing.T) {
