@@ -166,6 +166,13 @@ func Bootstrap(stat func(x, y []float64) (float64, error), x, y []float64, resam
 	if len(vals) < resamples/2 || len(vals) == 0 {
 		return Interval{}, ErrUndefined
 	}
+	return Percentiles(vals, level), nil
+}
+
+// Percentiles is the central interval holding the fraction level of
+// vals (linear interpolation between order statistics); it sorts vals.
+// vals must not be empty.
+func Percentiles(vals []float64, level float64) Interval {
 	slices.Sort(vals)
 	q := func(p float64) float64 {
 		pos := p * float64(len(vals)-1)
@@ -174,7 +181,7 @@ func Bootstrap(stat func(x, y []float64) (float64, error), x, y []float64, resam
 		return vals[lo] + (pos-float64(lo))*(vals[hi]-vals[lo])
 	}
 	a := (1 - level) / 2
-	return Interval{q(a), q(1 - a)}, nil
+	return Interval{q(a), q(1 - a)}
 }
 
 // Line is y = Slope·x + Intercept.
