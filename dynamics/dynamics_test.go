@@ -40,7 +40,7 @@ func (r rewardSpec) Reward(dst []float32, _, _, next []float32) {
 	}
 }
 func (rewardSpec) Terminated(dst []bool, _, _, _ []float32) { clear(dst) }
-func (rewardSpec) New() (env.Env, error)                     { return nil, errors.New("no simulator") }
+func (rewardSpec) New() (env.Env, error)                    { return nil, errors.New("no simulator") }
 
 // linearGaussian draws n transitions of x' = x + A x + B u + ε with
 // ε ~ N(0, diag(sigma²)), x and u uniform in [−1, 1].
