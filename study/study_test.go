@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mismatch-rl/mismatch/dynamics"
 	"github.com/mismatch-rl/mismatch/env/classic"
@@ -490,5 +491,81 @@ func TestPaperRhoFollowsTaskAndKind(t *testing.T) {
 		if got != c.want || ok != c.ok {
 			t.Errorf("%s dataset %q of kind %s: %v %v, want %v %v", c.task, c.name, c.kind, got, ok, c.want, c.ok)
 		}
+	}
+}
+
+// TestStudyMetrics: study metrics ranks every column of every metric over
+// a finished study's models against their cells' rewards, caches the
+// values beside the cells (a rerun computes nothing; a damaged cache is
+// computed again) and writes metrics.csv.
+func TestStudyMetrics(t *testing.T) {
+	dir := t.TempDir()
+	s := tinySpec()
+	s.Evaluation.Resamples = 100
+	res, err := Run(context.Background(), s, Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged []string
+	o := MetricsOptions{Workers: 2, Log: func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) }}
+	lb, err := Metrics(context.Background(), dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lb.Models != len(res.Members)-len(res.Failed) || len(logged) != lb.Models {
+		t.Fatalf("%d models scored, %d log lines; the study has %d members, %d failed", lb.Models, len(logged), len(res.Members), len(res.Failed))
+	}
+	cols := map[string]bool{}
+	for _, r := range lb.Rows {
+		cols[r.Column] = true
+	}
+	for _, want := range []string{"nll@expert", "mse@grid", "calibration-error@uniform", "open-loop-mse-1@expert", "open-loop-return-error-8@on-policy", "reweighted-nll@grid"} {
+		if !cols[want] {
+			t.Errorf("no column %s in %v", want, cols)
+		}
+	}
+	// The likelihood column's Spearman is the study's own.
+	for _, r := range lb.Rows {
+		if r.Column != "nll@expert" {
+			continue
+		}
+		for _, c := range res.Correlations {
+			if c.Dataset == "expert" && c.Group == "all" && math.Abs(-r.Spearman.Value-c.Spearman.Value) > 1e-9 {
+				t.Errorf("nll@expert Spearman %g, the study's likelihood Spearman %g", r.Spearman.Value, c.Spearman.Value)
+			}
+		}
+	}
+	table, err := os.ReadFile(filepath.Join(dir, MetricsFile))
+	if err != nil || strings.Count(string(table), "\n") != len(lb.Rows)+1 {
+		t.Fatalf("metrics.csv: %v\n%s", err, table)
+	}
+	// A rerun reads every value from the cache.
+	logged = nil
+	stamp := map[string]time.Time{}
+	for _, m := range res.Members {
+		if st, err := os.Stat(MetricsPath(dir, m.ID)); err == nil {
+			stamp[m.ID] = st.ModTime()
+		}
+	}
+	os.WriteFile(MetricsPath(dir, res.Members[0].ID), []byte("{not json"), 0o644)
+	lb2, err := Metrics(context.Background(), dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range res.Members[1:] {
+		if st, err := os.Stat(MetricsPath(dir, m.ID)); err == nil && !st.ModTime().Equal(stamp[m.ID]) {
+			t.Errorf("%s's cached metrics were computed again", m.ID)
+		}
+	}
+	if raw, _ := os.ReadFile(MetricsPath(dir, res.Members[0].ID)); !strings.Contains(string(raw), "likelihood") {
+		t.Errorf("the damaged cache was not computed again: %s", raw)
+	}
+	// (Only the recomputed member's cost may differ.)
+	lb2.Rows[0].Seconds = lb.Rows[0].Seconds
+	if len(lb2.Rows) != len(lb.Rows) || lb2.Rows[0] != lb.Rows[0] {
+		t.Errorf("a rerun ranks otherwise: %+v vs %+v", lb2.Rows[0], lb.Rows[0])
+	}
+	if _, err := Metrics(context.Background(), dir, MetricsOptions{Names: []string{"telepathy"}}); err == nil {
+		t.Error("an unknown metric was accepted")
 	}
 }

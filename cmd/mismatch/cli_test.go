@@ -19,7 +19,7 @@ import (
 // their usage and exit 2; the version, the task list and pets --help say
 // what a user needs to know.
 func TestCommandsExplainThemselves(t *testing.T) {
-	for _, args := range [][]string{{"report"}, {"study", "report"}, {"study", "merge"}, {"report", "a", "b"}} {
+	for _, args := range [][]string{{"report"}, {"study", "report"}, {"study", "merge"}, {"study", "metrics"}, {"report", "a", "b"}} {
 		out, err := command(args...).CombinedOutput()
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "Usage:") || !strings.Contains(string(out), "DIR") {

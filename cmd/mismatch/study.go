@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/mismatch-rl/mismatch/env"
+	"github.com/mismatch-rl/mismatch/metrics"
 	"github.com/mismatch-rl/mismatch/study"
 )
 
@@ -32,7 +33,7 @@ evaluation datasets and by the reward they earn in MPC, and relates the two.
 
 A rerun skips every finished dataset, model and cell.`,
 	}
-	cmd.AddCommand(studyRunCommand(false), studyRunCommand(true), studyReportCommand("report"), studyReportCommand("merge"), attackCommand())
+	cmd.AddCommand(studyRunCommand(false), studyRunCommand(true), studyReportCommand("report"), studyReportCommand("merge"), studyMetricsCommand(), attackCommand())
 	return cmd
 }
 
@@ -270,4 +271,65 @@ func studyReportCommand(name string) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+func studyMetricsCommand() *cobra.Command {
+	var names []string
+	var workers int
+	cmd := &cobra.Command{
+		Use:   "metrics DIR",
+		Short: "Rank model metrics by how well they predict the study's closed-loop rewards",
+		Long: `Score every model of a finished study with model metrics (one-step
+likelihood and its relatives, calibration, open-loop state and return error,
+expert-reweighted likelihood), rank every metric's columns by how well they
+predict the models' closed-loop rewards (Pearson, Spearman, Kendall with
+bootstrap intervals, and the difference of |Spearman| from the NLL on the
+same dataset, with a paired bootstrap interval), and write metrics.csv.
+Rewards come from the study's cells; metric values are kept beside them, so
+a rerun computes only what is new.`,
+		Example: `  mismatch study metrics runs/study-likelihood-reward-fast
+  mismatch study metrics --metrics likelihood,open-loop runs/S`,
+		Args: usageArgs(1),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			for _, n := range names {
+				if _, err := metrics.Lookup(n); err != nil {
+					return usageError{err}
+				}
+			}
+			logf := func(format string, args ...any) {
+				fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
+			}
+			lb, err := study.Metrics(cmd.Context(), a[0], study.MetricsOptions{Names: names, Workers: workers, Log: logf})
+			if err != nil {
+				if errors.Is(err, os.ErrNotExist) {
+					return usageError{fmt.Errorf("%s is not a finished study: %w", a[0], err)}
+				}
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "%d models (%d left out: failed cells)\n", lb.Models, len(lb.Skipped))
+			fmt.Fprintf(w, "%-4s %-40s %-9s %-18s %-12s %s\n", "rank", "column", "spearman", "interval", "vs NLL", "interval")
+			for i, r := range lb.Rows {
+				sp, iv, vs, viv := "undefined", "", "", ""
+				if r.Spearman.Defined {
+					sp = fmt.Sprintf("%.3f", r.Spearman.Value)
+				}
+				if r.Spearman.HasCI {
+					iv = fmt.Sprintf("[%.3f, %.3f]", r.Spearman.Interval.Low, r.Spearman.Interval.High)
+				}
+				if r.VsBaseline.Defined {
+					vs = fmt.Sprintf("%+.3f", r.VsBaseline.Value)
+				}
+				if r.VsBaseline.HasCI {
+					viv = fmt.Sprintf("[%+.3f, %+.3f]", r.VsBaseline.Interval.Low, r.VsBaseline.Interval.High)
+				}
+				fmt.Fprintf(w, "%-4d %-40s %-9s %-18s %-12s %s\n", i+1, r.Column, sp, iv, vs, viv)
+			}
+			fmt.Fprintln(w, filepath.Join(a[0], study.MetricsFile))
+			return nil
+		},
+	}
+	cmd.Flags().StringSliceVar(&names, "metrics", nil, "metrics to compute (default all: "+strings.Join(metrics.Names(), ", ")+")")
+	cmd.Flags().IntVar(&workers, "workers", 0, "models scored at once (default one per CPU)")
+	return cmd
 }

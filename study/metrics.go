@@ -1,0 +1,270 @@
+package study
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/mismatch-rl/mismatch/data"
+	"github.com/mismatch-rl/mismatch/dynamics"
+	"github.com/mismatch-rl/mismatch/env"
+	"github.com/mismatch-rl/mismatch/internal/dirlock"
+	"github.com/mismatch-rl/mismatch/internal/parallel"
+	"github.com/mismatch-rl/mismatch/internal/safefile"
+	"github.com/mismatch-rl/mismatch/metrics"
+	"github.com/mismatch-rl/mismatch/rng"
+)
+
+// MetricsFile is the leaderboard of model metrics.
+const MetricsFile = "metrics.csv"
+
+// MetricsPath is where a member's metric values are kept, beside its cell.
+func MetricsPath(dir, id string) string { return filepath.Join(dir, "cells", id+".metrics.json") }
+
+// memberMetrics is a member's cached metric values: per metric, its
+// columns and what it cost.
+type memberMetrics map[string]struct {
+	Values  map[string]*float64 `json:"values"` // null for NaN
+	Seconds float64             `json:"seconds"`
+}
+
+// MetricsOptions say which metrics to compute and how.
+type MetricsOptions struct {
+	Names   []string // registered metrics; empty: all
+	Workers int      // members scored at once; 0: one per CPU
+	Log     func(format string, args ...any)
+}
+
+// Leaderboard is the ranking of every metric column of a study's models
+// by how well it predicts their closed-loop reward.
+type Leaderboard struct {
+	Rows    []metrics.Row
+	Models  int      // members with a reward
+	Skipped []string // members left out: failed cells
+}
+
+// Metrics scores every member of a finished study with the chosen metrics
+// (computing only what is not cached beside its cell, so a rerun or a new
+// metric costs only what is new), ranks the columns against the members'
+// closed-loop rewards from the cells, and writes metrics.csv. The rewards
+// are not measured again.
+func Metrics(ctx context.Context, dir string, o MetricsOptions) (*Leaderboard, error) {
+	s, err := LoadSpec(dir)
+	if err != nil {
+		return nil, err
+	}
+	task, err := env.Lookup(s.Task)
+	if err != nil {
+		return nil, err
+	}
+	members, err := readPopulation(dir)
+	if err != nil {
+		return nil, fmt.Errorf("study not prepared: %w", err)
+	}
+	names := o.Names
+	if len(names) == 0 {
+		names = metrics.Names()
+	}
+	var ms []metrics.Metric
+	for _, n := range names {
+		m, err := metrics.Lookup(n)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, m)
+	}
+	lock, err := dirlock.Acquire(dir, "metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	d := &metrics.Data{Task: task, Horizon: s.Evaluation.Planner.Horizon, Threads: 1}
+	for _, ds := range s.Datasets {
+		b, err := data.ReadNPZ(DatasetPath(dir, ds.Name))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errNoData, err)
+		}
+		d.Datasets = append(d.Datasets, metrics.Dataset{Name: ds.Name, Buf: b})
+		if ds.Kind == "expert" && d.Expert == nil {
+			d.Expert = b
+		}
+	}
+	lb := &Leaderboard{}
+	var rewards []float64
+	var scored []Member
+	for _, m := range members {
+		c, err := readCell(dir, m.ID)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, fmt.Errorf("study: cell %s is not done; finish the study first", m.ID)
+		case err != nil:
+			return nil, err
+		case c.Error != "" || math.IsNaN(c.RewardMean):
+			lb.Skipped = append(lb.Skipped, m.ID)
+			continue
+		}
+		rewards = append(rewards, c.RewardMean)
+		scored = append(scored, m)
+	}
+	lb.Models = len(scored)
+	logf := o.Log
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	all := make([]memberMetrics, len(scored))
+	pool := parallel.New(o.Workers)
+	defer pool.Close()
+	var mu sync.Mutex
+	var firstErr error
+	done := 0
+	pool.Run(len(scored), func(_, i int) {
+		mm, err := scoreMember(ctx, dir, scored[i], ms, d)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("member %s: %w", scored[i].ID, err)
+			}
+			return
+		}
+		all[i] = mm
+		done++
+		logf("metrics: %d/%d %s", done, len(scored), scored[i].ID)
+	})
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	values := map[string][]float64{}
+	seconds := map[string]float64{}
+	for i, mm := range all {
+		for _, m := range ms {
+			r := mm[m.Name()]
+			for col, v := range r.Values {
+				if values[col] == nil {
+					values[col] = nanSlice(len(all))
+				}
+				if v != nil {
+					values[col][i] = *v
+				}
+				seconds[col] += r.Seconds / float64(len(all))
+			}
+		}
+	}
+	lb.Rows = metrics.Rank(values, rewards, seconds, metrics.RankOptions{
+		Resamples: s.Evaluation.Resamples, Level: s.Evaluation.Level, Seed: rng.New(s.Seed).Named("metrics").Uint64()})
+	if err := writeLeaderboard(dir, lb); err != nil {
+		return nil, err
+	}
+	return lb, nil
+}
+
+func nanSlice(n int) []float64 {
+	v := make([]float64, n)
+	for i := range v {
+		v[i] = math.NaN()
+	}
+	return v
+}
+
+// scoreMember returns m's metric values, computing and caching those
+// missing.
+func scoreMember(ctx context.Context, dir string, m Member, ms []metrics.Metric, d *metrics.Data) (memberMetrics, error) {
+	path := MetricsPath(dir, m.ID)
+	mm := memberMetrics{}
+	if raw, err := os.ReadFile(path); err == nil {
+		if json.Unmarshal(raw, &mm) != nil {
+			mm = memberMetrics{} // damaged: computed again
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	var model *dynamics.Model
+	changed := false
+	for _, met := range ms {
+		if _, ok := mm[met.Name()]; ok {
+			continue
+		}
+		if model == nil {
+			p := m.Model
+			if !filepath.IsAbs(p) {
+				p = filepath.Join(dir, p)
+			}
+			var err error
+			if model, err = dynamics.Load(p, d.Task); err != nil {
+				return nil, err
+			}
+		}
+		t0 := time.Now()
+		v, err := met.Score(ctx, model, d)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if err != nil {
+			// A model's own numerical failure is a missing value, not
+			// a failed study.
+			v = map[string]float64{}
+		}
+		r := mm[met.Name()]
+		r.Values = map[string]*float64{}
+		for k, x := range v {
+			if !math.IsNaN(x) && !math.IsInf(x, 0) {
+				x := x
+				r.Values[k] = &x
+			} else {
+				r.Values[k] = nil
+			}
+		}
+		r.Seconds = time.Since(t0).Seconds()
+		mm[met.Name()] = r
+		changed = true
+	}
+	if changed {
+		b, err := json.MarshalIndent(mm, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		if err := safefile.WriteBytes(path, append(b, '\n')); err != nil {
+			return nil, err
+		}
+	}
+	return mm, nil
+}
+
+func writeLeaderboard(dir string, lb *Leaderboard) error {
+	head := []string{"rank", "column", "models", "pearson", "pearson_low", "pearson_high", "spearman", "spearman_low", "spearman_high",
+		"kendall", "kendall_low", "kendall_high", "baseline", "abs_spearman_minus_baseline", "diff_low", "diff_high", "seconds_per_model"}
+	rows := [][]string{head}
+	f := func(v float64, ok bool) string {
+		if !ok {
+			return ""
+		}
+		return strconv.FormatFloat(v, 'g', 6, 64)
+	}
+	for i, r := range lb.Rows {
+		row := []string{strconv.Itoa(i + 1), r.Column, strconv.Itoa(r.Models)}
+		for _, st := range []metrics.Stat{r.Pearson, r.Spearman, r.Kendall} {
+			row = append(row, f(st.Value, st.Defined), f(st.Interval.Low, st.HasCI), f(st.Interval.High, st.HasCI))
+		}
+		row = append(row, r.Baseline, f(r.VsBaseline.Value, r.VsBaseline.Defined), f(r.VsBaseline.Interval.Low, r.VsBaseline.HasCI),
+			f(r.VsBaseline.Interval.High, r.VsBaseline.HasCI), f(r.Seconds, true))
+		rows = append(rows, row)
+	}
+	return safefile.Write(filepath.Join(dir, MetricsFile), func(w io.Writer) error {
+		cw := csv.NewWriter(w)
+		cw.WriteAll(rows)
+		return cw.Error()
+	})
+}
