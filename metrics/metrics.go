@@ -17,6 +17,7 @@ import (
 	"github.com/mismatch-rl/mismatch/data"
 	"github.com/mismatch-rl/mismatch/dynamics"
 	"github.com/mismatch-rl/mismatch/env"
+	"github.com/mismatch-rl/mismatch/planning"
 )
 
 // Dataset is a named set of transitions a model is scored on.
@@ -30,13 +31,23 @@ type Data struct {
 	Task     env.Task
 	Datasets []Dataset
 	// Expert is the reference trajectory (the expert's episodes), for
-	// metrics that weigh data by its distance to it; nil when there is
-	// none.
-	Expert *data.Buffer
+	// metrics that weigh data by its distance to it or plan from its
+	// states; nil when there is none. ExpertName is its dataset's name.
+	Expert     *data.Buffer
+	ExpertName string
 	// Horizon is the planner's horizon, the longest open-loop rollout
 	// worth scoring.
 	Horizon int
+	// Planner is the planner the study evaluates models with, and Seed
+	// the study's seed: decision metrics plan with them.
+	Planner planning.Config
+	Seed    uint64
+	// States is how many expert states decision metrics plan from
+	// (0: 8).
+	States  int
 	Threads int
+
+	decisionCache
 }
 
 // A Metric scores one model.
@@ -96,3 +107,12 @@ func namesLocked() []string {
 
 // Column names a metric's value on a dataset.
 func Column(metric, dataset string) string { return metric + "@" + dataset }
+
+// Close frees what metrics kept while scoring (the decision metric's
+// simulator).
+func (d *Data) Close() {
+	if d.truthSim != nil {
+		d.truthSim.Close()
+		d.truthSim = nil
+	}
+}

@@ -8,8 +8,10 @@ import (
 
 	"github.com/mismatch-rl/mismatch/data"
 	"github.com/mismatch-rl/mismatch/dynamics"
+	"github.com/mismatch-rl/mismatch/env"
 	"github.com/mismatch-rl/mismatch/env/classic"
 	"github.com/mismatch-rl/mismatch/nn"
+	"github.com/mismatch-rl/mismatch/planning"
 	"github.com/mismatch-rl/mismatch/rng"
 )
 
@@ -208,5 +210,60 @@ func TestRankKnownAnswers(t *testing.T) {
 	// Columns of dataset b compare with b's likelihood.
 	if by["nll@b"].Baseline != "" {
 		t.Errorf("nll@b compared with %s", by["nll@b"].Baseline)
+	}
+}
+
+// TestDecisionRegret: planning with the simulator itself as the "model"
+// makes exactly the simulator's decisions (zero regret, same first
+// action); an untrained model's plans lose true return.
+func TestDecisionRegret(t *testing.T) {
+	m, _, test := pointMass(t)
+	untrained, err := dynamics.New(classic.PointMass, dynamics.Config{Class: dynamics.PE, Members: 3, Hidden: []int{16}, Activation: nn.Swish}, 77)
+	if err != nil {
+		t.Fatal(err)
+	}
+	untrained.FitNormalizer(test.Obs, test.Act, test.Len())
+	cfg := planning.DefaultConfig()
+	cfg.Horizon, cfg.Population, cfg.Elites, cfg.Iterations, cfg.Particles = 10, 60, 6, 3, 2
+	d := &Data{Task: classic.PointMass, Datasets: []Dataset{{"test", test}}, Expert: test, ExpertName: "test", Planner: cfg, Seed: 5, States: 6, Threads: 1}
+	defer d.Close()
+	truthModel := func(start []float32, _ uint64) (planning.Objective, func(), error) {
+		e, err := classic.PointMass.New()
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := e.(env.ObservationSetter).SetObservation(start); err != nil {
+			return nil, nil, err
+		}
+		obj, err := planning.NewSimObjective(e.(env.Simulator), cfg.Horizon, 1)
+		if err != nil {
+			return nil, nil, err
+		}
+		return obj, func() { obj.Close(); e.Close() }, nil
+	}
+	same, err := decisionScore(context.Background(), d, truthModel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if same["decision-regret@test"] != 0 || same["decision-first-action-distance@test"] != 0 {
+		t.Fatalf("the simulator as its own model: %v, want zero regret and distance", same)
+	}
+	truth, _, _ := d.truth(context.Background())
+	var scale float64
+	for _, tp := range truth {
+		scale += math.Abs(tp.reward) / float64(len(truth))
+	}
+	for _, c := range []struct {
+		name  string
+		model *dynamics.Model
+	}{{"trained", m}, {"untrained", untrained}} {
+		v, err := (decision{}).Score(context.Background(), c.model, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s model: regret %.4f, first-action distance %.4f (true returns average %.3f)", c.name, v["decision-regret@test"], v["decision-first-action-distance@test"], -scale)
+		if c.name == "untrained" && (!(v["decision-regret@test"] > 0.2*scale) || !(v["decision-first-action-distance@test"] > 0.05)) {
+			t.Errorf("untrained model: regret %g (true returns %g), distance %g", v["decision-regret@test"], scale, v["decision-first-action-distance@test"])
+		}
 	}
 }

@@ -88,7 +88,8 @@ func Metrics(ctx context.Context, dir string, o MetricsOptions) (*Leaderboard, e
 		return nil, err
 	}
 	defer lock.Release()
-	d := &metrics.Data{Task: task, Horizon: s.Evaluation.Planner.Horizon, Threads: 1}
+	d := &metrics.Data{Task: task, Horizon: s.Evaluation.Planner.Horizon, Planner: s.Evaluation.Planner, Seed: s.Seed, Threads: 1}
+	defer d.Close()
 	for _, ds := range s.Datasets {
 		b, err := data.ReadNPZ(DatasetPath(dir, ds.Name))
 		if err != nil {
@@ -96,7 +97,7 @@ func Metrics(ctx context.Context, dir string, o MetricsOptions) (*Leaderboard, e
 		}
 		d.Datasets = append(d.Datasets, metrics.Dataset{Name: ds.Name, Buf: b})
 		if ds.Kind == "expert" && d.Expert == nil {
-			d.Expert = b
+			d.Expert, d.ExpertName = b, ds.Name
 		}
 	}
 	lb := &Leaderboard{}

@@ -519,7 +519,7 @@ func TestStudyMetrics(t *testing.T) {
 	for _, r := range lb.Rows {
 		cols[r.Column] = true
 	}
-	for _, want := range []string{"nll@expert", "mse@grid", "calibration-error@uniform", "open-loop-mse-1@expert", "open-loop-return-error-8@on-policy", "reweighted-nll@grid"} {
+	for _, want := range []string{"nll@expert", "mse@grid", "calibration-error@uniform", "open-loop-mse-1@expert", "open-loop-return-error-8@on-policy", "reweighted-nll@grid", "decision-regret@expert", "decision-first-action-distance@expert"} {
 		if !cols[want] {
 			t.Errorf("no column %s in %v", want, cols)
 		}
