@@ -112,7 +112,9 @@ func (d *Data) planTruth(ctx context.Context) ([]truthPlan, env.Simulator, error
 	return plans, sim, nil
 }
 
-func stateSeed(d *Data, k int) uint64 { return rng.New(d.Seed).Named("decision").Child(uint64(k)).Uint64() }
+func stateSeed(d *Data, k int) uint64 {
+	return rng.New(d.Seed).Named("decision").Child(uint64(k)).Uint64()
+}
 
 // optimize runs the planner's optimiser on obj from the middle of the
 // action box, with seed.
