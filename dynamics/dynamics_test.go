@@ -338,6 +338,18 @@ func TestMetricsAndOpenLoop(t *testing.T) {
 		}
 	}
 	n := b.Len()
+	// Per-transition errors average to the MSE.
+	errs, err := m.Errors(b, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mse float64
+	for _, e := range errs {
+		mse += e / float64(len(errs))
+	}
+	if len(errs) != b.Len() || math.Abs(mse-met.MSE) > 1e-6*met.MSE {
+		t.Fatalf("per-transition errors average %g over %d, MSE %g", mse, len(errs), met.MSE)
+	}
 	// Weighted: weight 1 on the first episode and 0 elsewhere scores that
 	// episode alone.
 	w := make([]float32, n)

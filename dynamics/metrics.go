@@ -181,6 +181,46 @@ func (m *Model) evaluate(p *Predictor, buf *data.Buffer, weights []float32) (Met
 	return met, nil
 }
 
+// Errors returns, for every transition of buf, the squared error of the
+// ensemble's mean prediction of the next observation, averaged over
+// dimensions: what MSE averages over transitions.
+func (m *Model) Errors(buf *data.Buffer, threads int) ([]float64, error) {
+	if buf.ObsDim != m.obsDim || buf.ActDim != m.actDim {
+		return nil, fmt.Errorf("dynamics: %d/%d-wide data for a %d/%d model", buf.ObsDim, buf.ActDim, m.obsDim, m.actDim)
+	}
+	p := m.NewPredictor(threads)
+	defer p.Close()
+	n, E, od, ad := buf.Len(), m.cfg.Members, m.obsDim, m.actDim
+	out := make([]float64, n)
+	obs := make([]float32, E*evalChunk*od)
+	act := make([]float32, E*evalChunk*ad)
+	mean := make([]float32, E*evalChunk*od)
+	vari := make([]float32, E*evalChunk*od)
+	for c0 := 0; c0 < n; c0 += evalChunk {
+		r := min(evalChunk, n-c0)
+		for e := 0; e < E; e++ {
+			copy(obs[e*r*od:(e+1)*r*od], buf.Obs[c0*od:(c0+r)*od])
+			copy(act[e*r*ad:(e+1)*r*ad], buf.Act[c0*ad:(c0+r)*ad])
+		}
+		if err := p.Moments(mean, vari, obs[:E*r*od], act[:E*r*ad], r, nil); err != nil {
+			return nil, err
+		}
+		for i := 0; i < r; i++ {
+			var se float64
+			for d := 0; d < od; d++ {
+				var mu float64
+				for e := 0; e < E; e++ {
+					mu += float64(mean[(e*r+i)*od+d]) / float64(E)
+				}
+				err := mu - float64(buf.Next[(c0+i)*od+d])
+				se += err * err
+			}
+			out[c0+i] = se / float64(od)
+		}
+	}
+	return out, nil
+}
+
 // OpenLoopError measures long-horizon accuracy along the buffer's
 // episodes: from every step t with k recorded steps after it in its
 // episode, the ensemble's mean prediction is rolled forward k steps with

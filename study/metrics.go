@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -51,7 +52,28 @@ type Leaderboard struct {
 	Rows    []metrics.Row
 	Models  int      // members with a reward
 	Skipped []string // members left out: failed cells
+	// Accuracy is where the best and the worst controllers are accurate:
+	// prediction error by distance to the expert's trajectory.
+	Accuracy []AccuracyBin
 }
+
+// AccuracyFile holds the leaderboard's Accuracy.
+const AccuracyFile = "accuracy.csv"
+
+// AccuracyBin is the one-step error of the top and the bottom quartile of
+// models by closed-loop reward on the transitions of a dataset whose
+// distance to the expert's trajectory (the distance re-weighting uses)
+// lies in [Low, High]: each bin holds a fifth of the dataset.
+type AccuracyBin struct {
+	Dataset     string
+	Bin         int
+	Low, High   float64
+	Transitions int
+	Top, Bottom float64 // mean squared error of the ensemble mean, averaged over the quartile's models
+}
+
+// accuracyBins is how many distance bins each dataset is split into.
+const accuracyBins = 5
 
 // Metrics scores every member of a finished study with the chosen metrics
 // (computing only what is not cached beside its cell, so a rerun or a new
@@ -166,10 +188,97 @@ func Metrics(ctx context.Context, dir string, o MetricsOptions) (*Leaderboard, e
 	}
 	lb.Rows = metrics.Rank(values, rewards, seconds, metrics.RankOptions{
 		Resamples: s.Evaluation.Resamples, Level: s.Evaluation.Level, Seed: rng.New(s.Seed).Named("metrics").Uint64()})
+	if lb.Accuracy, err = accuracy(d, dir, scored, rewards); err != nil {
+		return nil, err
+	}
 	if err := writeLeaderboard(dir, lb); err != nil {
 		return nil, err
 	}
 	return lb, nil
+}
+
+// accuracy measures, on every dataset, the error of the top and bottom
+// quartile of models by reward in bins of distance to the expert's
+// trajectory. It needs an expert dataset and at least four models.
+func accuracy(d *metrics.Data, dir string, scored []Member, rewards []float64) ([]AccuracyBin, error) {
+	q := len(scored) / 4
+	if d.Expert == nil || q == 0 {
+		return nil, nil
+	}
+	order := make([]int, len(scored))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmpFloat(rewards[b], rewards[a]) })
+	groups := [2][]int{order[:q], order[len(order)-q:]} // top, bottom
+	var out []AccuracyBin
+	for _, ds := range d.Datasets {
+		b := ds.Buf
+		dist := make([]float64, b.Len())
+		if err := data.Distances(dist, b, d.Expert, data.Scale(b), 1); err != nil {
+			return nil, err
+		}
+		idx := make([]int, len(dist))
+		for i := range idx {
+			idx[i] = i
+		}
+		slices.SortStableFunc(idx, func(a, c int) int { return cmpFloat(dist[a], dist[c]) })
+		bins := make([]AccuracyBin, accuracyBins)
+		binOf := make([]int, len(dist))
+		for k := range bins {
+			lo, hi := k*len(idx)/accuracyBins, (k+1)*len(idx)/accuracyBins
+			bins[k] = AccuracyBin{Dataset: ds.Name, Bin: k + 1, Transitions: hi - lo, Low: math.NaN(), High: math.NaN()}
+			if hi > lo {
+				bins[k].Low, bins[k].High = dist[idx[lo]], dist[idx[hi-1]]
+			}
+			for _, i := range idx[lo:hi] {
+				binOf[i] = k
+			}
+		}
+		for g, members := range groups {
+			for _, mi := range members {
+				p := scored[mi].Model
+				if !filepath.IsAbs(p) {
+					p = filepath.Join(dir, p)
+				}
+				model, err := dynamics.Load(p, d.Task)
+				if err != nil {
+					return nil, err
+				}
+				errs, err := model.Errors(b, 1)
+				if err != nil {
+					return nil, err
+				}
+				sum := make([]float64, accuracyBins)
+				for i, e := range errs {
+					sum[binOf[i]] += e
+				}
+				for k := range bins {
+					if bins[k].Transitions == 0 {
+						continue
+					}
+					v := sum[k] / float64(bins[k].Transitions) / float64(len(members))
+					if g == 0 {
+						bins[k].Top += v
+					} else {
+						bins[k].Bottom += v
+					}
+				}
+			}
+		}
+		out = append(out, bins...)
+	}
+	return out, nil
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 func nanSlice(n int) []float64 {
@@ -263,7 +372,22 @@ func writeLeaderboard(dir string, lb *Leaderboard) error {
 			f(r.VsBaseline.Interval.High, r.VsBaseline.HasCI), f(r.Seconds, true))
 		rows = append(rows, row)
 	}
-	return safefile.Write(filepath.Join(dir, MetricsFile), func(w io.Writer) error {
+	if err := writeCSV(filepath.Join(dir, MetricsFile), rows); err != nil {
+		return err
+	}
+	if len(lb.Accuracy) == 0 {
+		return nil
+	}
+	acc := [][]string{{"dataset", "bin", "distance_low", "distance_high", "transitions", "top_quartile_mse", "bottom_quartile_mse"}}
+	for _, b := range lb.Accuracy {
+		acc = append(acc, []string{b.Dataset, strconv.Itoa(b.Bin), f(b.Low, !math.IsNaN(b.Low)), f(b.High, !math.IsNaN(b.High)),
+			strconv.Itoa(b.Transitions), f(b.Top, true), f(b.Bottom, true)})
+	}
+	return writeCSV(filepath.Join(dir, AccuracyFile), acc)
+}
+
+func writeCSV(path string, rows [][]string) error {
+	return safefile.Write(path, func(w io.Writer) error {
 		cw := csv.NewWriter(w)
 		cw.WriteAll(rows)
 		return cw.Error()

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mismatch-rl/mismatch/data"
 	"github.com/mismatch-rl/mismatch/dynamics"
 	"github.com/mismatch-rl/mismatch/env/classic"
 	"github.com/mismatch-rl/mismatch/nn"
@@ -538,6 +539,51 @@ func TestStudyMetrics(t *testing.T) {
 	table, err := os.ReadFile(filepath.Join(dir, MetricsFile))
 	if err != nil || strings.Count(string(table), "\n") != len(lb.Rows)+1 {
 		t.Fatalf("metrics.csv: %v\n%s", err, table)
+	}
+	// Accuracy by distance to the expert: five bins per dataset, in
+	// order, holding every transition; the top quartile's (here: the best
+	// model's) error recomputed by hand for the grid dataset.
+	if len(lb.Accuracy) != 5*len(s.Datasets) {
+		t.Fatalf("%d accuracy bins for %d datasets", len(lb.Accuracy), len(s.Datasets))
+	}
+	best, bestR := -1, math.Inf(-1)
+	for i, c := range res.Cells {
+		if c.Error == "" && c.RewardMean > bestR {
+			best, bestR = i, c.RewardMean
+		}
+	}
+	model, err := dynamics.Load(filepath.Join(dir, res.Members[best].Model), classic.PointMass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grid, _ := data.ReadNPZ(DatasetPath(dir, "grid"))
+	expert, _ := data.ReadNPZ(DatasetPath(dir, "expert"))
+	dist := make([]float64, grid.Len())
+	data.Distances(dist, grid, expert, data.Scale(grid), 1)
+	errs, _ := model.Errors(grid, 1)
+	total := 0
+	for _, b := range lb.Accuracy {
+		if b.Dataset != "grid" {
+			continue
+		}
+		total += b.Transitions
+		var sum float64
+		n := 0
+		for i, d := range dist {
+			if d >= b.Low && d <= b.High {
+				sum += errs[i]
+				n++
+			}
+		}
+		if n != b.Transitions || math.Abs(sum/float64(n)-b.Top) > 1e-9*b.Top {
+			t.Errorf("grid bin %d [%g, %g]: %d transitions, top-quartile MSE %g; by hand %d, %g", b.Bin, b.Low, b.High, b.Transitions, b.Top, n, sum/float64(n))
+		}
+	}
+	if total != grid.Len() {
+		t.Errorf("grid bins hold %d of %d transitions", total, grid.Len())
+	}
+	if raw, err := os.ReadFile(filepath.Join(dir, AccuracyFile)); err != nil || strings.Count(string(raw), "\n") != len(lb.Accuracy)+1 {
+		t.Errorf("accuracy.csv: %v\n%s", err, raw)
 	}
 	// A rerun reads every value from the cache.
 	logged = nil
