@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/mismatch-rl/mismatch/internal/parallel"
 	"github.com/mismatch-rl/mismatch/internal/safefile"
 	"github.com/mismatch-rl/mismatch/metrics"
+	"github.com/mismatch-rl/mismatch/report"
 	"github.com/mismatch-rl/mismatch/rng"
 )
 
@@ -55,6 +57,10 @@ type Leaderboard struct {
 	// Accuracy is where the best and the worst controllers are accurate:
 	// prediction error by distance to the expert's trajectory.
 	Accuracy []AccuracyBin
+	// Values holds every column's value per scored model (NaN where
+	// missing), in the order of Rewards.
+	Values  map[string][]float64
+	Rewards []float64
 }
 
 // AccuracyFile holds the leaderboard's Accuracy.
@@ -186,6 +192,7 @@ func Metrics(ctx context.Context, dir string, o MetricsOptions) (*Leaderboard, e
 			}
 		}
 	}
+	lb.Values, lb.Rewards = values, rewards
 	lb.Rows = metrics.Rank(values, rewards, seconds, metrics.RankOptions{
 		Resamples: s.Evaluation.Resamples, Level: s.Evaluation.Level, Seed: rng.New(s.Seed).Named("metrics").Uint64()})
 	if lb.Accuracy, err = accuracy(d, dir, scored, rewards); err != nil {
@@ -194,7 +201,97 @@ func Metrics(ctx context.Context, dir string, o MetricsOptions) (*Leaderboard, e
 	if err := writeLeaderboard(dir, lb); err != nil {
 		return nil, err
 	}
+	if err := writeMetricsReport(dir, s, lb); err != nil {
+		return nil, err
+	}
 	return lb, nil
+}
+
+// MetricsReport is the leaderboard's page.
+const MetricsReport = "metrics.html"
+
+// writeMetricsReport writes metrics.html: the ranked table, a scatter of
+// reward against each metric family on the dataset where it ranks best,
+// and the accuracy figure.
+func writeMetricsReport(dir string, s Spec, lb *Leaderboard) error {
+	figDir := filepath.Join(dir, "figures")
+	if err := os.MkdirAll(figDir, 0o755); err != nil {
+		return err
+	}
+	p := &report.Page{Title: fmt.Sprintf("Which model metric predicts control? %s on %s", s.Kind, s.Task)}
+	p.Paragraph(fmt.Sprintf("%d models ranked by how well each metric column predicts their mean closed-loop reward (%d left out: failed cells). "+
+		"\"vs NLL\" is |Spearman| minus the NLL's |Spearman| on the same dataset and models, with a paired bootstrap interval (%.0f%%): "+
+		"an interval above zero means the column predicts reward better than likelihood does.", lb.Models, len(lb.Skipped), 100*s.Evaluation.Level))
+	ci := func(st metrics.Stat) string {
+		if !st.Defined {
+			return "undefined"
+		}
+		if !st.HasCI {
+			return report.Number(st.Value)
+		}
+		return fmt.Sprintf("%s [%s, %s]", report.Number(st.Value), report.Number(st.Interval.Low), report.Number(st.Interval.High))
+	}
+	var rows [][]string
+	for i, r := range lb.Rows {
+		vs := ""
+		if r.Baseline != "" {
+			vs = ci(r.VsBaseline)
+		}
+		rows = append(rows, []string{strconv.Itoa(i + 1), r.Column, strconv.Itoa(r.Models), ci(r.Spearman), ci(r.Pearson), ci(r.Kendall), vs, report.Number(r.Seconds)})
+	}
+	p.Heading("Leaderboard")
+	p.Table([]string{"rank", "column", "models", "Spearman", "Pearson", "Kendall", "vs NLL", "seconds per model"}, rows)
+	// One scatter per metric family, on its best dataset.
+	seen := map[string]bool{}
+	for _, r := range lb.Rows {
+		family, _, _ := strings.Cut(r.Column, "@")
+		if seen[family] || !r.Spearman.Defined {
+			continue
+		}
+		seen[family] = true
+		var g report.Group
+		g.Name = "models"
+		for i, v := range lb.Values[r.Column] {
+			if !math.IsNaN(v) && !math.IsInf(v, 0) {
+				g.X, g.Y = append(g.X, v), append(g.Y, lb.Rewards[i])
+			}
+		}
+		name := "metric-" + strings.NewReplacer("@", "-", "/", "-").Replace(r.Column)
+		f, err := report.ScatterPlot(name, fmt.Sprintf("%s: Spearman %s", r.Column, report.Number(r.Spearman.Value)), r.Column, "mean episode reward", []report.Group{g}, nil)
+		if err != nil {
+			return err
+		}
+		if err := f.Write(figDir); err != nil {
+			return err
+		}
+		p.Figure(f, fmt.Sprintf("Reward against %s, each point a model.", r.Column))
+	}
+	if len(lb.Accuracy) > 0 {
+		var series []report.Series
+		for _, ds := range s.Datasets {
+			var top, bottom report.Series
+			top.Name, bottom.Name = ds.Name+": top quartile", ds.Name+": bottom quartile"
+			top.Points, bottom.Points, bottom.Dashed = true, true, true
+			for _, b := range lb.Accuracy {
+				if b.Dataset == ds.Name {
+					top.X, top.Y = append(top.X, float64(b.Bin)), append(top.Y, math.Log10(b.Top))
+					bottom.X, bottom.Y = append(bottom.X, float64(b.Bin)), append(bottom.Y, math.Log10(b.Bottom))
+				}
+			}
+			series = append(series, top, bottom)
+		}
+		f, err := report.LinePlot("accuracy-by-distance", "Where the good controllers are accurate", "distance to the expert trajectory (quintile, 1 = nearest)", "log10 one-step MSE", series, nil)
+		if err != nil {
+			return err
+		}
+		if err := f.Write(figDir); err != nil {
+			return err
+		}
+		p.Heading("Where the good models are accurate")
+		p.Figure(f, "One-step error of the best and the worst quarter of models by reward, by distance to the expert's trajectory (accuracy.csv).")
+	}
+	p.Provenance(dir)
+	return p.Write(filepath.Join(dir, MetricsReport))
 }
 
 // accuracy measures, on every dataset, the error of the top and bottom

@@ -585,6 +585,16 @@ func TestStudyMetrics(t *testing.T) {
 	if raw, err := os.ReadFile(filepath.Join(dir, AccuracyFile)); err != nil || strings.Count(string(raw), "\n") != len(lb.Accuracy)+1 {
 		t.Errorf("accuracy.csv: %v\n%s", err, raw)
 	}
+	// The report: a scatter per metric family, and the accuracy figure.
+	families := map[string]bool{}
+	for _, r := range lb.Rows {
+		if f, _, _ := strings.Cut(r.Column, "@"); r.Spearman.Defined {
+			families[f] = true
+		}
+	}
+	if err := report.CheckOffline(filepath.Join(dir, MetricsReport), len(families)+1); err != nil || len(families) < 10 {
+		t.Error(err, families)
+	}
 	// A rerun reads every value from the cache.
 	logged = nil
 	stamp := map[string]time.Time{}
