@@ -254,6 +254,7 @@ func (s Spec) canonical() []byte {
 		// Unused; earlier versions wrote it out, empty but for defaults.
 		s.Population.PETS = pets.Config{}
 	}
+	s.Metrics = nil // ranked after the cells; they do not change them
 	s.Evaluation.Planner = s.Evaluation.Planner.Used()
 	b, _ := yaml.Marshal(s)
 	return b
@@ -359,5 +360,12 @@ func Run(ctx context.Context, s Spec, o Options) (*Results, error) {
 	if err := RunCells(ctx, o); err != nil {
 		return nil, err
 	}
-	return Analyse(o.Dir)
+	res, err := Analyse(o.Dir)
+	if err != nil || len(s.Metrics) == 0 {
+		return res, err
+	}
+	if _, err := Metrics(ctx, o.Dir, MetricsOptions{Names: s.Metrics, Workers: o.Workers, Log: o.Log}); err != nil {
+		return nil, err
+	}
+	return res, nil
 }

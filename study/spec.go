@@ -14,8 +14,11 @@
 //     tuples within distance ε of an expert trajectory, with and without
 //     weights falling from 1 on the trajectory to 0 at ε, scored by reward.
 //
-// The adversarial model search (section 5) lives in study/attack, with its
-// own configuration and report; the statistics in study/stats.
+// Beyond the paper, Metrics ranks model metrics (package metrics: open-loop
+// and return errors, calibration, re-weighted likelihood, decision regret)
+// by how well they predict the models' rewards, over a finished study's
+// cells. The adversarial model search (section 5) lives in study/attack,
+// with its own configuration and report; the statistics in study/stats.
 //
 // A study is a spec of datasets, a population and an evaluation. It runs in
 // stages, each resumable: prepare builds the datasets and the population;
@@ -30,6 +33,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 
@@ -37,6 +41,7 @@ import (
 	"github.com/mismatch-rl/mismatch/dynamics"
 	"github.com/mismatch-rl/mismatch/env"
 	"github.com/mismatch-rl/mismatch/internal/fields"
+	"github.com/mismatch-rl/mismatch/metrics"
 	"github.com/mismatch-rl/mismatch/pets"
 	"github.com/mismatch-rl/mismatch/planning"
 )
@@ -59,6 +64,9 @@ type Spec struct {
 	Datasets   []DatasetSpec  `yaml:"datasets"`
 	Population PopulationSpec `yaml:"population"`
 	Evaluation EvalSpec       `yaml:"evaluation"`
+	// Metrics names model metrics (see package metrics) that study run
+	// ranks after the analysis, as study metrics does; none by default.
+	Metrics []string `yaml:"metrics,omitempty"`
 }
 
 // DatasetSpec describes an evaluation dataset.
@@ -159,6 +167,11 @@ func (s Spec) Validate() error {
 		errs.Add("population.kind", "a %s study and a reweight population go together", Reweight)
 	}
 	errs.Nest("evaluation", s.Evaluation.Validate())
+	for i, n := range s.Metrics {
+		if _, err := metrics.Lookup(n); err != nil {
+			errs.Add(fmt.Sprintf("metrics[%d]", i), "%q is not a metric (have %s)", n, strings.Join(metrics.Names(), ", "))
+		}
+	}
 	return errs.Err()
 }
 

@@ -624,4 +624,18 @@ func TestStudyMetrics(t *testing.T) {
 	if _, err := Metrics(context.Background(), dir, MetricsOptions{Names: []string{"telepathy"}}); err == nil {
 		t.Error("an unknown metric was accepted")
 	}
+	// A spec that asks for metrics gets them from study run; naming an
+	// unknown one is refused by name.
+	s.Metrics = []string{"likelihood"}
+	dir2 := t.TempDir()
+	if _, err := Run(context.Background(), s, Options{Dir: dir2}); err != nil {
+		t.Fatal(err)
+	}
+	if raw, err := os.ReadFile(filepath.Join(dir2, MetricsFile)); err != nil || strings.Contains(string(raw), "open-loop") || !strings.Contains(string(raw), "nll@expert") {
+		t.Errorf("metrics.csv of a spec asking for likelihood: %v\n%s", err, raw)
+	}
+	s.Metrics = []string{"likelihood", "telepathy"}
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), `metrics[1]: "telepathy" is not a metric`) {
+		t.Errorf("unknown metric in a spec: %v", err)
+	}
 }
