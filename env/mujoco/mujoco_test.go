@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -299,9 +300,47 @@ func TestDroppedSimsAreFreed(t *testing.T) {
 }
 
 func TestSetObservationOnlyWhereDefined(t *testing.T) {
-	e := newEnv(t, HalfCheetah)
-	if err := e.SetObservation(make([]float32, 18)); err == nil {
-		t.Fatal("half-cheetah accepted an observation as a state")
+	p := newEnv(t, Pusher)
+	if err := p.SetObservation(make([]float32, 20)); err == nil {
+		t.Fatal("the pusher accepted an observation as a state (it lacks the object's velocity)")
+	}
+	// Half-cheetah: an observation taken mid-episode, set in a fresh
+	// simulator, is observed again and the same actions lead to the same
+	// observations and rewards (the forward position does not matter).
+	a, b := newEnv(t, HalfCheetah), newEnv(t, HalfCheetah)
+	a.Reset(3)
+	src := rng.New(8)
+	act := make([]float32, 6)
+	step := func() {
+		for i := range act {
+			act[i] = float32(src.Uniform(-1, 1))
+		}
+	}
+	for i := 0; i < 30; i++ {
+		step()
+		if _, _, _, _, err := a.Step(act); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mid := append([]float32(nil), a.observation()...)
+	if err := b.SetObservation(mid); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.observation(); !slices.Equal(got, mid) {
+		t.Fatalf("half-cheetah observed %v after SetObservation(%v)", got, mid)
+	}
+	for i := 0; i < 20; i++ {
+		step()
+		oa, ra, _, _, _ := a.Step(act)
+		ob, rb, _, _, _ := b.Step(act)
+		for k := range oa {
+			if math.Abs(float64(oa[k]-ob[k])) > 1e-4*(1+math.Abs(float64(oa[k]))) {
+				t.Fatalf("step %d: observation %d %g from the episode, %g from the set state", i, k, oa[k], ob[k])
+			}
+		}
+		if math.Abs(ra-rb) > 1e-4*(1+math.Abs(ra)) {
+			t.Fatalf("step %d: reward %g from the episode, %g from the set state", i, ra, rb)
+		}
 	}
 	r := newEnv(t, Reacher)
 	obs := make([]float32, 17)

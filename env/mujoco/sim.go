@@ -158,6 +158,9 @@ func (e *simEnv) SetObservation(obs []float32) error {
 	}
 	e.capture(e.cur)
 	copy(e.prev.v, e.cur.v)
+	if e.t.prevFromObs != nil {
+		e.t.prevFromObs(e.prev, obs)
+	}
 	e.steps, e.done = 0, false
 	return nil
 }

@@ -44,8 +44,11 @@ type spec struct {
 	referenceSource string
 	absolute        []int
 	// fromObs sets the state whose observation is obs, for tasks whose
-	// observation determines their state; nil otherwise.
-	fromObs func(qpos, qvel []float64, obs []float32)
+	// observation determines their state; nil otherwise. prevFromObs, if
+	// set, then adjusts the record of the step before it, for
+	// observations that difference two steps.
+	fromObs     func(qpos, qvel []float64, obs []float32)
+	prevFromObs func(prev record, obs []float32)
 	// coverage bounds the observations episodes visit (for tasks with
 	// fromObs).
 	coverage env.Box

@@ -32,7 +32,8 @@ var (
 	// [(x_t − x_{t−1})/dt, qpos[1:], qvel], six actions in [−1, 1], reward
 	// obs[0] − 0.1‖a‖², 1000 steps of 0.05 s. Model input 18 (the pitch as
 	// sine and cosine, the velocity left out); the velocity is predicted
-	// as a value, the rest as changes.
+	// as a value, the rest as changes. An observation sets a state (at
+	// forward position 0, which nothing depends on).
 	HalfCheetah env.Task = &task{spec: halfcheetahSpec}
 	// Reacher is PETS's 3-D reacher: observation 17, the arm's seven joint
 	// angles, the goal and the arm's seven joint velocities; seven torques
@@ -168,6 +169,21 @@ var halfcheetahSpec = spec{
 		copy(dst[3:], obs[3:])
 	},
 	absolute: []int{0},
+	// The observation holds everything but the forward position, which
+	// nothing depends on: a state is set at x = 0, with the step before
+	// it placed so that the observed forward speed is reproduced.
+	fromObs: func(qpos, qvel []float64, obs []float32) {
+		qpos[0] = 0
+		for i := 1; i < 9; i++ {
+			qpos[i] = float64(obs[i])
+		}
+		for i := 0; i < 9; i++ {
+			qvel[i] = float64(obs[9+i])
+		}
+	},
+	prevFromObs: func(prev record, obs []float32) {
+		prev.qpos()[0] = -float64(obs[0]) * 0.01 * 5
+	},
 }
 
 // Reacher.
