@@ -14,6 +14,7 @@ import (
 	"github.com/mismatch-rl/mismatch/pets"
 	"github.com/mismatch-rl/mismatch/planning"
 	"github.com/mismatch-rl/mismatch/rng"
+	"github.com/mismatch-rl/mismatch/study/stats"
 )
 
 // DatasetPath is where a study keeps a dataset; TrajectoryPath is where an
@@ -58,7 +59,7 @@ func buildDataset(ctx context.Context, s Spec, d DatasetSpec, task env.Task, dir
 			eta := time.Duration(float64(time.Since(t0)) * float64(total-done) / float64(done))
 			logf("dataset %s: %d of %d transitions (%.0f%%), ETA %s", d.Name, done, total, 100*float64(done)/float64(total), eta.Round(time.Second))
 		}
-		box, berr := datasetBox(d, task)
+		box, berr := datasetBox(d, task, dir)
 		if berr != nil {
 			return berr
 		}
@@ -80,15 +81,51 @@ func buildDataset(ctx context.Context, s Spec, d DatasetSpec, task env.Task, dir
 	return buf.WriteNPZ(path)
 }
 
-func datasetBox(d DatasetSpec, task env.Task) (env.Box, error) {
+func datasetBox(d DatasetSpec, task env.Task, dir string) (env.Box, error) {
 	if len(d.Low) > 0 {
 		return env.NewBox(d.Low, d.High)
+	}
+	if d.Cover != "" {
+		b, err := data.ReadNPZ(DatasetPath(dir, d.Cover))
+		if err != nil {
+			return env.Box{}, fmt.Errorf("dataset %s covers %s: %w", d.Name, d.Cover, err)
+		}
+		box, err := coverBox(b)
+		if err != nil {
+			return env.Box{}, fmt.Errorf("dataset %s covers %s: %w", d.Name, d.Cover, err)
+		}
+		return box, nil
 	}
 	c, ok := task.(env.Coverer)
 	if !ok || c.CoverageBox().Dim() == 0 {
 		return env.Box{}, fmt.Errorf("dataset %s: task %s has no coverage box; give low and high", d.Name, task.Name())
 	}
 	return c.CoverageBox(), nil
+}
+
+// coverBox bounds each observation dimension of b by the 1st and 99th
+// percentiles of its values, so that a few outlying states do not stretch
+// the box over space the data do not cover. A dimension whose values do not
+// spread is widened by 1% of its magnitude (at least 10⁻³) either side.
+func coverBox(b *data.Buffer) (env.Box, error) {
+	n := b.Len()
+	if n < 2 {
+		return env.Box{}, fmt.Errorf("%d transitions, want at least 2 to bound", n)
+	}
+	lo, hi := make([]float32, b.ObsDim), make([]float32, b.ObsDim)
+	col := make([]float64, n)
+	for j := range b.ObsDim {
+		for i := range n {
+			col[i] = float64(b.Obs[i*b.ObsDim+j])
+		}
+		iv := stats.Percentiles(col, 0.98)
+		if iv.Low == iv.High {
+			w := max(0.01*math.Abs(iv.Low), 1e-3)
+			iv.Low, iv.High = iv.Low-w, iv.High+w
+		}
+		lo[j], hi[j] = float32(iv.Low), float32(iv.High)
+	}
+	return env.NewBox(lo, hi)
 }
 
 // buildExpert runs the planner on the true simulator until Episodes

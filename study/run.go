@@ -124,9 +124,11 @@ func Prepare(ctx context.Context, s Spec, o Options) error {
 		return prepareRuns(ctx, s, o)
 	}
 	// Datasets that do not need the population first (models may be
-	// trained on them), then the population, then on-policy data.
+	// trained on them), then the population, then on-policy data and
+	// the data that covers it.
+	after := afterPopulation(s.Datasets)
 	for _, d := range s.Datasets {
-		if d.Kind != "on-policy" {
+		if !after[d.Name] {
 			if err := buildDataset(ctx, s, d, task, o.Dir, nil, o.logf); err != nil {
 				return err
 			}
@@ -137,7 +139,7 @@ func Prepare(ctx context.Context, s Spec, o Options) error {
 		return err
 	}
 	for _, d := range s.Datasets {
-		if d.Kind == "on-policy" {
+		if after[d.Name] {
 			if err := buildDataset(ctx, s, d, task, o.Dir, runs, o.logf); err != nil {
 				return err
 			}
@@ -148,6 +150,17 @@ func Prepare(ctx context.Context, s Spec, o Options) error {
 	}
 	o.logf("population: %d models", len(members))
 	return writePopulation(o.Dir, members)
+}
+
+// afterPopulation names the datasets built from the population's runs:
+// on-policy data, and data covering a dataset built after the population
+// (Cover names only earlier datasets, so one pass in order finds them).
+func afterPopulation(ds []DatasetSpec) map[string]bool {
+	after := map[string]bool{}
+	for _, d := range ds {
+		after[d.Name] = d.Kind == "on-policy" || (d.Cover != "" && after[d.Cover])
+	}
+	return after
 }
 
 func prepareRuns(ctx context.Context, s Spec, o Options) error {

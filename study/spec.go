@@ -84,10 +84,16 @@ type DatasetSpec struct {
 	Points    int             `yaml:"points"`
 	Samples   int             `yaml:"samples"`
 	// Low and High bound the observations of grid and uniform data; empty
-	// takes the task's coverage box.
+	// takes the task's coverage box, or Cover's.
 	Low  []float32 `yaml:"low"`
 	High []float32 `yaml:"high"`
-	Path string    `yaml:"path"`
+	// Cover names an earlier dataset whose observations bound grid or
+	// uniform data instead: per dimension, the 1st to 99th percentile of
+	// its observations. This is the paper's half-cheetah "sampled" set
+	// (states over the space the task's data cover), for tasks without a
+	// coverage box.
+	Cover string `yaml:"cover,omitempty"`
+	Path  string `yaml:"path"`
 }
 
 // PopulationSpec describes the models a study scores.
@@ -154,6 +160,9 @@ func (s Spec) Validate() error {
 	names := map[string]bool{}
 	for i, d := range s.Datasets {
 		errs.Nest(fmt.Sprintf("datasets[%d]", i), d.validate(s.Population.Kind))
+		if d.Cover != "" && !names[d.Cover] {
+			errs.Add(fmt.Sprintf("datasets[%d].cover", i), "is %q, want the name of an earlier dataset", d.Cover)
+		}
 		if names[d.Name] {
 			errs.Add(fmt.Sprintf("datasets[%d].name", i), "%q is used twice", d.Name)
 		}
@@ -207,6 +216,14 @@ func (d DatasetSpec) validate(population string) error {
 		}
 	default:
 		errs.Add("kind", "is %q, want expert, on-policy, grid, uniform or file", d.Kind)
+	}
+	if d.Cover != "" {
+		if d.Kind != "grid" && d.Kind != "uniform" {
+			errs.Add("cover", "is set for %s data; only grid and uniform data cover another dataset", d.Kind)
+		}
+		if len(d.Low) > 0 || len(d.High) > 0 {
+			errs.Add("cover", "and low/high are both set; give one")
+		}
 	}
 	if len(d.Low) != len(d.High) {
 		errs.Add("low", "has %d values, high has %d", len(d.Low), len(d.High))

@@ -265,6 +265,28 @@ func TestSpecValidation(t *testing.T) {
 			t.Fatalf("error %v does not mention %q", err, want)
 		}
 	}
+	// Cover names an earlier dataset, of grid or uniform data, without
+	// low and high.
+	for _, c := range []struct {
+		d    DatasetSpec
+		want string
+	}{
+		{DatasetSpec{Name: "u", Kind: "uniform", Samples: 10, Cover: "later"}, `datasets[4].cover: is "later"`},
+		{DatasetSpec{Name: "u", Kind: "uniform", Samples: 10, Cover: "u"}, `datasets[4].cover: is "u"`},
+		{DatasetSpec{Name: "u", Kind: "file", Path: "x.npz", Cover: "expert"}, "only grid and uniform"},
+		{DatasetSpec{Name: "u", Kind: "grid", Points: 3, Cover: "expert", Low: []float32{0}, High: []float32{1}}, "give one"},
+	} {
+		s := tinySpec()
+		s.Datasets = append(s.Datasets, c.d, DatasetSpec{Name: "later", Kind: "grid", Points: 2})
+		if err := s.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("cover %q on %s data: error %v, want %q", c.d.Cover, c.d.Kind, err, c.want)
+		}
+	}
+	s = tinySpec()
+	s.Datasets = append(s.Datasets, DatasetSpec{Name: "u", Kind: "uniform", Samples: 10, Cover: "on-policy"})
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
 	for _, kind := range []string{LikelihoodReward, LossReward} {
 		for _, p := range Presets {
 			s, err := Preset(p, kind, "cartpole-swingup")
@@ -637,5 +659,64 @@ func TestStudyMetrics(t *testing.T) {
 	s.Metrics = []string{"likelihood", "telepathy"}
 	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), `metrics[1]: "telepathy" is not a metric`) {
 		t.Errorf("unknown metric in a spec: %v", err)
+	}
+}
+
+// TestCoverBoundsByAnotherDataset: uniform data covering the on-policy
+// data is built after the population, inside the 1st–99th percentiles of
+// the on-policy observations, and reaching close to each of their edges.
+func TestCoverBoundsByAnotherDataset(t *testing.T) {
+	// The box by hand: 0, 1, …, 100 has percentiles 1 and 99; a constant
+	// column is widened by 1% of its value.
+	b := data.NewBuffer(2, 1)
+	for i := range 101 {
+		b.Obs = append(b.Obs, float32(100-i), 5)
+		b.Act = append(b.Act, 0)
+		b.Next = append(b.Next, 0, 0)
+		b.Reward = append(b.Reward, 0)
+		b.Terminated = append(b.Terminated, false)
+		b.Truncated = append(b.Truncated, false)
+	}
+	box, err := coverBox(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []float32{1, 4.95}; !slices.Equal(box.Low, want) {
+		t.Fatalf("low %v, want %v", box.Low, want)
+	}
+	if want := []float32{99, 5.05}; !slices.Equal(box.High, want) {
+		t.Fatalf("high %v, want %v", box.High, want)
+	}
+
+	s := tinySpec()
+	s.Datasets = []DatasetSpec{{Name: "on-policy", Kind: "on-policy"}, {Name: "sampled", Kind: "uniform", Samples: 2000, Cover: "on-policy"}}
+	dir := t.TempDir()
+	if err := Prepare(context.Background(), s, Options{Dir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	on, err := data.ReadNPZ(DatasetPath(dir, "on-policy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := data.ReadNPZ(DatasetPath(dir, "sampled"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := coverBox(on)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j := range u.ObsDim {
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for i := range u.Len() {
+			v := float64(u.Obs[i*u.ObsDim+j])
+			lo, hi = min(lo, v), max(hi, v)
+		}
+		l, h := float64(want.Low[j]), float64(want.High[j])
+		// 2000 uniform draws come within 1% of the width of each edge
+		// but for a chance of about 2·e⁻²⁰.
+		if lo < l || hi > h || lo > l+0.01*(h-l) || hi < h-0.01*(h-l) {
+			t.Fatalf("observation %d spans [%g, %g], the on-policy data's 1st–99th percentiles [%g, %g]", j, lo, hi, l, h)
+		}
 	}
 }
