@@ -287,14 +287,44 @@ func TestSpecValidation(t *testing.T) {
 	if err := s.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	for _, kind := range []string{LikelihoodReward, LossReward} {
-		for _, p := range Presets {
-			s, err := Preset(p, kind, "cartpole-swingup")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := s.Validate(); err != nil {
-				t.Fatalf("preset %s/%s: %v", p, kind, err)
+	for _, task := range []string{"cartpole-swingup", "pointmass", "halfcheetah", "reacher", "pusher"} {
+		for _, kind := range []string{LikelihoodReward, LossReward, Reweight} {
+			for _, p := range Presets {
+				s, err := Preset(p, kind, task)
+				mujoco := task == "halfcheetah" || task == "reacher" || task == "pusher"
+				if kind == Reweight && mujoco {
+					if err == nil {
+						t.Errorf("preset %s/%s/%s: a reweight pool with no box to sample", p, kind, task)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Validate(); err != nil {
+					t.Fatalf("preset %s/%s/%s: %v", p, kind, task, err)
+				}
+				// The MuJoCo tasks' third dataset samples the range
+				// the data cover (no 7-point grid in 20-odd
+				// dimensions); the pusher's observation sets no state.
+				var names []string
+				for _, d := range s.Datasets {
+					names = append(names, d.Name+":"+d.Kind+":"+d.Cover)
+				}
+				want := map[string][]string{
+					"halfcheetah": {"expert:expert:", "on-policy:on-policy:", "sampled:uniform:on-policy"},
+					"reacher":     {"expert:expert:", "on-policy:on-policy:", "sampled:uniform:on-policy"},
+					"pusher":      {"expert:expert:", "on-policy:on-policy:"},
+				}[task]
+				if kind == LikelihoodReward && mujoco && !slices.Equal(names, want) {
+					t.Errorf("preset %s/%s/%s: datasets %v, want %v", p, kind, task, names, want)
+				}
+				if kind == LossReward && task == "halfcheetah" && !slices.Equal(names, []string{"expert:expert:", "sampled:uniform:expert"}) {
+					t.Errorf("preset %s/%s/%s: datasets %v", p, kind, task, names)
+				}
+				if task != "pointmass" && s.Datasets[0].Planner.Horizon != s.Evaluation.Planner.Horizon {
+					t.Errorf("preset %s/%s/%s: the expert plans %d steps ahead, the models %d", p, kind, task, s.Datasets[0].Planner.Horizon, s.Evaluation.Planner.Horizon)
+				}
 			}
 		}
 	}
