@@ -207,15 +207,24 @@ func trainConfig(s Spec, epochs int, id string, onEpoch func(dynamics.EpochStats
 	return t
 }
 
-// epochMembers trains one model, saving it every Every epochs. The run is
-// deterministic, so an interrupted one is simply run again.
+// epochMembers trains one model per seed (Seeds of them, at least one),
+// saving it every Every epochs. Training is deterministic, so an
+// interrupted population is simply trained again. The first seed's models
+// keep the names of populations made before seeds were counted.
 func epochMembers(ctx context.Context, s Spec, task env.Task, dir string, logf func(string, ...any)) ([]Member, error) {
 	p := s.Population
 	class := p.Model.Class
+	seeds := max(p.Seeds, 1)
 	var ms []Member
-	for e := p.Every; e <= p.Epochs; e += p.Every {
-		ms = append(ms, Member{ID: fmt.Sprintf("epoch%04d", e), Model: filepath.Join("models", fmt.Sprintf("epoch%04d.safetensors", e)),
-			Class: string(class), Epoch: e, TrainReward: math.NaN(), TrainLoss: math.NaN()})
+	for seed := 1; seed <= seeds; seed++ {
+		for e := p.Every; e <= p.Epochs; e += p.Every {
+			id := fmt.Sprintf("epoch%04d", e)
+			if seed > 1 {
+				id = fmt.Sprintf("seed%d-epoch%04d", seed, e)
+			}
+			ms = append(ms, Member{ID: id, Model: filepath.Join("models", id+".safetensors"),
+				Class: string(class), Seed: seed, Epoch: e, TrainReward: math.NaN(), TrainLoss: math.NaN()})
+		}
 	}
 	if prev, err := readPopulation(dir); err == nil && len(prev) == len(ms) {
 		return prev, nil
@@ -224,27 +233,41 @@ func epochMembers(ctx context.Context, s Spec, task env.Task, dir string, logf f
 	if err != nil {
 		return nil, err
 	}
-	model, tr, err := trainModel(s, task, class, rng.New(s.Seed).Named("epochs").Uint64())
+	per := len(ms) / seeds
+	for seed := 1; seed <= seeds; seed++ {
+		name := "epochs"
+		if seed > 1 {
+			name = fmt.Sprintf("epochs seed %d", seed)
+		}
+		own := ms[(seed-1)*per : seed*per]
+		if err := trainCheckpoints(ctx, s, task, dir, buf, name, own, logf); err != nil {
+			return nil, err
+		}
+	}
+	return ms, nil
+}
+
+// trainCheckpoints trains one model from the seed that name draws, saving
+// it at each member's epoch and recording its training loss there.
+func trainCheckpoints(ctx context.Context, s Spec, task env.Task, dir string, buf *data.Buffer, name string, ms []Member, logf func(string, ...any)) error {
+	model, tr, err := trainModel(s, task, s.Population.Model.Class, rng.New(s.Seed).Named(name).Uint64())
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer tr.Close()
 	next := 0
-	_, err = tr.Train(ctx, buf, trainConfig(s, p.Epochs, "epochs", func(st dynamics.EpochStats) error {
+	_, err = tr.Train(ctx, buf, trainConfig(s, s.Population.Epochs, name, func(st dynamics.EpochStats) error {
 		if next < len(ms) && st.Epoch == ms[next].Epoch {
 			ms[next].TrainLoss = st.TrainLoss
 			if err := model.Save(filepath.Join(dir, ms[next].Model)); err != nil {
 				return err
 			}
-			logf("population: epoch %d, training loss %.4g", st.Epoch, st.TrainLoss)
+			logf("population: %s, epoch %d, training loss %.4g", name, st.Epoch, st.TrainLoss)
 			next++
 		}
 		return nil
 	}))
-	if err != nil {
-		return nil, err
-	}
-	return ms, nil
+	return err
 }
 
 // reweightMembers trains, for every size S, bound ε and seed, a model on S

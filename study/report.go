@@ -74,6 +74,8 @@ func Report(dir string, r *Results) error {
 			figs, captions = append(figs, f), append(captions, cap)
 		}
 	} else {
+		page.Heading("Best reward against lowest loss")
+		page.Table(epochHeader(r), epochRows(r))
 		fs, cs, err := epochFigures(r)
 		if err != nil {
 			return err
@@ -173,38 +175,47 @@ func scatter(r *Results, dataset string) (report.Figure, string, error) {
 
 // epochFigures are the loss-vs-reward figures: reward per checkpoint with
 // its spread, and the losses, each marked with the epoch of best reward and
-// of lowest loss.
+// of lowest loss; one series per training seed.
 func epochFigures(r *Results) ([]report.Figure, []string, error) {
-	var x, rew, lo, hi, train []float64
-	bestR, bestRE := math.Inf(-1), 0.0
-	for i, m := range r.Members {
-		c := r.Cells[i]
-		e := float64(m.Epoch)
-		x = append(x, e)
-		rew = append(rew, c.RewardMean)
-		lo, hi = append(lo, c.RewardMean-c.RewardStd), append(hi, c.RewardMean+c.RewardStd)
-		train = append(train, m.TrainLoss)
-		if c.RewardMean > bestR {
-			bestR, bestRE = c.RewardMean, e
+	sums := r.Epochs()
+	var rewards, losses []report.Series
+	var markers []report.Marker
+	for _, e := range sums {
+		label := func(what string) string {
+			if len(sums) == 1 {
+				return what
+			}
+			return fmt.Sprintf("%s, seed %d", what, e.Seed)
 		}
-	}
-	markers := []report.Marker{{Name: fmt.Sprintf("best reward (epoch %g)", bestRE), X: bestRE}}
-	losses := []report.Series{{Name: "training loss", X: x, Y: train, Points: true}}
-	for _, d := range r.Datasets {
-		var y []float64
-		best, bestE := math.Inf(1), 0.0
-		for i := range r.Members {
-			v := r.Cells[i].NLL[d]
-			y = append(y, v)
-			if v < best {
-				best, bestE = v, x[i]
+		var x, rew, lo, hi, train []float64
+		nll := map[string][]float64{}
+		for i, m := range r.Members {
+			if m.Seed != e.Seed {
+				continue
+			}
+			c := r.Cells[i]
+			x = append(x, float64(m.Epoch))
+			rew = append(rew, c.RewardMean)
+			lo, hi = append(lo, c.RewardMean-c.RewardStd), append(hi, c.RewardMean+c.RewardStd)
+			train = append(train, m.TrainLoss)
+			for _, d := range r.Datasets {
+				nll[d] = append(nll[d], c.NLL[d])
 			}
 		}
-		losses = append(losses, report.Series{Name: "NLL on " + d, X: x, Y: y, Points: true})
-		markers = append(markers, report.Marker{Name: fmt.Sprintf("lowest %s NLL (epoch %g)", d, bestE), X: bestE})
+		rewards = append(rewards, report.Series{Name: label("mean reward"), X: x, Y: rew, Points: true})
+		if len(sums) == 1 {
+			rewards = append(rewards, report.Series{Name: "± 1 s.d.", X: x, Y: lo, Dashed: true}, report.Series{Name: "", X: x, Y: hi, Dashed: true})
+		}
+		losses = append(losses, report.Series{Name: label("training loss"), X: x, Y: train, Points: true})
+		markers = append(markers, report.Marker{Name: label(fmt.Sprintf("best reward (epoch %d)", e.BestEpoch)), X: float64(e.BestEpoch)})
+		for _, d := range r.Datasets {
+			losses = append(losses, report.Series{Name: label("NLL on " + d), X: x, Y: nll[d], Points: true})
+			if ep, ok := e.LowestNLLEpoch[d]; ok {
+				markers = append(markers, report.Marker{Name: label(fmt.Sprintf("lowest %s NLL (epoch %d)", d, ep)), X: float64(ep)})
+			}
+		}
 	}
-	rf, err := report.LinePlot("reward-per-epoch", "Reward of each epoch's model", "epoch", "mean episode reward",
-		[]report.Series{{Name: "mean reward", X: x, Y: rew, Points: true}, {Name: "± 1 s.d.", X: x, Y: lo, Dashed: true}, {Name: "", X: x, Y: hi, Dashed: true}}, markers)
+	rf, err := report.LinePlot("reward-per-epoch", "Reward of each epoch's model", "epoch", "mean episode reward", rewards, markers)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -212,10 +223,41 @@ func epochFigures(r *Results) ([]report.Figure, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	spread := "; dashed: one standard deviation over episodes"
+	if len(sums) > 1 {
+		spread = fmt.Sprintf(", one line per training seed (%d)", len(sums))
+	}
 	return []report.Figure{rf, lf}, []string{
-		fmt.Sprintf("Mean MPC reward of the model saved at each epoch (best %.2f at epoch %g); dashed: one standard deviation over episodes.", bestR, bestRE),
+		"Mean MPC reward of the model saved at each epoch" + spread + ".",
 		"Training loss and NLL on each dataset; vertical lines mark the epoch of best reward and of lowest NLL per dataset.",
 	}, nil
+}
+
+// epochHeader and epochRows tabulate r.Epochs: per seed, the epoch of best
+// reward and, per dataset, the epoch a likelihood-based stop would keep and
+// the reward it gives up.
+func epochHeader(r *Results) []string {
+	h := []string{"seed", "best reward", "at epoch"}
+	for _, d := range r.Datasets {
+		h = append(h, "lowest NLL on "+d+": epoch", "its reward")
+	}
+	return h
+}
+
+func epochRows(r *Results) [][]string {
+	var rows [][]string
+	for _, e := range r.Epochs() {
+		row := []string{strconv.Itoa(e.Seed), report.Number(e.BestReward), strconv.Itoa(e.BestEpoch)}
+		for _, d := range r.Datasets {
+			if ep, ok := e.LowestNLLEpoch[d]; ok {
+				row = append(row, strconv.Itoa(ep), report.Number(e.RewardAtLowest[d]))
+			} else {
+				row = append(row, "–", "–")
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows
 }
 
 func modelHeader(r *Results) []string {

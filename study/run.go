@@ -267,6 +267,9 @@ func (s Spec) canonical() []byte {
 		// Unused; earlier versions wrote it out, empty but for defaults.
 		s.Population.PETS = pets.Config{}
 	}
+	if s.Population.Kind == "epochs" && s.Population.Seeds == 0 {
+		s.Population.Seeds = 1 // both say one model; earlier versions wrote 0
+	}
 	s.Metrics = nil // ranked after the cells; they do not change them
 	s.Evaluation.Planner = s.Evaluation.Planner.Used()
 	b, _ := yaml.Marshal(s)

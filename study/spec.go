@@ -100,8 +100,9 @@ type PopulationSpec struct {
 	// Kind is pets (Runs PETS runs made by the study with config PETS,
 	// seeds Seed+1…; every trial's model), runs (every trial's model of
 	// existing run directories Dirs), train (models trained on Dataset for
-	// every class, seed and epoch budget listed) or epochs (one model
-	// trained on Dataset for Epochs epochs, checkpointed every Every).
+	// every class, seed and epoch budget listed) or epochs (a model per
+	// seed, one unless Seeds says more, trained on Dataset for Epochs
+	// epochs and checkpointed every Every).
 	Kind    string      `yaml:"kind"`
 	Runs    int         `yaml:"runs"`
 	PETS    pets.Config `yaml:"pets,omitempty"`
@@ -285,6 +286,9 @@ func (p PopulationSpec) validate(datasets []DatasetSpec) error {
 				}
 			}
 		} else {
+			if p.Seeds < 0 {
+				errs.Add("seeds", "is %d, want 0 or 1 (one model) or more", p.Seeds)
+			}
 			if p.Epochs < 1 {
 				errs.Add("epochs", "is %d, want at least 1", p.Epochs)
 			}
@@ -410,7 +414,7 @@ func Preset(name, kind, task string) (Spec, error) {
 			Sizes: []int{10, 30, 100, 300, 1000, 3000, 10000}, Bounds: []float64{0.25, 0.5, 1, 2, 4}, Weighting: "exponential",
 			Seeds: 3, Steps: 2000, Model: petsCfg.Model, Train: dynamics.TrainConfig{Epochs: 5, BatchSize: 32, LR: 1e-3}}
 	default:
-		s.Population = PopulationSpec{Kind: "epochs", Dataset: "expert", Epochs: 200, Every: 10,
+		s.Population = PopulationSpec{Kind: "epochs", Dataset: "expert", Epochs: 200, Every: 10, Seeds: 3,
 			Model: petsCfg.Model, Train: dynamics.TrainConfig{BatchSize: 32, LR: 1e-3}}
 	}
 	switch name {

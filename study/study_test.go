@@ -336,7 +336,7 @@ func TestLossRewardStudy(t *testing.T) {
 	s := tinySpec()
 	s.Kind = LossReward
 	s.Datasets = s.Datasets[2:] // grid and uniform
-	s.Population = PopulationSpec{Kind: "epochs", Dataset: "uniform", Epochs: 9, Every: 3,
+	s.Population = PopulationSpec{Kind: "epochs", Dataset: "uniform", Epochs: 9, Every: 3, Seeds: 2,
 		Model: dynamics.Config{Class: dynamics.PE, Members: 2, Hidden: []int{16}, Activation: nn.Swish},
 		Train: dynamics.TrainConfig{BatchSize: 16, LR: 3e-3}}
 	dir := t.TempDir()
@@ -344,18 +344,70 @@ func TestLossRewardStudy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Members) != 3 || res.Members[2].Epoch != 9 || math.IsNaN(res.Members[0].TrainLoss) {
+	if len(res.Members) != 6 || res.Members[2].Epoch != 9 || res.Members[3].Seed != 2 || math.IsNaN(res.Members[0].TrainLoss) {
 		t.Fatalf("members %+v", res.Members)
 	}
-	// Training lowers the loss on the data it trains on.
-	if !(res.Cells[2].NLL["uniform"] < res.Cells[0].NLL["uniform"]) {
-		t.Fatalf("NLL on the training data went from %g to %g", res.Cells[0].NLL["uniform"], res.Cells[2].NLL["uniform"])
+	// Training lowers the loss on the data it trains on, for each seed.
+	for _, first := range []int{0, 3} {
+		if !(res.Cells[first+2].NLL["uniform"] < res.Cells[first].NLL["uniform"]) {
+			t.Fatalf("seed %d: NLL on the training data went from %g to %g", res.Members[first].Seed, res.Cells[first].NLL["uniform"], res.Cells[first+2].NLL["uniform"])
+		}
+	}
+	// The second seed trains another model; the first is the model a
+	// one-seed population trains, under the same names.
+	load := func(dir, id string) []float32 {
+		m, err := dynamics.Load(filepath.Join(dir, "models", id+".safetensors"), classic.PointMass)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Net.Params()
+	}
+	if slices.Equal(load(dir, "epoch0009"), load(dir, "seed2-epoch0009")) {
+		t.Fatal("the two seeds trained the same model")
+	}
+	one := s
+	one.Population.Seeds = 0
+	dir1 := t.TempDir()
+	if err := Prepare(context.Background(), one, Options{Dir: dir1}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(load(dir, "epoch0009"), load(dir1, "epoch0009")) {
+		t.Fatal("the first seed's model differs from a one-seed population's")
+	}
+	// The summary per seed, against the cells.
+	sums := res.Epochs()
+	if len(sums) != 2 {
+		t.Fatalf("%d seeds summarised, want 2", len(sums))
+	}
+	for k, e := range sums {
+		cells := res.Cells[3*k : 3*k+3]
+		best, lowest := 0, 0
+		for i := range cells {
+			if cells[i].RewardMean > cells[best].RewardMean {
+				best = i
+			}
+			if cells[i].NLL["grid"] < cells[lowest].NLL["grid"] {
+				lowest = i
+			}
+		}
+		if e.Seed != k+1 || e.BestEpoch != 3*(best+1) || e.BestReward != cells[best].RewardMean ||
+			e.LowestNLLEpoch["grid"] != 3*(lowest+1) || e.RewardAtLowest["grid"] != cells[lowest].RewardMean {
+			t.Fatalf("seed %d: summary %+v; best reward at checkpoint %d, lowest grid NLL at %d", k+1, e, best, lowest)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, EpochsFile))
+	if err != nil || strings.Count(string(b), "\n") != 3 || !strings.HasPrefix(string(b), "seed,best_reward_epoch,best_reward,lowest_nll_epoch_grid,") {
+		t.Fatalf("%s: %v\n%s", EpochsFile, err, b)
 	}
 	if err := Report(dir, res); err != nil {
 		t.Fatal(err)
 	}
 	if err := report.CheckOffline(filepath.Join(dir, "report.html"), 2); err != nil {
 		t.Fatal(err)
+	}
+	page, _ := os.ReadFile(filepath.Join(dir, "report.html"))
+	if !strings.Contains(string(page), "Best reward against lowest loss") {
+		t.Fatal("the report lacks the summary per seed")
 	}
 }
 
@@ -509,6 +561,11 @@ func TestSpecsOfEarlierVersionLoad(t *testing.T) {
 		now, err := Preset("fast", tc.kind, tc.task)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if tc.kind == LossReward {
+			// The preset has trained three seeds since; the earlier
+			// one-seed spec is the same study as seeds: 1.
+			now.Population.Seeds = 1
 		}
 		if !bytes.Equal(old.canonical(), now.canonical()) {
 			t.Fatalf("%s: the earlier spec differs from today's preset:\n%s\ntoday:\n%s", tc.file, old.canonical(), now.canonical())
