@@ -190,6 +190,11 @@ func Analyse(dir string) (*Results, error) {
 	if err := safefile.Write(filepath.Join(dir, CorrelationFile), r.writeCorrelations); err != nil {
 		return nil, err
 	}
+	if s.Kind == Reweight {
+		if err := safefile.Write(filepath.Join(dir, ReweightFile), r.writeReweight); err != nil {
+			return nil, err
+		}
+	}
 	if s.Kind == LossReward {
 		if err := safefile.Write(filepath.Join(dir, EpochsFile), r.writeEpochs); err != nil {
 			return nil, err

@@ -287,48 +287,6 @@ func modelRows(r *Results) [][]string {
 	return rows
 }
 
-// ReweightGrid is the reweight sweep's reward per distance bound (rows)
-// and size (columns): the mean over seeds of each model's mean reward, and
-// the standard deviation of all their episodes' rewards.
-type ReweightGrid struct {
-	Sizes  []int
-	Bounds []float64
-	Mean   map[bool][][]float64 // by weighted
-	Spread map[bool][][]float64
-}
-
-// Grid tabulates a reweight study's cells.
-func (r *Results) Grid() ReweightGrid {
-	g := ReweightGrid{Sizes: r.Spec.Population.Sizes, Bounds: r.Spec.Population.Bounds,
-		Mean: map[bool][][]float64{}, Spread: map[bool][][]float64{}}
-	for _, w := range []bool{false, true} {
-		mean := make([][]float64, len(g.Bounds))
-		spread := make([][]float64, len(g.Bounds))
-		for bi, b := range g.Bounds {
-			mean[bi] = make([]float64, len(g.Sizes))
-			spread[bi] = make([]float64, len(g.Sizes))
-			for si, n := range g.Sizes {
-				var means, all []float64
-				for i, m := range r.Members {
-					// Sizes are capped by the tuples within a bound, so
-					// match the requested size by the ID's prefix.
-					if m.Weighted == w && m.Bound == b && strings.HasPrefix(m.ID, fmt.Sprintf("n%05d-", n)) && !math.IsNaN(r.Cells[i].RewardMean) {
-						means = append(means, r.Cells[i].RewardMean)
-						all = append(all, r.Cells[i].Rewards...)
-					}
-				}
-				mean[bi][si], spread[bi][si] = math.NaN(), math.NaN()
-				if len(means) > 0 {
-					mean[bi][si] = mean64(means)
-					_, spread[bi][si] = stats.MeanStd(all)
-				}
-			}
-		}
-		g.Mean[w], g.Spread[w] = mean, spread
-	}
-	return g
-}
-
 func mean64(x []float64) float64 { return stats.Mean(x) }
 
 func reweightFigures(r *Results) ([]report.Figure, []string, string, error) {
@@ -371,21 +329,27 @@ func reweightFigures(r *Results) ([]report.Figure, []string, string, error) {
 			caps = append(caps, fmt.Sprintf("%s of models trained %s on tuples within ε of the expert trajectory (one colour scale for both).", q.what, label))
 		}
 	}
-	// At the smallest size, does weighting help?
-	var wins, cmp int
-	var dw []string
-	for bi := range g.Bounds {
-		a, b := g.Mean[false][bi][0], g.Mean[true][bi][0]
-		if math.IsNaN(a) || math.IsNaN(b) {
+	// At the smallest size, does weighting help? Each bound's paired
+	// difference with its interval says.
+	var parts []string
+	helps, hurts, pairs := 0, 0, 0
+	for bi, b := range g.Bounds {
+		if math.IsNaN(g.Diff[bi][0]) {
 			continue
 		}
-		cmp++
-		if b > a {
-			wins++
+		pairs++
+		iv := "no interval"
+		if g.DiffDefined[bi][0] {
+			iv = fmt.Sprintf("[%.1f, %.1f]", g.DiffInterval[bi][0].Low, g.DiffInterval[bi][0].High)
+			if g.DiffInterval[bi][0].Low > 0 {
+				helps++
+			} else if g.DiffInterval[bi][0].High < 0 {
+				hurts++
+			}
 		}
-		dw = append(dw, fmt.Sprintf("ε=%g: %.1f → %.1f", g.Bounds[bi], a, b))
+		parts = append(parts, fmt.Sprintf("ε=%g: %.1f → %.1f, difference %+.1f %s", b, g.Mean[false][bi][0], g.Mean[true][bi][0], g.Diff[bi][0], iv))
 	}
-	summary := fmt.Sprintf("At the smallest dataset (%d tuples), weighting raised the mean reward for %d of %d bounds (%s).",
-		g.Sizes[0], wins, cmp, strings.Join(dw, "; "))
+	summary := fmt.Sprintf("At the smallest dataset (%d tuples), weighting raised the reward with an interval above zero for %d of %d bounds and lowered it with one below zero for %d (weighted − unweighted on the same start states, %.0f%% intervals over seeds and episodes: %s).",
+		g.Sizes[0], helps, pairs, hurts, 100*r.Spec.Evaluation.Level, strings.Join(parts, "; "))
 	return figs, caps, summary, nil
 }

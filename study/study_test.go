@@ -416,7 +416,7 @@ func TestReweightStudy(t *testing.T) {
 	s.Kind = Reweight
 	s.Datasets = []DatasetSpec{s.Datasets[0], {Name: "pool", Kind: "uniform", Samples: 3000}}
 	s.Population = PopulationSpec{Kind: "reweight", Pool: "pool", Expert: "expert", Sizes: []int{10, 100}, Bounds: []float64{0.5, 2},
-		Weighting: "exponential", Seeds: 1, Steps: 100,
+		Weighting: "exponential", Seeds: 2, Steps: 100,
 		Model: dynamics.Config{Class: dynamics.PE, Members: 2, Hidden: []int{16}, Activation: nn.Swish},
 		Train: dynamics.TrainConfig{Epochs: 5, BatchSize: 16, LR: 3e-3}}
 	dir := t.TempDir()
@@ -424,8 +424,8 @@ func TestReweightStudy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Members) != 8 {
-		t.Fatalf("%d models, want 2 sizes × 2 bounds × 2 weightings", len(res.Members))
+	if len(res.Members) != 16 {
+		t.Fatalf("%d models, want 2 sizes × 2 bounds × 2 seeds × 2 weightings", len(res.Members))
 	}
 	for _, m := range res.Members {
 		if m.Size > 100 || m.Size < 1 || (m.Bound != 0.5 && m.Bound != 2) {
@@ -457,11 +457,42 @@ func TestReweightStudy(t *testing.T) {
 			}
 		}
 	}
+	// The paired difference, by hand: per seed, the weighted model's
+	// episode rewards minus its twin's, averaged over all.
+	for bi, b := range g.Bounds {
+		for si, n := range g.Sizes {
+			var sum float64
+			var k int
+			for i, m := range res.Members {
+				if !m.Weighted || m.Bound != b || !strings.HasPrefix(m.ID, fmt.Sprintf("n%05d-", n)) {
+					continue
+				}
+				twin := slices.IndexFunc(res.Members, func(o Member) bool { return o.ID == strings.Replace(m.ID, "weighted", "plain", 1) })
+				for e := range res.Cells[i].Rewards {
+					sum += res.Cells[i].Rewards[e] - res.Cells[twin].Rewards[e]
+					k++
+				}
+			}
+			want := sum / float64(k)
+			iv := g.DiffInterval[bi][si]
+			if k != 4 || g.Pairs[bi][si] != 2 || math.Abs(g.Diff[bi][si]-want) > 1e-9*(1+math.Abs(want)) || !g.DiffDefined[bi][si] || !(iv.Low <= want && want <= iv.High) {
+				t.Fatalf("bound %g size %d: difference %g in %v (%d pairs), by hand %g over %d episodes", b, n, g.Diff[bi][si], iv, g.Pairs[bi][si], want, k)
+			}
+		}
+	}
+	table, err := os.ReadFile(filepath.Join(dir, ReweightFile))
+	if err != nil || strings.Count(string(table), "\n") != 5 || !strings.HasPrefix(string(table), "bound,size,unweighted_reward,weighted_reward,difference,difference_low,difference_high,seeds\n") {
+		t.Fatalf("%s: %v\n%s", ReweightFile, err, table)
+	}
 	if err := Report(dir, res); err != nil {
 		t.Fatal(err)
 	}
 	if err := report.CheckOffline(filepath.Join(dir, "report.html"), 4); err != nil {
 		t.Fatal(err)
+	}
+	page, _ := os.ReadFile(filepath.Join(dir, "report.html"))
+	if !strings.Contains(string(page), "weighted − unweighted on the same start states") {
+		t.Fatal("the report does not give the paired differences")
 	}
 }
 

@@ -169,6 +169,52 @@ func Bootstrap(stat func(x, y []float64) (float64, error), x, y []float64, resam
 	return Percentiles(vals, level), nil
 }
 
+// ClusterMean is the mean of every value of groups (for example, per
+// training seed, the paired reward differences of its episodes) with the
+// percentile interval at level of a two-level bootstrap: groups are drawn
+// with replacement, then values within each drawn group, so that the
+// interval holds the variation between groups as well as within them.
+// Empty groups are ignored; with none left, the mean is undefined.
+func ClusterMean(groups [][]float64, resamples int, level float64, seed uint64) (float64, Interval, error) {
+	var gs [][]float64
+	var sum float64
+	var n int
+	for _, g := range groups {
+		if len(g) == 0 {
+			continue
+		}
+		for _, v := range g {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return 0, Interval{}, errors.New("stats: non-finite value in a mean")
+			}
+			sum += v
+		}
+		gs, n = append(gs, g), n+len(g)
+	}
+	if n == 0 {
+		return 0, Interval{}, ErrUndefined
+	}
+	mean := sum / float64(n)
+	if resamples < 1 {
+		return mean, Interval{}, ErrUndefined
+	}
+	src := rng.New(seed)
+	vals := make([]float64, resamples)
+	for b := range vals {
+		var s float64
+		var k int
+		for range gs {
+			g := gs[src.IntN(len(gs))]
+			for range g {
+				s += g[src.IntN(len(g))]
+			}
+			k += len(g)
+		}
+		vals[b] = s / float64(k)
+	}
+	return mean, Percentiles(vals, level), nil
+}
+
 // Percentiles is the central interval holding the fraction level of
 // vals (linear interpolation between order statistics); it sorts vals.
 // vals must not be empty.
