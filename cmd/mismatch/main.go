@@ -48,7 +48,7 @@ func main() {
 	v, rev := provenance.Version()
 	root.Version = fmt.Sprintf("%s (revision %s, %s)", v, rev, runtime.Version())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(petsCommand(), reportCommand(), studyCommand(), tasksCommand())
+	root.AddCommand(petsCommand(), reportCommand(), reproduceCommand(), studyCommand(), tasksCommand())
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return
