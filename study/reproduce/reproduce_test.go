@@ -25,7 +25,7 @@ func TestCorrelationVerdict(t *testing.T) {
 		want  string
 	}{
 		{0.59, c(0.5, 0.3, 0.7), Reproduced},
-		{0.59, c(0.4, 0.35, 0.45), Partly},   // outside, 0.19 away
+		{0.59, c(0.4, 0.35, 0.45), Partly},      // outside, 0.19 away
 		{0.59, c(0.2, 0.1, 0.3), NotReproduced}, // outside, 0.39 away
 		{-0.06, c(0.1, -0.1, 0.3), Reproduced},
 		{0.59, study.Correlation{}, NotReproduced}, // undefined
