@@ -326,22 +326,19 @@ func accuracy(dir string) (Finding, error) {
 	ratio := map[string]*ends{}
 	var order []string
 	for _, r := range rows {
-		if len(r) < 7 {
+		if len(r) < 7 { // dataset, bin, low, high, transitions, top, bottom
 			continue
 		}
-		bin, err1 := strconv.Atoi(r[1])
-		top, err2 := strconv.ParseFloat(r[5], 64)
-		bottom, err3 := strconv.ParseFloat(r[6], 64)
-		if err1 != nil || err2 != nil || err3 != nil || top <= 0 {
+		top, err1 := strconv.ParseFloat(r[5], 64)
+		bottom, err2 := strconv.ParseFloat(r[6], 64)
+		if err1 != nil || err2 != nil || top <= 0 {
 			continue
 		}
+		// Rows come in bin order, nearest first.
 		if ratio[r[0]] == nil {
-			ratio[r[0]], order = &ends{math.NaN(), math.NaN()}, append(order, r[0])
+			ratio[r[0]], order = &ends{bottom / top, math.NaN()}, append(order, r[0])
 		}
-		if bin == 0 {
-			ratio[r[0]].near = bottom / top
-		}
-		ratio[r[0]].far = bottom / top // rows are in bin order: the last is the farthest
+		ratio[r[0]].far = bottom / top
 	}
 	var parts []string
 	better, narrows := 0, 0

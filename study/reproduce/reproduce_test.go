@@ -62,9 +62,9 @@ func TestAccuracyVerdict(t *testing.T) {
 	head := "dataset,bin,distance_low,distance_high,transitions,top_quartile_mse,bottom_quartile_mse\n"
 	for _, tc := range []struct{ csv, want, ours string }{
 		// Worst quarter 4× the best's error near the expert, 1.5× far.
-		{"expert,0,0,1,10,0.01,0.04\nexpert,1,1,2,10,0.02,0.03\ngrid,0,0,1,10,0.1,0.3\ngrid,1,1,9,10,0.2,0.2\n", Reproduced, "expert: the worst quarter's one-step error is 4× the best quarter's nearest the expert, 1.5× farthest"},
-		{"expert,0,0,1,10,0.01,0.04\nexpert,1,1,2,10,0.01,0.08\n", Partly, "8× farthest"},
-		{"expert,0,0,1,10,0.04,0.01\nexpert,1,1,2,10,0.04,0.01\n", NotReproduced, "0.25×"},
+		{"expert,1,0,1,10,0.01,0.04\nexpert,2,1,2,10,0.05,0.05\nexpert,3,1,2,10,0.02,0.03\ngrid,1,0,1,10,0.1,0.3\ngrid,2,1,9,10,0.2,0.2\n", Reproduced, "expert: the worst quarter's one-step error is 4× the best quarter's nearest the expert, 1.5× farthest"},
+		{"expert,1,0,1,10,0.01,0.04\nexpert,2,1,2,10,0.01,0.08\n", Partly, "8× farthest"},
+		{"expert,1,0,1,10,0.04,0.01\nexpert,2,1,2,10,0.04,0.01\n", NotReproduced, "0.25×"},
 	} {
 		dir := t.TempDir()
 		os.WriteFile(filepath.Join(dir, study.AccuracyFile), []byte(head+tc.csv), 0o644)
