@@ -187,3 +187,30 @@ func TestCountRuns(t *testing.T) {
 		t.Errorf("bad runs: %v %s", err, out)
 	}
 }
+
+// TestReproduceCommand: reproduce needs a directory of studies; over an
+// empty one it lists every finding as not run and writes the page and the
+// Markdown.
+func TestReproduceCommand(t *testing.T) {
+	out, err := command("reproduce").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "ROOT") {
+		t.Errorf("reproduce with no directory: %v\n%s", err, out)
+	}
+	missing := filepath.Join(t.TempDir(), "nothere")
+	out, err = command("reproduce", missing).CombinedOutput()
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "not a directory of studies") {
+		t.Errorf("reproduce %s: %v\n%s", missing, err, out)
+	}
+	root := t.TempDir()
+	md := filepath.Join(t.TempDir(), "REPRODUCTION.md")
+	out, err = command("reproduce", root, "--markdown", md).CombinedOutput()
+	if err != nil || strings.Count(string(out), "not run") != 10 {
+		t.Fatalf("reproduce over an empty directory: %v\n%s", err, out)
+	}
+	for _, p := range []string{filepath.Join(root, "reproduction.html"), md} {
+		if _, err := os.Stat(p); err != nil {
+			t.Error(err)
+		}
+	}
+}
