@@ -219,14 +219,17 @@ func TestKilledPETSRunResumesExactly(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	full := time.Since(t0)
+	// Each round must strike the run at least once, or it tested nothing;
+	// how many of its 8 signals strike depends on the machine's load.
 	total := 0
 	for round, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM, syscall.SIGKILL} {
 		killed := t.TempDir()
-		total += killLoop(t, 10+uint64(round), full/4, sig, 8, append(strings.Fields(petsKillArgs), "--out", killed)...)
+		n := killLoop(t, 10+uint64(round), full/4, sig, 8, append(strings.Fields(petsKillArgs), "--out", killed)...)
+		if n == 0 {
+			t.Fatalf("round %d: no %s struck a running process", round, sig)
+		}
+		total += n
 		sameDirs(t, ref, killed)
-	}
-	if total < 10 {
-		t.Fatalf("only %d of the signals struck a running process", total)
 	}
 	t.Logf("%d signals in 3 rounds (an uninterrupted run takes %s)", total, full.Round(time.Millisecond))
 }
@@ -332,7 +335,10 @@ func TestSIGTERMStopsEveryPhase(t *testing.T) {
 			if !errors.As(err, &ee) || ee.ExitCode() != 130 {
 				t.Fatalf("exit %v, want status 130\n%s", err, out.String())
 			}
-			if took > time.Second {
+			// Stopping within the phase is checked above (its end is not
+			// in the log); the time bound only catches a stop that waits
+			// for something long, with room for a loaded machine.
+			if took > 5*time.Second {
 				t.Fatalf("took %s to stop\n%s", took, out.String())
 			}
 			t.Logf("stopped in %s", took.Round(time.Millisecond))
