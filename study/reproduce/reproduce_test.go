@@ -239,8 +239,21 @@ func TestEpochVerdict(t *testing.T) {
 	} {
 		var f Finding
 		judgeEpochs(&f, res(tc.gaps...))
-		if f.Verdict != tc.want || !strings.Contains(f.Ours, "lowest held NLL at epoch 1") {
+		if f.Verdict != tc.want || !strings.Contains(f.Ours, "lowest held NLL at epoch 1") || strings.Contains(f.Ours, "lowest train NLL") {
 			t.Errorf("gaps %v: %s (%s; %s), want %s", tc.gaps, f.Verdict, f.Ours, f.Why, tc.want)
 		}
+	}
+	// Two held-out datasets: the verdict follows the one on which most
+	// seeds count, and both counts are given. On "far" the lowest NLL is
+	// always at the best epoch.
+	r := res(5, 5, 0.5)
+	r.Datasets = append(r.Datasets, "far")
+	for i := range r.Cells {
+		r.Cells[i].NLL = map[string]float64{"train": r.Cells[i].NLL["train"], "held": r.Cells[i].NLL["held"], "far": r.Cells[i].NLL["train"]}
+	}
+	var f Finding
+	judgeEpochs(&f, r)
+	if f.Verdict != Reproduced || !strings.Contains(f.Why, "held 2 of 3, far 0 of 3") || !strings.Contains(f.Why, "follows held") {
+		t.Errorf("two held-out datasets: %s (%s)", f.Verdict, f.Why)
 	}
 }
