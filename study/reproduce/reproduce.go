@@ -195,8 +195,9 @@ func likelihood(dir, task string, kinds []string) ([]Finding, error) {
 			if c.Dataset != name || c.Group != "all" {
 				continue
 			}
-			f.Ours = fmt.Sprintf("ρ = %s, 95%% interval [%.2f, %.2f], %d models × %d episodes", study.FormatStat(c.Pearson),
-				c.Pearson.Interval.Low, c.Pearson.Interval.High, c.N, res.Spec.Evaluation.Episodes)
+			f.Ours = fmt.Sprintf("ρ = %s, 95%% interval [%.2f, %.2f] (Spearman %s [%.2f, %.2f]), %d models × %d episodes", study.FormatStat(c.Pearson),
+				c.Pearson.Interval.Low, c.Pearson.Interval.High, study.FormatStat(c.Spearman), c.Spearman.Interval.Low, c.Spearman.Interval.High,
+				c.N, res.Spec.Evaluation.Episodes)
 			f.Verdict, f.Why = correlationVerdict(paper, c)
 			f.Figures = figures(dir, "likelihood-reward-"+name)
 		}
@@ -449,7 +450,7 @@ func readCSV(path string) ([][]string, error) {
 // WritePage writes the findings as one self-contained HTML page.
 func WritePage(path string, fs []Finding) error {
 	p := &report.Page{Title: "Objective mismatch: the paper's findings reproduced"}
-	p.Paragraph("Each finding of Lambert, Amos, Yadan and Calandra, Objective Mismatch in Model-based Reinforcement Learning (L4DC 2020), beside this project's measurement of it. Verdicts: a correlation is reproduced when our 95% interval holds the paper's value, partly when our estimate is within 0.25 of it; the other verdicts say their rule beside them.")
+	p.Paragraph("Each finding of Lambert, Amos, Yadan and Calandra, Objective Mismatch in Model-based Reinforcement Learning (L4DC 2020), beside this project's measurement of it. Verdicts: a correlation is reproduced when our 95% interval holds the paper's value, partly when our estimate is within 0.25 of it; the other verdicts say their rule beside them. The paper reports Pearson's ρ, which a few models of extreme likelihood can set; Spearman's rank correlation is given beside it.")
 	p.Table([]string{"finding", "paper", "ours", "verdict"}, summaryRows(fs))
 	for _, f := range fs {
 		p.Heading(f.Name)
@@ -487,7 +488,7 @@ func WriteMarkdown(w io.Writer, fs []Finding) error {
 	cell := func(s string) string { return strings.ReplaceAll(dash(s), "|", "\\|") }
 	var b strings.Builder
 	b.WriteString("# Objective mismatch: the paper's findings reproduced\n\n")
-	b.WriteString("Written by `mismatch reproduce`; each finding of the paper beside our measurement, with the rule of its verdict.\n\n")
+	b.WriteString("Written by `mismatch reproduce` (`scripts/reproduce.sh` runs the studies); each finding of the paper beside our measurement, with the rule of its verdict. A correlation is reproduced when our 95% interval holds the paper's value, partly when our estimate is within 0.25 of it; the paper reports Pearson's ρ, which a few models of extreme likelihood can set, so Spearman's is given beside it.\n\n")
 	b.WriteString("| finding | paper | ours | verdict |\n|---|---|---|---|\n")
 	for _, f := range fs {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", cell(f.Name), cell(f.Paper), cell(f.Ours), cell(f.Verdict))
