@@ -464,9 +464,9 @@ func Preset(name, kind, task string) (Spec, error) {
 			// On the 600 transitions of three expert episodes no
 			// cartpole checkpoint learns the swing-up in 40 epochs
 			// (best 1.7–51 over three seeds); 20 000 uniform samples
-			// over the task's box teach it by epoch 20 (177). Where
+			// over the task's box teach it within a few epochs. Where
 			// the task has a box, the fast study trains on those,
-			// checkpointed every 2 epochs of 20, where it learns.
+			// checkpointed every 2 epochs of 20.
 			if len(s.Datasets) > 1 && s.Datasets[1].Kind == "grid" {
 				s.Datasets = append(s.Datasets, DatasetSpec{Name: "uniform", Kind: "uniform", Samples: 20_000})
 				s.Population.Dataset = "uniform"
