@@ -22,12 +22,19 @@ var paperCorrelations = map[[2]string]float64{
 	{"halfcheetah", "expert"}: 0.07, {"halfcheetah", "on-policy"}: 0.46, {"halfcheetah", "uniform"}: 0.19,
 }
 
+// PaperCorrelation is the paper's Pearson correlation between
+// log-likelihood and reward on a task's dataset of a kind (expert,
+// on-policy, grid, uniform), if the paper gives one.
+func PaperCorrelation(task, kind string) (float64, bool) {
+	v, ok := paperCorrelations[[2]string{task, kind}]
+	return v, ok
+}
+
 // paperRho is the paper's correlation for a dataset of the study.
 func paperRho(s Spec, dataset string) (float64, bool) {
 	for _, d := range s.Datasets {
 		if d.Name == dataset {
-			v, ok := paperCorrelations[[2]string{s.Task, d.Kind}]
-			return v, ok
+			return PaperCorrelation(s.Task, d.Kind)
 		}
 	}
 	return 0, false
@@ -332,23 +339,17 @@ func reweightFigures(r *Results) ([]report.Figure, []string, string, error) {
 	// At the smallest size, does weighting help? Each bound's paired
 	// difference with its interval says.
 	var parts []string
-	helps, hurts, pairs := 0, 0, 0
 	for bi, b := range g.Bounds {
 		if math.IsNaN(g.Diff[bi][0]) {
 			continue
 		}
-		pairs++
 		iv := "no interval"
 		if g.DiffDefined[bi][0] {
 			iv = fmt.Sprintf("[%.1f, %.1f]", g.DiffInterval[bi][0].Low, g.DiffInterval[bi][0].High)
-			if g.DiffInterval[bi][0].Low > 0 {
-				helps++
-			} else if g.DiffInterval[bi][0].High < 0 {
-				hurts++
-			}
 		}
 		parts = append(parts, fmt.Sprintf("ε=%g: %.1f → %.1f, difference %+.1f %s", b, g.Mean[false][bi][0], g.Mean[true][bi][0], g.Diff[bi][0], iv))
 	}
+	pairs, helps, hurts := g.Signs(0)
 	summary := fmt.Sprintf("At the smallest dataset (%d tuples), weighting raised the reward with an interval above zero for %d of %d bounds and lowered it with one below zero for %d (weighted − unweighted on the same start states, %.0f%% intervals over seeds and episodes: %s).",
 		g.Sizes[0], helps, pairs, hurts, 100*r.Spec.Evaluation.Level, strings.Join(parts, "; "))
 	return figs, caps, summary, nil

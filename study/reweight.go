@@ -109,6 +109,25 @@ func (r *Results) pairDifferences(g *ReweightGrid) {
 	}
 }
 
+// Signs counts, at size index si, the bounds with a paired difference and,
+// of those, the ones whose interval lies above zero (weighting helps) and
+// below it (weighting hurts).
+func (g ReweightGrid) Signs(si int) (pairs, above, below int) {
+	for bi := range g.Bounds {
+		if math.IsNaN(g.Diff[bi][si]) {
+			continue
+		}
+		pairs++
+		if g.DiffDefined[bi][si] && g.DiffInterval[bi][si].Low > 0 {
+			above++
+		}
+		if g.DiffDefined[bi][si] && g.DiffInterval[bi][si].High < 0 {
+			below++
+		}
+	}
+	return pairs, above, below
+}
+
 // ReweightFile is a reweight study's grid, one row per bound and size.
 const ReweightFile = "reweight.csv"
 

@@ -20,6 +20,7 @@ import (
 	"github.com/mismatch-rl/mismatch/pets"
 	"github.com/mismatch-rl/mismatch/planning"
 	"github.com/mismatch-rl/mismatch/report"
+	"github.com/mismatch-rl/mismatch/study/stats"
 )
 
 // tinySpec is a likelihood-vs-reward study on the point mass small enough
@@ -853,5 +854,22 @@ func TestCoverBoundsByAnotherDataset(t *testing.T) {
 		if lo < l || hi > h || lo > l+0.01*(h-l) || hi < h-0.01*(h-l) {
 			t.Fatalf("observation %d spans [%g, %g], the on-policy data's 1st–99th percentiles [%g, %g]", j, lo, hi, l, h)
 		}
+	}
+}
+
+// TestReweightSigns: at a size, the bounds with a pair are counted, and of
+// those the ones whose interval lies wholly above or below zero.
+func TestReweightSigns(t *testing.T) {
+	iv := func(lo, hi float64) stats.Interval { return stats.Interval{Low: lo, High: hi} }
+	g := ReweightGrid{Bounds: []float64{0.5, 1, 2, 4},
+		Diff:         [][]float64{{3}, {-4}, {1}, {math.NaN()}},
+		DiffInterval: [][]stats.Interval{{iv(1, 5)}, {iv(-6, -2)}, {iv(-1, 3)}, {iv(0, 0)}},
+		DiffDefined:  [][]bool{{true}, {true}, {true}, {false}}}
+	if pairs, above, below := g.Signs(0); pairs != 3 || above != 1 || below != 1 {
+		t.Fatalf("pairs %d, above %d, below %d; want 3, 1, 1", pairs, above, below)
+	}
+	g.DiffDefined[0][0] = false // no interval: neither above nor below
+	if _, above, _ := g.Signs(0); above != 0 {
+		t.Fatalf("a difference without an interval counted as above zero")
 	}
 }

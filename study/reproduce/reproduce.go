@@ -137,6 +137,34 @@ func figures(dir string, names ...string) []report.Figure {
 	return out
 }
 
+// finished reads the study in dir for f when it holds file (else it sets
+// f.Why and returns nil), and fills f's origin and the named figures.
+func finished(f *Finding, dir, file string, figs ...string) (*study.Results, error) {
+	if ok, why := present(dir, file); !ok {
+		f.Why = why
+		return nil, nil
+	}
+	res, err := study.Analyse(dir)
+	if err != nil {
+		return nil, fmt.Errorf("reproduce: %s: %w", dir, err)
+	}
+	origin(f, dir)
+	f.Figures = figures(dir, figs...)
+	return res, nil
+}
+
+// byMajority is the verdict when count of n cases show the paper's
+// effect: reproduced for most, partly for some, not for none.
+func byMajority(count, n int) string {
+	switch {
+	case n > 0 && 2*count > n:
+		return Reproduced
+	case count > 0:
+		return Partly
+	}
+	return NotReproduced
+}
+
 // correlationVerdict compares the paper's ρ with our estimate and its
 // interval: reproduced when the interval holds the paper's value; partly
 // when it does not but the estimate is within 0.25 of it; otherwise not.
@@ -157,11 +185,6 @@ func correlationVerdict(paper float64, c study.Correlation) (string, string) {
 	return NotReproduced, fmt.Sprintf("the paper's %.2f lies outside our interval and more than 0.25 from our estimate", paper)
 }
 
-var paperRho = map[[2]string]float64{
-	{"cartpole-swingup", "expert"}: 0.59, {"cartpole-swingup", "on-policy"}: 0.34, {"cartpole-swingup", "grid"}: -0.06,
-	{"halfcheetah", "expert"}: 0.07, {"halfcheetah", "on-policy"}: 0.46, {"halfcheetah", "uniform"}: 0.19,
-}
-
 func likelihood(dir, task string, kinds []string) ([]Finding, error) {
 	ok, why := present(dir, study.CorrelationFile)
 	var res *study.Results
@@ -176,7 +199,7 @@ func likelihood(dir, task string, kinds []string) ([]Finding, error) {
 	}
 	var out []Finding
 	for _, kind := range kinds {
-		paper := paperRho[[2]string{task, kind}]
+		paper, _ := study.PaperCorrelation(task, kind)
 		f := Finding{Name: fmt.Sprintf("Likelihood vs reward, %s, %s data", task, kind),
 			Paper: fmt.Sprintf("Pearson ρ = %.2f", paper), Verdict: NotRun, Why: why}
 		if res == nil {
@@ -212,18 +235,11 @@ func likelihood(dir, task string, kinds []string) ([]Finding, error) {
 func lossReward(dir string) (Finding, error) {
 	f := Finding{Name: "Loss vs reward over training epochs", Verdict: NotRun,
 		Paper: "the epoch of best reward and the epoch of best validation loss differ; the loss goes on falling after the reward stops rising"}
-	if ok, why := present(dir, study.EpochsFile); !ok {
-		f.Why = why
-		return f, nil
+	res, err := finished(&f, dir, study.EpochsFile, "reward-per-epoch", "loss-per-epoch")
+	if res != nil {
+		judgeEpochs(&f, res)
 	}
-	res, err := study.Analyse(dir)
-	if err != nil {
-		return f, fmt.Errorf("reproduce: %s: %w", dir, err)
-	}
-	origin(&f, dir)
-	f.Figures = figures(dir, "reward-per-epoch", "loss-per-epoch")
-	judgeEpochs(&f, res)
-	return f, nil
+	return f, err
 }
 
 // judgeEpochs sets a loss-vs-reward finding's measurement and verdict.
@@ -276,14 +292,7 @@ func judgeEpochs(f *Finding, res *study.Results) {
 			most, on = count[d], d
 		}
 	}
-	switch {
-	case len(sums) > 0 && 2*most > len(sums):
-		f.Verdict = Reproduced
-	case most > 0:
-		f.Verdict = Partly
-	default:
-		f.Verdict = NotReproduced
-	}
+	f.Verdict = byMajority(most, len(sums))
 	f.Why = fmt.Sprintf("seeds whose checkpoint of lowest NLL earns less than the best by more than two standard errors of the best's episodes, per held-out dataset: %s", strings.Join(counts, ", "))
 	if on != "" {
 		f.Why += fmt.Sprintf(" (the verdict follows %s)", on)
@@ -391,42 +400,21 @@ func accuracy(dir string) (Finding, error) {
 func reweight(dir string) (Finding, error) {
 	f := Finding{Name: "Re-weighted training", Verdict: NotRun,
 		Paper: "weighting each tuple by its distance to the expert trajectory reaches moderate reward with far fewer data points (higher variance at large sizes)"}
-	if ok, why := present(dir, study.ReweightFile); !ok {
-		f.Why = why
-		return f, nil
+	res, err := finished(&f, dir, study.ReweightFile, "reweight-reward-unweighted", "reweight-reward-weighted")
+	if res == nil {
+		return f, err
 	}
-	res, err := study.Analyse(dir)
-	if err != nil {
-		return f, fmt.Errorf("reproduce: %s: %w", dir, err)
-	}
-	origin(&f, dir)
-	f.Figures = figures(dir, "reweight-reward-unweighted", "reweight-reward-weighted")
 	g := res.Grid()
 	var parts []string
-	helps, hurts, n := 0, 0, 0
 	for bi, b := range g.Bounds {
-		if math.IsNaN(g.Diff[bi][0]) {
-			continue
-		}
-		n++
-		iv := g.DiffInterval[bi][0]
-		parts = append(parts, fmt.Sprintf("ε = %g: %+.1f [%.1f, %.1f] (%d seeds)", b, g.Diff[bi][0], iv.Low, iv.High, g.Pairs[bi][0]))
-		if g.DiffDefined[bi][0] && iv.Low > 0 {
-			helps++
-		}
-		if g.DiffDefined[bi][0] && iv.High < 0 {
-			hurts++
+		if !math.IsNaN(g.Diff[bi][0]) {
+			iv := g.DiffInterval[bi][0]
+			parts = append(parts, fmt.Sprintf("ε = %g: %+.1f [%.1f, %.1f] (%d seeds)", b, g.Diff[bi][0], iv.Low, iv.High, g.Pairs[bi][0]))
 		}
 	}
+	n, helps, hurts := g.Signs(0)
 	f.Ours = fmt.Sprintf("weighted − unweighted reward at %d tuples: %s", g.Sizes[0], strings.Join(parts, "; "))
-	switch {
-	case n > 0 && 2*helps > n:
-		f.Verdict = Reproduced
-	case helps > 0:
-		f.Verdict = Partly
-	default:
-		f.Verdict = NotReproduced
-	}
+	f.Verdict = byMajority(helps, n)
 	f.Why = fmt.Sprintf("at the smallest size the interval lies above zero for %d of %d bounds and below for %d", helps, n, hurts)
 	return f, nil
 }
