@@ -22,17 +22,8 @@ func (calibration) Doc() string {
 }
 
 func (calibration) Score(ctx context.Context, m *dynamics.Model, d *Data) (map[string]float64, error) {
-	out := map[string]float64{}
-	for _, ds := range d.Datasets {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		met, err := m.Evaluate(ds.Buf, d.Threads)
-		if err != nil {
-			return nil, err
-		}
-		out[Column("calibration-error", ds.Name)] = (math.Abs(met.Coverage1-cover1) + math.Abs(met.Coverage2-cover2)) / 2
-		out[Column("disagreement", ds.Name)] = met.Disagreement
-	}
-	return out, nil
+	return perDataset(ctx, m, d, func(out map[string]float64, name string, met dynamics.Metrics) {
+		out[Column("calibration-error", name)] = (math.Abs(met.Coverage1-cover1) + math.Abs(met.Coverage2-cover2)) / 2
+		out[Column("disagreement", name)] = met.Disagreement
+	})
 }

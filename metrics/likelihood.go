@@ -19,6 +19,17 @@ func (likelihood) Doc() string {
 }
 
 func (likelihood) Score(ctx context.Context, m *dynamics.Model, d *Data) (map[string]float64, error) {
+	return perDataset(ctx, m, d, func(out map[string]float64, name string, met dynamics.Metrics) {
+		out[Column("nll", name)] = met.NLL
+		out[Column("mixture-nll", name)] = met.MixtureNLL
+		out[Column("mse", name)] = met.MSE
+	})
+}
+
+// perDataset evaluates m on every dataset of d (each metric on its own, so
+// that its cost is its own and it can run alone) and lets fill turn each
+// evaluation into columns.
+func perDataset(ctx context.Context, m *dynamics.Model, d *Data, fill func(out map[string]float64, name string, met dynamics.Metrics)) (map[string]float64, error) {
 	out := map[string]float64{}
 	for _, ds := range d.Datasets {
 		if err := ctx.Err(); err != nil {
@@ -28,9 +39,7 @@ func (likelihood) Score(ctx context.Context, m *dynamics.Model, d *Data) (map[st
 		if err != nil {
 			return nil, err
 		}
-		out[Column("nll", ds.Name)] = met.NLL
-		out[Column("mixture-nll", ds.Name)] = met.MixtureNLL
-		out[Column("mse", ds.Name)] = met.MSE
+		fill(out, ds.Name, met)
 	}
 	return out, nil
 }
