@@ -389,11 +389,13 @@ func Preset(name, kind, task string) (Spec, error) {
 	// instead: uniform samples over the range the on-policy data (or the
 	// expert's, without a population of runs) cover. The pusher has
 	// neither: its observation does not determine a state to start from.
+	lowDim := false // the task's box is small enough to grid and sample
 	switch task {
 	case "halfcheetah", "reacher":
 		s.Datasets = append(s.Datasets, DatasetSpec{Name: "sampled", Kind: "uniform", Samples: 100_000, Cover: s.Datasets[len(s.Datasets)-1].Name})
 	case "pusher":
 	default:
+		lowDim = true
 		s.Datasets = append(s.Datasets, DatasetSpec{Name: "grid", Kind: "grid", Points: 7})
 	}
 	petsCfg, err := pets.Preset("paper", task)
@@ -406,7 +408,7 @@ func Preset(name, kind, task string) (Spec, error) {
 	case LikelihoodReward:
 		s.Population = PopulationSpec{Kind: "pets", Runs: 50, PETS: petsCfg}
 	case Reweight:
-		if len(s.Datasets) < 2 || s.Datasets[1].Kind != "grid" {
+		if !lowDim {
 			return Spec{}, fmt.Errorf("no %s preset for %s: the pool needs a box of states to sample; write a spec with the pool's low and high", Reweight, task)
 		}
 		s.Datasets[1] = DatasetSpec{Name: "pool", Kind: "uniform", Samples: 1_000_000}
@@ -467,7 +469,7 @@ func Preset(name, kind, task string) (Spec, error) {
 			// over the task's box teach it within a few epochs. Where
 			// the task has a box, the fast study trains on those,
 			// checkpointed every 2 epochs of 20.
-			if len(s.Datasets) > 1 && s.Datasets[1].Kind == "grid" {
+			if lowDim {
 				s.Datasets = append(s.Datasets, DatasetSpec{Name: "uniform", Kind: "uniform", Samples: 20_000})
 				s.Population.Dataset = "uniform"
 				s.Population.Epochs, s.Population.Every = 20, 2
