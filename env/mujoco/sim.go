@@ -51,7 +51,7 @@ func (e *simEnv) Observation() []float32 { return e.observation() }
 
 func (e *simEnv) observation() []float32 {
 	o := make([]float32, e.t.obsDim)
-	e.t.observe(o, e.cur, e.prev)
+	e.t.observe(o, e.cur, e.prev, e.dt)
 	return o
 }
 
@@ -159,7 +159,7 @@ func (e *simEnv) SetObservation(obs []float32) error {
 	e.capture(e.cur)
 	copy(e.prev.v, e.cur.v)
 	if e.t.prevFromObs != nil {
-		e.t.prevFromObs(e.prev, obs)
+		e.t.prevFromObs(e.prev, obs, e.dt)
 	}
 	e.steps, e.done = 0, false
 	return nil
@@ -221,7 +221,7 @@ func (e *simEnv) Rollout(actions []float32, horizon int, obs []float32, reward [
 			act[j] = float32(ctrl[h*ad+j])
 		}
 		reward[h] = e.t.stepReward(prev, cur, act, e.dt)
-		e.t.observe(obs[h*od:(h+1)*od], cur, prev)
+		e.t.observe(obs[h*od:(h+1)*od], cur, prev, e.dt)
 		prev = cur
 	}
 	if horizon >= 2 {

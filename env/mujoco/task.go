@@ -26,7 +26,7 @@ type spec struct {
 	reset func(src *rng.Source, qpos, qvel []float64)
 	// observe writes the observation after a step from cur, the record
 	// after it, and prev, the record before it.
-	observe func(dst []float32, cur, prev record)
+	observe func(dst []float32, cur, prev record, dt float64)
 	// stepReward is the reward Step reports, computed from simulator
 	// quantities; rewardRow computes it from observations for planning.
 	stepReward func(prev, cur record, act []float32, dt float64) float64
@@ -48,7 +48,7 @@ type spec struct {
 	// set, then adjusts the record of the step before it, for
 	// observations that difference two steps.
 	fromObs     func(qpos, qvel []float64, obs []float32)
-	prevFromObs func(prev record, obs []float32)
+	prevFromObs func(prev record, obs []float32, dt float64)
 	// coverage bounds the observations episodes visit (for tasks with
 	// fromObs).
 	coverage env.Box

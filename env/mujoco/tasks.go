@@ -102,7 +102,7 @@ var cartpoleSpec = spec{
 			qvel[i] += 0.1 * src.Normal()
 		}
 	},
-	observe: func(dst []float32, cur, _ record) {
+	observe: func(dst []float32, cur, _ record, _ float64) {
 		q, v := cur.qpos(), cur.qvel()
 		dst[0], dst[1], dst[2], dst[3] = float32(q[0]), float32(q[1]), float32(v[0]), float32(v[1])
 	},
@@ -150,9 +150,9 @@ var halfcheetahSpec = spec{
 			qvel[i] += 0.001 * src.Normal()
 		}
 	},
-	observe: func(dst []float32, cur, prev record) {
+	observe: func(dst []float32, cur, prev record, dt float64) {
 		q := cur.qpos()
-		dst[0] = float32((q[0] - prev.qpos()[0]) / (0.01 * 5))
+		dst[0] = float32((q[0] - prev.qpos()[0]) / dt)
 		toF32(dst[1:9], q[1:])
 		toF32(dst[9:18], cur.qvel())
 	},
@@ -181,8 +181,8 @@ var halfcheetahSpec = spec{
 			qvel[i] = float64(obs[9+i])
 		}
 	},
-	prevFromObs: func(prev record, obs []float32) {
-		prev.qpos()[0] = -float64(obs[0]) * 0.01 * 5
+	prevFromObs: func(prev record, obs []float32, dt float64) {
+		prev.qpos()[0] = -float64(obs[0]) * dt
 	},
 }
 
@@ -265,7 +265,7 @@ var reacherSpec = spec{
 			qpos[i] += 0.1 * src.Normal()
 		}
 	},
-	observe: func(dst []float32, cur, _ record) {
+	observe: func(dst []float32, cur, _ record, _ float64) {
 		toF32(dst[:10], cur.qpos())
 		toF32(dst[10:17], cur.qvel()[:7])
 	},
@@ -338,7 +338,7 @@ var pusherSpec = spec{
 			qvel[i] = src.Uniform(-0.005, 0.005)
 		}
 	},
-	observe: func(dst []float32, cur, _ record) {
+	observe: func(dst []float32, cur, _ record, _ float64) {
 		toF32(dst[:7], cur.qpos()[:7])
 		toF32(dst[7:14], cur.qvel()[:7])
 		toF32(dst[14:17], cur.pos(2))
