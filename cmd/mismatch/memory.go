@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -47,26 +48,20 @@ func (m *memoryFlag) check(e memory.Estimate) error {
 	return nil
 }
 
-// record starts this invocation's provenance in dir (made if need be) and
-// returns the function that stamps its end with err's outcome.
+// record starts this invocation's provenance in dir (made if need be),
+// kept current once a minute, and returns the function that stamps its end
+// with err's outcome.
 func record(ctx context.Context, dir, precision string) func(err error) {
-	r := provenance.New(os.Args, precision)
-	save := func() {
-		if err := os.MkdirAll(dir, 0o755); err == nil {
-			err = provenance.Save(dir, r)
-		}
-	}
-	save()
+	end := provenance.Track(dir, provenance.New(os.Args, precision), time.Minute)
 	return func(err error) {
 		switch {
 		case ctx.Err() != nil:
-			r.Finish("stopped")
+			_ = end("stopped")
 		case err != nil:
-			r.Finish("failed")
+			_ = end("failed")
 		default:
-			r.Finish("done")
+			_ = end("done")
 		}
-		save()
 	}
 }
 

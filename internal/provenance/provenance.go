@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mismatch-rl/mismatch/internal/kernel"
@@ -125,6 +126,48 @@ func Save(dir string, r Record) error {
 func (r *Record) Finish(status string) {
 	r.WallSec = time.Since(r.Start).Seconds()
 	r.Status = status
+}
+
+// Track saves r in dir now and again every interval with the wall time so
+// far, so that an invocation killed without warning (a batch job's time
+// limit, a machine taken back) still leaves how long it ran. The returned
+// end stops the saving, stamps r with its final wall time and status (see
+// Finish) and saves it a last time. Errors of the periodic saves are
+// dropped: the record is a courtesy and must not stop the run.
+func Track(dir string, r Record, every time.Duration) (end func(status string) error) {
+	var mu sync.Mutex
+	save := func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		return Save(dir, r)
+	}
+	_ = save()
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				mu.Lock()
+				r.WallSec = time.Since(r.Start).Seconds()
+				mu.Unlock()
+				_ = save()
+			}
+		}
+	}()
+	return func(status string) error {
+		close(stop)
+		<-stopped
+		r.Finish(status)
+		return save()
+	}
 }
 
 // Rows formats records for a report's table, with its header.

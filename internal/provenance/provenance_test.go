@@ -69,3 +69,35 @@ func TestDamagedListIsReportedAndReplaced(t *testing.T) {
 		t.Fatalf("directory without a list: %v, %v", rs, err)
 	}
 }
+
+func TestTrackLeavesTheWallTimeOfAKilledRun(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "made")
+	r := New([]string{"mismatch", "study", "run"}, "")
+	end := Track(dir, r, 5*time.Millisecond)
+	// What a kill at this moment would leave: the last periodic save.
+	var rs []Record
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		var err error
+		if rs, err = Read(dir); err == nil && len(rs) == 1 && rs[0].WallSec >= 0.02 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if len(rs) != 1 || rs[0].Status != "running" || rs[0].WallSec < 0.02 {
+		t.Fatalf("while running: %+v, want one running record whose wall time grows", rs)
+	}
+	if err := end("done"); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := Read(dir)
+	if err != nil || len(rs) != 1 || rs[0].Status != "done" || rs[0].WallSec < 0.02 {
+		t.Fatalf("after the end: %+v, %v", rs, err)
+	}
+	// Nothing is saved after the end.
+	after, _ := os.ReadFile(filepath.Join(dir, File))
+	time.Sleep(30 * time.Millisecond)
+	if again, _ := os.ReadFile(filepath.Join(dir, File)); string(again) != string(after) {
+		t.Fatal("the record changed after its end")
+	}
+}
