@@ -85,8 +85,8 @@ func (c Config) Validate() error {
 
 // sameRun reports whether the configuration recorded in a run directory
 // (raw YAML) describes the run c describes: keys it lacks (settings added
-// since it was written) take c's values, and planner settings that the
-// chosen optimiser ignores do not count.
+// since it was written) take c's values, and neither planner settings that
+// the chosen optimiser ignores nor the number of trials count.
 func sameRun(raw []byte, c Config) (bool, error) {
 	old := c
 	old.Model.Hidden, old.Model.WeightDecay = nil, nil
@@ -95,6 +95,9 @@ func sameRun(raw []byte, c Config) (bool, error) {
 	if err := dec.Decode(&old); err != nil && err != io.EOF {
 		return false, err
 	}
+	// A trial does not depend on how many follow it, so a run can be
+	// extended, or ended early, by asking for more or fewer trials.
+	old.Trials = c.Trials
 	canon := func(c Config) []byte {
 		c.Planner = c.Planner.Used()
 		b, _ := yaml.Marshal(c)

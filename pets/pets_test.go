@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -136,15 +137,36 @@ func TestResumeAfterCancel(t *testing.T) {
 	}
 	// And the resumed run is the uninterrupted one: same rewards, same
 	// losses, same data.
-	ref, err := Run(context.Background(), cfg, Options{Dir: t.TempDir()})
+	// The reference runs one trial more, for the extension below.
+	longer := cfg
+	longer.Trials++
+	ref, err := Run(context.Background(), longer, Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range ref {
-		a, b := ref[i], rows[i]
-		if a.Reward != b.Reward || a.Transitions != b.Transitions || a.Epochs != b.Epochs || !sameNum(a.TrainLoss, b.TrainLoss) {
-			t.Fatalf("trial %d: uninterrupted %+v, resumed %+v", a.Trial, a, b)
+	same := func(rows []Trial, how string) {
+		t.Helper()
+		for i := range rows {
+			a, b := ref[i], rows[i]
+			if a.Reward != b.Reward || a.Transitions != b.Transitions || a.Epochs != b.Epochs || !sameNum(a.TrainLoss, b.TrainLoss) {
+				t.Fatalf("trial %d: uninterrupted %+v, %s %+v", a.Trial, a, how, b)
+			}
 		}
+	}
+	same(rows, "resumed")
+	// A finished run asked for one more trial runs only that trial, and is
+	// the run that had asked for it from the start.
+	table, _ = os.ReadFile(filepath.Join(dir, TrialsFile))
+	rows, err = Run(context.Background(), longer, Options{Dir: dir})
+	if err != nil || len(rows) != len(ref) {
+		t.Fatalf("extended run: %v, %d rows, want %d", err, len(rows), len(ref))
+	}
+	same(rows, "extended")
+	if after, _ := os.ReadFile(filepath.Join(dir, TrialsFile)); !bytes.HasPrefix(after, table) {
+		t.Fatalf("the extension rewrote finished trials:\n%s\nthen\n%s", table, after)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, ConfigFile)); !strings.Contains(string(b), fmt.Sprintf("trials: %d\n", longer.Trials)) {
+		t.Fatalf("%s after the extension does not ask for %d trials:\n%s", ConfigFile, longer.Trials, b)
 	}
 	// Another config in the same directory is refused.
 	cfg.Seed++

@@ -1,6 +1,7 @@
 package pets
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -399,6 +400,13 @@ func resume(dir string, cfg Config, task env.Task) ([]Trial, *data.Buffer, error
 	}
 	if !same {
 		return nil, nil, fmt.Errorf("%s holds a run with another config (%s differs); use a new directory", dir, ConfigFile)
+	}
+	if !bytes.Equal(have, want) {
+		// The same run, asked for another number of trials: the file
+		// says what the run now aims at.
+		if err := safefile.WriteBytes(cfgPath, want); err != nil {
+			return nil, nil, err
+		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, TrialsFile)); errors.Is(err, os.ErrNotExist) {
 		return nil, nil, nil
