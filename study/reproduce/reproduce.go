@@ -117,11 +117,20 @@ func origin(f *Finding, dir string) {
 		return
 	}
 	var wall float64
+	killed := 0
 	for _, r := range rs {
 		wall += r.WallSec
+		if r.Status == "running" {
+			// Never stamped: killed, its time known only up to its last
+			// periodic save (or not at all, before those existed).
+			killed++
+		}
 	}
 	f.Command = strings.Join(rs[0].Command, " ")
 	f.Wall = fmt.Sprintf("%s over %d invocation(s), %s, %d cores", time.Duration(wall*float64(time.Second)).Round(time.Second), len(rs), rs[len(rs)-1].CPU, rs[len(rs)-1].Cores)
+	if killed > 0 {
+		f.Wall = fmt.Sprintf("at least %s (%d killed before recording its end)", f.Wall, killed)
+	}
 }
 
 // figures reads the named figures that dir/figures holds (PNG and SVG).

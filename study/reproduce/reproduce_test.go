@@ -3,10 +3,12 @@ package reproduce
 import (
 	"bytes"
 	"context"
+	"github.com/mismatch-rl/mismatch/internal/provenance"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	_ "github.com/mismatch-rl/mismatch/env/classic"
 	_ "github.com/mismatch-rl/mismatch/env/mujoco"
@@ -255,5 +257,31 @@ func TestEpochVerdict(t *testing.T) {
 	judgeEpochs(&f, r)
 	if f.Verdict != Reproduced || !strings.Contains(f.Why, "held 2 of 3, far 0 of 3") || !strings.Contains(f.Why, "follows held") {
 		t.Errorf("two held-out datasets: %s (%s)", f.Verdict, f.Why)
+	}
+}
+
+func TestOriginSumsInvocationsAndFlagsKilledOnes(t *testing.T) {
+	rec := func(start int, wall float64, status string) provenance.Record {
+		return provenance.Record{Command: []string{"mismatch", "study", "run"}, Start: time.Unix(int64(start), 0), WallSec: wall, Status: status, CPU: "cpu", Cores: 2}
+	}
+	for _, c := range []struct {
+		name string
+		recs []provenance.Record
+		want string
+	}{
+		{"finished", []provenance.Record{rec(1, 60, "stopped"), rec(2, 30, "done")}, "1m30s over 2 invocation(s), cpu, 2 cores"},
+		{"one killed", []provenance.Record{rec(1, 0, "running"), rec(2, 30, "done")}, "at least 30s over 2 invocation(s), cpu, 2 cores (1 killed before recording its end)"},
+	} {
+		dir := t.TempDir()
+		for _, r := range c.recs {
+			if err := provenance.Save(dir, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var f Finding
+		origin(&f, dir)
+		if f.Wall != c.want || f.Command != "mismatch study run" {
+			t.Errorf("%s: wall %q, command %q; want %q", c.name, f.Wall, f.Command, c.want)
+		}
 	}
 }
