@@ -436,7 +436,7 @@ func Preset(name, kind, task string) (Spec, error) {
 		}
 		if task == "halfcheetah" {
 			// 1000-step episodes: the expert plans with the PETS fast
-			// preset's iCEM on the simulator, two episodes per model
+			// preset's planner on the simulator, two episodes per model
 			// and two PETS runs of ten trials keep the study within
 			// hours on 2 cores (see the README for times).
 			s.Datasets[0].Planner = fastPETS.Planner
