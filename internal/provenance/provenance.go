@@ -16,7 +16,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/mismatch-rl/mismatch/internal/kernel"
@@ -135,10 +134,9 @@ func (r *Record) Finish(status string) {
 // Finish) and saves it a last time. Errors of the periodic saves are
 // dropped: the record is a courtesy and must not stop the run.
 func Track(dir string, r Record, every time.Duration) (end func(status string) error) {
-	var mu sync.Mutex
+	// r is touched by one goroutine at a time: this one, then the
+	// ticker's until end stops it, then end's caller.
 	save := func() error {
-		mu.Lock()
-		defer mu.Unlock()
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
@@ -155,9 +153,7 @@ func Track(dir string, r Record, every time.Duration) (end func(status string) e
 			case <-stop:
 				return
 			case <-t.C:
-				mu.Lock()
 				r.WallSec = time.Since(r.Start).Seconds()
-				mu.Unlock()
 				_ = save()
 			}
 		}
