@@ -29,7 +29,8 @@ func BenchmarkControlStep(b *testing.B) {
 	}
 	const flops = 75 * 10000 * 2 * 82800 // 75 calls × 10 000 rows × 2·(6·200 + 200·200·2 + 200·8)
 	peak := kernel.MeasurePeak(2)
-	b.Logf("CPU %s; fp32 peak %.0f GFLOP/s per core (%s), bf16 %.0f; BLAS %s", cpuName(), peak.FP32, peak.ISA, peak.BF16, kernel.BLAS())
+	b.Logf("CPU %s; fp32 peak %.0f GFLOP/s per core (%s), bf16 %.0f; BLAS %s; planning nets on %s in fp32, %s in bf16",
+		cpuName(), peak.FP32, peak.ISA, peak.BF16, kernel.BLAS(), kernel.NetKernel(false), kernel.NetKernel(true))
 	for _, prec := range []nn.Precision{nn.FP32, nn.BF16} {
 		if prec == nn.BF16 && !nn.BF16Supported() {
 			b.Logf("no AVX512_BF16 here: bf16 not measured")

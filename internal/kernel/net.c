@@ -5,7 +5,9 @@
 // weights packed once (in fp32, or in bf16 for the AVX512_BF16 path, where
 // products of bf16 numbers accumulate in fp32 and hidden activations pass
 // between layers in bf16), the JIT code chosen by oneDNN for the CPU at
-// hand. One call carries a block of rows through every layer.
+// hand. One call carries a block of rows through every layer. Where the
+// CPU has AVX-512, fp32 nets run on mlp512.c's kernel instead, which is
+// faster on these shapes; oneDNN keeps bf16 and the machines without it.
 
 #include <dnnl.h>
 #include <omp.h>
@@ -38,6 +40,7 @@ typedef struct {
 	long cap;        // rows the buffers hold
 	mm_mems mems[MM_MAXM];
 	int nmems;
+	float *own; // mlp512's block buffers
 } mm_worker;
 
 typedef struct {
@@ -54,7 +57,15 @@ typedef struct {
 	mm_worker *workers;
 	int nworkers;
 	int maxw;
+	int own;          // the layers run on mlp512.c's kernel
+	float **pw, **pb; // its packed weights and biases, E × L
 } mm_net;
+
+int mlp512_available(void);
+float *mlp512_pack(const float *W, long K, long N);
+long mlp512_scratch(long maxw);
+void mlp512_forward(int L, const int *width, float *const *pw, const float *const *pb, int act, float slope,
+	const float *x, long rows, float *dst, float *buf);
 
 static void seterr(char *err, int len, const char *what, dnnl_status_t s) {
 	snprintf(err, len, "oneDNN: %s failed (status %d)", what, (int)s);
@@ -112,9 +123,35 @@ out:
 	return s;
 }
 
+// own_create packs n's layers for mlp512.c's kernel.
+static int own_create(mm_net *n, const float **W, const float **B, char *err, int errlen) {
+	int L = n->L, E = n->E;
+	n->pw = calloc((size_t)L * E, sizeof(float *));
+	n->pb = calloc((size_t)L * E, sizeof(float *));
+	n->workers = calloc(n->nworkers, sizeof(mm_worker));
+	if (!n->pw || !n->pb || !n->workers) goto oom;
+	for (int e = 0; e < E; e++)
+		for (int l = 0; l < L; l++) {
+			long K = n->width[l], N = n->width[l + 1];
+			float **w = &n->pw[e * L + l], **b = &n->pb[e * L + l];
+			if (!(*w = mlp512_pack(W[l] + (size_t)e * K * N, K, N)) || !(*b = malloc(sizeof(float) * N))) goto oom;
+			memcpy(*b, B[l] + (size_t)e * N, sizeof(float) * N);
+		}
+	size_t sz = ((size_t)mlp512_scratch(n->maxw) * sizeof(float) + 63) / 64 * 64;
+	for (int w = 0; w < n->nworkers; w++)
+		if (!(n->workers[w].own = aligned_alloc(64, sz))) goto oom;
+		else memset(n->workers[w].own, 0, sz); // lanes past a short block's rows stay finite
+	n->own = 1;
+	return 0;
+oom:
+	snprintf(err, errlen, "kernel: out of memory packing the net");
+	return -1;
+}
+
 // mm_net_create packs an ensemble MLP of L layers (widths[0..L]) and E
 // members: W[l] holds E row-major in×out matrices, B[l] E bias vectors.
-mm_net *mm_net_create(int L, const int *widths, int E, int act, float slope, int bf16,
+// With own set, an fp32 net runs on mlp512.c's kernel where the CPU can.
+mm_net *mm_net_create(int L, const int *widths, int E, int act, float slope, int bf16, int own,
 		const float **W, const float **B, int workers, char *err, int errlen) {
 	if (L < 1 || L > MM_MAXL) {
 		snprintf(err, errlen, "oneDNN: %d layers, at most %d", L, MM_MAXL);
@@ -129,6 +166,11 @@ mm_net *mm_net_create(int L, const int *widths, int E, int act, float slope, int
 	memcpy(n->width, widths, sizeof(int) * (L + 1));
 	for (int l = 0; l <= L; l++) n->maxw = n->width[l] > n->maxw ? n->width[l] : n->maxw;
 	pthread_mutex_init(&n->mu, NULL);
+	n->nworkers = workers;
+	if (own && !bf16 && mlp512_available()) {
+		if (own_create(n, W, B, err, errlen) == 0) return n;
+		goto fail;
+	}
 	n->w = calloc((size_t)L * E, sizeof(dnnl_memory_t));
 	n->b = calloc((size_t)L * E, sizeof(dnnl_memory_t));
 	TRY(dnnl_engine_create(&n->eng, dnnl_cpu, 0), "engine");
@@ -165,7 +207,6 @@ mm_net *mm_net_create(int L, const int *widths, int E, int act, float slope, int
 		rpd = NULL;
 	}
 	dnnl_stream_destroy(st);
-	n->nworkers = workers;
 	n->workers = calloc(workers, sizeof(mm_worker));
 	for (int w = 0; w < workers; w++) TRY(dnnl_stream_create(&n->workers[w].stream, n->eng, dnnl_stream_default_flags), "stream");
 	return n;
@@ -188,7 +229,7 @@ void mm_net_free(mm_net *n) {
 		if (n->w[i]) dnnl_memory_destroy(n->w[i]);
 		if (n->b[i]) dnnl_memory_destroy(n->b[i]);
 	}
-	for (int w = 0; w < n->nworkers; w++) {
+	for (int w = 0; n->workers && w < n->nworkers; w++) {
 		mm_worker *k = &n->workers[w];
 		for (int i = 0; i < k->nmems; i++)
 			for (int l = 0; l < n->L; l++) {
@@ -200,7 +241,14 @@ void mm_net_free(mm_net *n) {
 		free(k->buf[0]);
 		free(k->buf[1]);
 		free(k->in16);
+		free(k->own);
 	}
+	for (int i = 0; n->pw && i < n->L * n->E; i++) {
+		free(n->pw[i]);
+		free(n->pb[i]);
+	}
+	free(n->pw);
+	free(n->pb);
 	free(n->workers);
 	free(n->w);
 	free(n->b);
@@ -287,8 +335,13 @@ static inline uint16_t bf16(float f) {
 // member's layers into dst (rows × width[L], fp32), on worker's buffers.
 int mm_net_forward(mm_net *n, int worker, int member, const float *x, long rows, float *dst, char *err, int errlen) {
 	if (rows <= 0) return 0;
-	omp_set_num_threads(1);
 	mm_worker *k = &n->workers[worker];
+	if (n->own) {
+		mlp512_forward(n->L, n->width, n->pw + member * n->L, (const float *const *)n->pb + member * n->L, n->act, n->slope,
+			x, rows, dst, k->own);
+		return 0;
+	}
+	omp_set_num_threads(1);
 	if (k->cap < rows) {
 		size_t sz = (size_t)rows * n->maxw * sizeof(float);
 		free(k->buf[0]);

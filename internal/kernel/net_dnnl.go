@@ -7,7 +7,8 @@ package kernel
 #cgo LDFLAGS: -ldnnl -lgomp
 #include <stdlib.h>
 typedef struct mm_net mm_net;
-mm_net *mm_net_create(int L, const int *widths, int E, int act, float slope, int bf16,
+int mlp512_available(void);
+mm_net *mm_net_create(int L, const int *widths, int E, int act, float slope, int bf16, int own,
 	const float **W, const float **B, int workers, char *err, int errlen);
 int mm_net_forward(mm_net *n, int worker, int member, const float *x, long rows, float *dst, char *err, int errlen);
 int mm_net_forward_blocks(mm_net *n, int threads, const float *x, long rows, const int *members, int k, long chunk,
@@ -25,6 +26,10 @@ import (
 
 // NetAvailable reports whether this build has Net.
 const NetAvailable = true
+
+// ownKernel lets fp32 nets run on mlp512.c's AVX-512 kernel where the CPU
+// has AVX-512; tests turn it off to check oneDNN's fp32 path there too.
+var ownKernel = true
 
 // Net is an MLP packed for inference; see NewNet.
 type Net struct {
@@ -77,7 +82,11 @@ func newNet(widths []int, members int, act Act, slope float32, bf16 bool, W, B [
 	if bf16 {
 		flag = 1
 	}
-	c := C.mm_net_create(C.int(L), &cwid[0], C.int(members), C.int(act), C.float(slope), flag,
+	own := C.int(0)
+	if ownKernel {
+		own = 1
+	}
+	c := C.mm_net_create(C.int(L), &cwid[0], C.int(members), C.int(act), C.float(slope), flag, own,
 		(**C.float)(unsafe.Pointer(&cw[0])), (**C.float)(unsafe.Pointer(&cb[0])), C.int(workers), &errbuf[0], C.int(len(errbuf)))
 	if c == nil {
 		return nil, errors.New(C.GoString(&errbuf[0]))
@@ -148,4 +157,16 @@ func (n *Net) Close() {
 		C.mm_net_free(n.c)
 		n.c = nil
 	}
+}
+
+// NetKernel names the code an fp32 (bf16 false) or bf16 Net runs on, on
+// this CPU.
+func NetKernel(bf16 bool) string {
+	switch {
+	case bf16:
+		return "oneDNN (bf16)"
+	case ownKernel && C.mlp512_available() != 0:
+		return "mismatch AVX-512 (fp32)"
+	}
+	return "oneDNN (fp32)"
 }

@@ -26,3 +26,6 @@ func (n *Net) ForwardBlocks(threads int, x []float32, rows int, members []int, k
 
 // Close does nothing.
 func (n *Net) Close() {}
+
+// NetKernel names the code a Net runs on: none in this build.
+func NetKernel(bf16 bool) string { return "none (built without oneDNN)" }
