@@ -526,6 +526,22 @@ func TestAbsoluteTargetsAndSampling(t *testing.T) {
 	if sd := math.Sqrt(float64(vari[0])); math.Abs(s/n) > 4*sd/math.Sqrt(n) || math.Abs(math.Sqrt(ss/n)/sd-1) > 0.1 {
 		t.Fatalf("samples: mean offset %g, std %g, predicted std %g", s/n, math.Sqrt(ss/n), sd)
 	}
+	// The samples' chunks draw from their own streams: three goroutines
+	// give the same samples, and no two chunks the same noise.
+	p3 := m.NewPredictor(3)
+	defer p3.Close()
+	samp3 := make([]float32, 2*n)
+	if err := p3.Next(samp3, ob, ac, n, []int{0}, rng.New(26)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range samp {
+		if samp3[i] != samp[i] {
+			t.Fatalf("sample %d is %v on 3 goroutines, %v on 1", i, samp3[i], samp[i])
+		}
+	}
+	if c := predictChunk * 2; samp[0] == samp[c] && samp[2] == samp[c+2] {
+		t.Fatal("the first two chunks drew the same noise")
+	}
 }
 
 func TestCheckpoints(t *testing.T) {

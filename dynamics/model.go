@@ -355,11 +355,16 @@ type Predictor struct {
 	mean, lv []float32
 	noise    []float32
 
-	// Row-wise work (features, normalisation, the Gaussian split) runs in
-	// chunks on pool, reading the current call's arguments.
-	pool                *parallel.Pool
-	obs, act            []float32
-	inputTask, headTask func(worker, task int)
+	// Row-wise work (features, normalisation, the Gaussian split, the
+	// samples and the next state) runs in chunks on pool, reading the
+	// current call's arguments.
+	pool                                    *parallel.Pool
+	obs, act, next                          []float32
+	sample                                  bool
+	seed                                    uint64       // of this call's noise; chunk c draws from stream seed+c
+	streams                                 []rng.Source // one per chunk
+	inputTask, splitTask, nextTask, momTask func(worker, task int)
+	meanOut, varOut                         []float32
 }
 
 // predictChunk is the rows of one task of a Predictor's row-wise work.
@@ -367,7 +372,8 @@ const predictChunk = 1024
 
 func (m *Model) predictor(ev *nn.Evaluator, threads int) *Predictor {
 	p := &Predictor{m: m, ev: ev, pool: parallel.New(threads)}
-	p.inputTask, p.headTask = p.inputRows, p.headRows
+	p.inputTask, p.nextTask, p.momTask = p.inputRows, p.nextRows, p.momentRows
+	p.splitTask = func(_, task int) { p.head(task) }
 	return p
 }
 
@@ -379,13 +385,68 @@ func (p *Predictor) inputRows(_, task int) {
 	m.inputs(p.in[r0*w:(r0+n)*w], p.obs[r0*m.obsDim:], p.act[r0*m.actDim:], n)
 }
 
-func (p *Predictor) headRows(_, task int) {
+// head splits a chunk's outputs into the predicted change (or absolute
+// value) and, for a Gaussian head, its log-variance, and returns the
+// chunk's range of values.
+func (p *Predictor) head(task int) (lo, hi int) {
 	m := p.m
-	r0 := task * predictChunk
-	n := min(len(p.mean)/m.obsDim-r0, predictChunk)
 	od := m.obsDim
+	r0 := task * predictChunk
+	n := min(len(p.mean)/od-r0, predictChunk)
+	lo, hi = r0*od, (r0+n)*od
+	if m.Head == nil {
+		copy(p.mean[lo:hi], p.out[lo:hi])
+		return lo, hi
+	}
 	// Split cannot fail here: forward checked the sizes.
-	m.Head.Split(p.mean[r0*od:(r0+n)*od], p.lv[r0*od:(r0+n)*od], p.out[r0*2*od:(r0+n)*2*od], n)
+	m.Head.Split(p.mean[lo:hi], p.lv[lo:hi], p.out[2*lo:2*hi], n)
+	return lo, hi
+}
+
+func (p *Predictor) nextRows(_, task int) {
+	m := p.m
+	lo, hi := p.head(task)
+	delta := p.mean[lo:hi]
+	if p.sample && m.Head != nil {
+		// σ = exp(lv/2), vectorised, then mean + σ·ε, ε from the chunk's
+		// own stream so that no chunk waits for another's draws.
+		noise := p.noise[lo:hi]
+		for i, v := range p.lv[lo:hi] {
+			noise[i] = 0.5 * v
+		}
+		kernel.Exp(noise, noise)
+		src := &p.streams[task]
+		src.Reseed(p.seed + uint64(task))
+		for i := range delta {
+			delta[i] += noise[i] * float32(src.Normal())
+		}
+	}
+	od := m.obsDim
+	for i := lo; i < hi; i++ {
+		if m.absolute[i%od] {
+			p.next[i] = p.mean[i]
+		} else {
+			p.next[i] = p.obs[i] + p.mean[i]
+		}
+	}
+}
+
+func (p *Predictor) momentRows(_, task int) {
+	m := p.m
+	lo, hi := p.head(task)
+	od := m.obsDim
+	for i := lo; i < hi; i++ {
+		if m.absolute[i%od] {
+			p.meanOut[i] = p.mean[i]
+		} else {
+			p.meanOut[i] = p.obs[i] + p.mean[i]
+		}
+	}
+	if m.Head == nil {
+		clear(p.varOut[lo:hi])
+		return
+	}
+	kernel.Exp(p.varOut[lo:hi], p.lv[lo:hi])
 }
 
 // NewPredictor returns a Predictor on the given number of goroutines
@@ -423,14 +484,11 @@ func growTo(s []float32, n int) []float32 {
 }
 
 // forward evaluates blocks of rows (block i through members[i]; nil means
-// every member in order) and splits the outputs.
-func (p *Predictor) forward(obs, act []float32, rows int, members []int) (int, error) {
+// every member in order), then runs task over the rows' chunks: the caller
+// sets what task writes to.
+func (p *Predictor) forward(obs, act []float32, rows int, members []int, task func(worker, task int)) (int, error) {
 	m := p.m
-	k := m.cfg.Members
-	if members != nil {
-		k = len(members)
-	}
-	n := k * rows
+	n := p.rows(rows, members)
 	if len(obs) < n*m.obsDim || len(act) < n*m.actDim {
 		return 0, fmt.Errorf("dynamics: %d observations and %d actions for %d rows", len(obs)/m.obsDim, len(act)/m.actDim, n)
 	}
@@ -439,83 +497,59 @@ func (p *Predictor) forward(obs, act []float32, rows int, members []int) (int, e
 	tasks := (n + predictChunk - 1) / predictChunk
 	p.obs, p.act = obs[:n*m.obsDim], act[:n*m.actDim]
 	p.pool.Run(tasks, p.inputTask)
-	p.obs, p.act = nil, nil
+	p.act = nil
 	if err := p.ev.ForwardMembers(p.out, p.in, rows, members); err != nil {
+		p.obs = nil
 		return 0, err
 	}
 	p.mean = growTo(p.mean, n*m.obsDim)
-	if m.Head == nil {
-		copy(p.mean, p.out)
-		return n, nil
-	}
 	p.lv = growTo(p.lv, n*m.obsDim)
-	p.mean, p.lv = p.mean[:n*m.obsDim], p.lv[:n*m.obsDim]
-	p.pool.Run(tasks, p.headTask)
+	p.noise = growTo(p.noise, n*m.obsDim)
+	if len(p.streams) < tasks {
+		p.streams = make([]rng.Source, tasks)
+	}
+	p.pool.Run(tasks, task)
+	p.obs = nil
 	return n, nil
 }
 
 // Next writes into next the predicted next observations of k blocks of rows
 // observations and actions, block i through member members[i] (nil: one
-// block per member). With src, it samples the predicted Gaussian (drawing
-// from src in row order); without, it takes the mean. Deterministic models
-// ignore src.
+// block per member). With src, it samples the predicted Gaussian, drawing
+// one number from src and the samples of each chunk of rows from a stream
+// seeded by it, so that the samples do not depend on the thread count;
+// without, it takes the mean. Deterministic models ignore src.
 func (p *Predictor) Next(next, obs, act []float32, rows int, members []int, src *rng.Source) error {
-	n, err := p.forward(obs, act, rows, members)
-	if err != nil {
-		return err
-	}
-	m := p.m
-	nd := n * m.obsDim
-	if len(next) < nd {
+	if nd := p.rows(rows, members) * p.m.obsDim; len(next) < nd {
 		return fmt.Errorf("dynamics: next buffer holds %d values, want %d", len(next), nd)
 	}
-	delta := p.mean[:nd]
-	if src != nil && m.Head != nil {
-		// σ = exp(lv/2), vectorised, then mean + σ·ε.
-		p.noise = growTo(p.noise, nd)
-		for i, v := range p.lv[:nd] {
-			p.noise[i] = 0.5 * v
-		}
-		kernel.Exp(p.noise, p.noise)
-		for i := range delta {
-			delta[i] += p.noise[i] * float32(src.Normal())
-		}
+	p.next, p.sample = next, src != nil
+	if p.sample {
+		p.seed = src.Uint64()
 	}
-	for i := 0; i < nd; i++ {
-		if m.absolute[i%m.obsDim] {
-			next[i] = delta[i]
-		} else {
-			next[i] = obs[i] + delta[i]
-		}
+	_, err := p.forward(obs, act, rows, members, p.nextTask)
+	p.next = nil
+	return err
+}
+
+// rows is the number of rows of k blocks of rows.
+func (p *Predictor) rows(rows int, members []int) int {
+	if members != nil {
+		return len(members) * rows
 	}
-	return nil
+	return p.m.cfg.Members * rows
 }
 
 // Moments writes the predicted mean next observation and its variance
 // (zero for deterministic models) for blocks of rows, as Next arranges them.
 func (p *Predictor) Moments(mean, variance, obs, act []float32, rows int, members []int) error {
-	n, err := p.forward(obs, act, rows, members)
-	if err != nil {
-		return err
-	}
-	m := p.m
-	nd := n * m.obsDim
-	if len(mean) < nd || len(variance) < nd {
+	if nd := p.rows(rows, members) * p.m.obsDim; len(mean) < nd || len(variance) < nd {
 		return fmt.Errorf("dynamics: result buffers shorter than %d", nd)
 	}
-	for i := 0; i < nd; i++ {
-		if m.absolute[i%m.obsDim] {
-			mean[i] = p.mean[i]
-		} else {
-			mean[i] = obs[i] + p.mean[i]
-		}
-	}
-	if m.Head == nil {
-		clear(variance[:nd])
-		return nil
-	}
-	kernel.Exp(variance[:nd], p.lv[:nd])
-	return nil
+	p.meanOut, p.varOut = mean, variance
+	_, err := p.forward(obs, act, rows, members, p.momTask)
+	p.meanOut, p.varOut = nil, nil
+	return err
 }
 
 // Features returns the last hidden layer's activations for n observations

@@ -109,7 +109,7 @@ type ModelObjective struct {
 	// chunks on pool, reading the current step's arguments.
 	pool                   *parallel.Pool
 	seqs                   []float32
-	step, rows             int
+	step, rows, real       int // real: the rows that are not padding
 	gatherTask, rewardTask func(worker, task int)
 }
 
@@ -129,7 +129,10 @@ func (o *ModelObjective) gatherRows(_, task int) {
 }
 
 // rewardRows scores each slot's transition with the task's reward (its
-// planning score, for tasks that have one) and termination functions.
+// planning score, for tasks that have one) and termination functions, and
+// moves the slot's particle on: its return, its state, whether it is done
+// or broken. Slots below real carry distinct particles (the permutation's
+// first part), so chunks write to distinct particles.
 func (o *ModelObjective) rewardRows(_, task int) {
 	od, ad := o.model.ObsDim(), o.model.ActDim()
 	lo, hi := task*rolloutChunk, min((task+1)*rolloutChunk, o.rows)
@@ -139,6 +142,28 @@ func (o *ModelObjective) rewardRows(_, task int) {
 		o.task.Reward(o.rew[lo:hi], o.x[lo*od:hi*od], o.a[lo*ad:hi*ad], o.y[lo*od:hi*od])
 	}
 	o.task.Terminated(o.term[lo:hi], o.x[lo*od:hi*od], o.a[lo*ad:hi*ad], o.y[lo*od:hi*od])
+	for i := lo; i < min(hi, o.real); i++ {
+		r := o.perm[i]
+		if o.done[r] || o.broken[r] {
+			continue
+		}
+		next := o.y[i*od : (i+1)*od]
+		for _, v := range next {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				o.broken[r] = true
+			}
+		}
+		rw := float64(o.rew[i])
+		if math.IsNaN(rw) || math.IsInf(rw, 0) {
+			o.broken[r] = true
+		}
+		if o.broken[r] {
+			continue
+		}
+		o.total[r] += rw
+		copy(o.state[r*od:(r+1)*od], next)
+		o.done[r] = o.term[i]
+	}
 }
 
 // NewModelObjective returns an objective over model's elite members with
@@ -278,7 +303,7 @@ func (o *ModelObjective) Evaluate(ctx context.Context, returns []float64, seqs [
 			assign()
 		}
 		tasks := (Rp + rolloutChunk - 1) / rolloutChunk
-		o.seqs, o.step, o.rows = seqs, t, Rp
+		o.seqs, o.step, o.rows, o.real = seqs, t, Rp, R
 		o.pool.Run(tasks, o.gatherTask)
 		var err error
 		if o.prop == Expectation {
@@ -293,28 +318,6 @@ func (o *ModelObjective) Evaluate(ctx context.Context, returns []float64, seqs [
 		}
 		o.pool.Run(tasks, o.rewardTask)
 		o.seqs = nil
-		for i := 0; i < R; i++ {
-			r := o.perm[i]
-			if o.done[r] || o.broken[r] {
-				continue
-			}
-			next := o.y[i*od : (i+1)*od]
-			for _, v := range next {
-				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-					o.broken[r] = true
-				}
-			}
-			rw := float64(o.rew[i])
-			if math.IsNaN(rw) || math.IsInf(rw, 0) {
-				o.broken[r] = true
-			}
-			if o.broken[r] {
-				continue
-			}
-			o.total[r] += rw
-			copy(o.state[r*od:(r+1)*od], next)
-			o.done[r] = o.term[i]
-		}
 	}
 	for s := 0; s < n; s++ {
 		var sum float64

@@ -24,9 +24,16 @@ type Source struct {
 
 // New returns a stream for seed.
 func New(seed uint64) *Source {
-	s := &Source{seed: seed}
-	s.pcg.Seed(mix(seed), mix(seed^0x9e3779b97f4a7c15))
+	s := new(Source)
+	s.Reseed(seed)
 	return s
+}
+
+// Reseed makes s the stream New(seed) returns, in place: for hot loops
+// that start a stream per chunk of work and must not allocate.
+func (s *Source) Reseed(seed uint64) {
+	s.seed = seed
+	s.pcg.Seed(mix(seed), mix(seed^0x9e3779b97f4a7c15))
 }
 
 // mix is splitmix64's finaliser: nearby seeds give unrelated states.

@@ -16,6 +16,11 @@ func TestSameSeedSameStream(t *testing.T) {
 	if New(1).Uint64() == New(2).Uint64() {
 		t.Fatal("seeds 1 and 2 start alike")
 	}
+	// A used stream reseeded in place is the new seed's stream.
+	b.Reseed(7)
+	if c := New(7); b.Seed() != 7 || b.Uint64() != c.Uint64() || b.Normal() != c.Normal() {
+		t.Fatal("Reseed(7) is not New(7)")
+	}
 }
 
 func TestChildStreams(t *testing.T) {
