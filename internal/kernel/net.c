@@ -6,8 +6,9 @@
 // products of bf16 numbers accumulate in fp32 and hidden activations pass
 // between layers in bf16), the JIT code chosen by oneDNN for the CPU at
 // hand. One call carries a block of rows through every layer. Where the
-// CPU has AVX-512, fp32 nets run on mlp512.c's kernel instead, which is
-// faster on these shapes; oneDNN keeps bf16 and the machines without it.
+// CPU has AVX-512 (and AVX512_BF16, for bf16), nets run on mlp512.c's
+// kernel instead, which is faster on these shapes; oneDNN keeps the
+// machines without it.
 
 #include <dnnl.h>
 #include <omp.h>
@@ -61,10 +62,10 @@ typedef struct {
 	float **pw, **pb; // its packed weights and biases, E × L
 } mm_net;
 
-int mlp512_available(void);
-float *mlp512_pack(const float *W, long K, long N);
+int mlp512_available(int bf16);
+float *mlp512_pack(const float *W, long K, long N, int bf16);
 long mlp512_scratch(long maxw);
-void mlp512_forward(int L, const int *width, float *const *pw, const float *const *pb, int act, float slope,
+void mlp512_forward(int L, const int *width, float *const *pw, const float *const *pb, int act, float slope, int bf16,
 	const float *x, long rows, float *dst, float *buf);
 
 static void seterr(char *err, int len, const char *what, dnnl_status_t s) {
@@ -134,7 +135,7 @@ static int own_create(mm_net *n, const float **W, const float **B, char *err, in
 		for (int l = 0; l < L; l++) {
 			long K = n->width[l], N = n->width[l + 1];
 			float **w = &n->pw[e * L + l], **b = &n->pb[e * L + l];
-			if (!(*w = mlp512_pack(W[l] + (size_t)e * K * N, K, N)) || !(*b = malloc(sizeof(float) * N))) goto oom;
+			if (!(*w = mlp512_pack(W[l] + (size_t)e * K * N, K, N, n->bf16)) || !(*b = malloc(sizeof(float) * N))) goto oom;
 			memcpy(*b, B[l] + (size_t)e * N, sizeof(float) * N);
 		}
 	size_t sz = ((size_t)mlp512_scratch(n->maxw) * sizeof(float) + 63) / 64 * 64;
@@ -150,7 +151,7 @@ oom:
 
 // mm_net_create packs an ensemble MLP of L layers (widths[0..L]) and E
 // members: W[l] holds E row-major in×out matrices, B[l] E bias vectors.
-// With own set, an fp32 net runs on mlp512.c's kernel where the CPU can.
+// With own set, the net runs on mlp512.c's kernel where the CPU can.
 mm_net *mm_net_create(int L, const int *widths, int E, int act, float slope, int bf16, int own,
 		const float **W, const float **B, int workers, char *err, int errlen) {
 	if (L < 1 || L > MM_MAXL) {
@@ -167,7 +168,7 @@ mm_net *mm_net_create(int L, const int *widths, int E, int act, float slope, int
 	for (int l = 0; l <= L; l++) n->maxw = n->width[l] > n->maxw ? n->width[l] : n->maxw;
 	pthread_mutex_init(&n->mu, NULL);
 	n->nworkers = workers;
-	if (own && !bf16 && mlp512_available()) {
+	if (own && mlp512_available(bf16)) {
 		if (own_create(n, W, B, err, errlen) == 0) return n;
 		goto fail;
 	}
@@ -338,7 +339,7 @@ int mm_net_forward(mm_net *n, int worker, int member, const float *x, long rows,
 	mm_worker *k = &n->workers[worker];
 	if (n->own) {
 		mlp512_forward(n->L, n->width, n->pw + member * n->L, (const float *const *)n->pb + member * n->L, n->act, n->slope,
-			x, rows, dst, k->own);
+			n->bf16, x, rows, dst, k->own);
 		return 0;
 	}
 	omp_set_num_threads(1);

@@ -7,7 +7,7 @@ package kernel
 #cgo LDFLAGS: -ldnnl -lgomp
 #include <stdlib.h>
 typedef struct mm_net mm_net;
-int mlp512_available(void);
+int mlp512_available(int bf16);
 mm_net *mm_net_create(int L, const int *widths, int E, int act, float slope, int bf16, int own,
 	const float **W, const float **B, int workers, char *err, int errlen);
 int mm_net_forward(mm_net *n, int worker, int member, const float *x, long rows, float *dst, char *err, int errlen);
@@ -162,11 +162,12 @@ func (n *Net) Close() {
 // NetKernel names the code an fp32 (bf16 false) or bf16 Net runs on, on
 // this CPU.
 func NetKernel(bf16 bool) string {
-	switch {
-	case bf16:
-		return "oneDNN (bf16)"
-	case ownKernel && C.mlp512_available() != 0:
-		return "mismatch AVX-512 (fp32)"
+	prec, flag := "fp32", C.int(0)
+	if bf16 {
+		prec, flag = "bf16", 1
 	}
-	return "oneDNN (fp32)"
+	if ownKernel && C.mlp512_available(flag) != 0 {
+		return "mismatch AVX-512 (" + prec + ")"
+	}
+	return "oneDNN (" + prec + ")"
 }
