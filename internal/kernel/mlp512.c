@@ -63,8 +63,9 @@ static T512 inline __m512 recip512(__m512 d) {
 }
 
 // act512 applies kernel.Act act (0 identity, 1 relu, 2 leaky relu, 3 tanh,
-// 4 swish) to n floats in place (n a multiple of 16). NaN stays NaN.
-static T512 void act512(int act, float slope, float *h, long n) {
+// 4 swish) to n floats in place (n a multiple of 16). NaN stays NaN. Not
+// inlined, so that profiles show the activations apart (one call a layer).
+static T512 __attribute__((noinline)) void act512(int act, float slope, float *h, long n) {
 	const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
 	const __m512 s = _mm512_set1_ps(slope);
 	for (long i = 0; i < n; i += 16) {
@@ -203,7 +204,7 @@ float *mlp512_pack(const float *W, long K, long N, int bf16w) {
 // halved matrix work took a fifth of the pass; not less accurate, since
 // an error of 1e-4 (degree 4, no Newton step) flipped enough roundings to
 // bf16 to move outputs by 1.7% of their RMS.
-static T512 void swish16(float *h, long n) {
+static T512 __attribute__((noinline)) void swish16(float *h, long n) {
 	const __m512 one = _mm512_set1_ps(1.0f), c = _mm512_set1_ps(-1.44269504088896341f);
 	const __m512 lo = _mm512_set1_ps(-150.0f), hi = _mm512_set1_ps(150.0f);
 	const __m512 c1 = _mm512_set1_ps(0.6931471805599453f), c2 = _mm512_set1_ps(0.2402265069591007f);
