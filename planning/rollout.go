@@ -169,8 +169,9 @@ func (o *ModelObjective) rewardRows(_, task int) {
 // NewModelObjective returns an objective over model's elite members with
 // the given horizon, particles per sequence and propagation, running the
 // model on threads goroutines in precision prec. The model's network is
-// packed for the CPU when the objective is made (oneDNN, where this build
-// has it): the model must not change while the objective is in use. BF16
+// packed for the CPU when the objective is made (see nn.NewPackedEvaluator;
+// not in purego or nodnnl builds): the model must not change while the
+// objective is in use. BF16
 // needs AVX512_BF16; elsewhere the objective computes in FP32, as its
 // Precision says.
 func NewModelObjective(task env.Task, model *dynamics.Model, horizon, particles int, prop Propagation, prec nn.Precision, threads int, seed uint64) (*ModelObjective, error) {

@@ -62,12 +62,44 @@ static T512 inline __m512 recip512(__m512 d) {
 	return _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)));
 }
 
+// swish512 is swish in place over n floats (n a multiple of 16), to about
+// 1e-6 relative (the rounding of t below; the polynomial's error is under
+// 1e-7): e^−x as 2^t, t = −x·log2 e split into round(t) + f, |f| ≤ 1/2,
+// 2^f by its Taylor polynomial of degree 6. A third cheaper than e^x by
+// exp512's natural-log reduction, which matters: the activations take a
+// tenth of an fp32 pass and a fifth of a bf16 one. (An error of 1e-4 —
+// degree 4, no Newton step — flipped enough bf16 roundings to move
+// outputs by 1.7% of their RMS.)
+static T512 void swish512(float *h, long n) {
+	const __m512 one = _mm512_set1_ps(1.0f), c = _mm512_set1_ps(-1.44269504088896341f);
+	const __m512 lo = _mm512_set1_ps(-150.0f), hi = _mm512_set1_ps(150.0f);
+	for (long i = 0; i < n; i += 16) {
+		__m512 x = _mm512_load_ps(h + i);
+		__m512 t = _mm512_max_ps(_mm512_min_ps(_mm512_mul_ps(x, c), hi), lo);
+		__m512 k = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+		__m512 f = _mm512_sub_ps(t, k);
+		__m512 p = _mm512_set1_ps(1.5403530393381608e-4f);
+		p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3333558146428443e-3f));
+		p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618129107628477e-3f));
+		p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550410866482158e-2f));
+		p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.2402265069591007f));
+		p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.6931471805599453f));
+		p = _mm512_fmadd_ps(p, f, one);
+		__m512 e = _mm512_scalef_ps(p, k);
+		_mm512_store_ps(h + i, _mm512_mul_ps(x, recip512(_mm512_add_ps(one, e))));
+	}
+}
+
 // act512 applies kernel.Act act (0 identity, 1 relu, 2 leaky relu, 3 tanh,
 // 4 swish) to n floats in place (n a multiple of 16). NaN stays NaN. Not
 // inlined, so that profiles show the activations apart (one call a layer).
 static T512 __attribute__((noinline)) void act512(int act, float slope, float *h, long n) {
 	const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
 	const __m512 s = _mm512_set1_ps(slope);
+	if (act == 4) {
+		swish512(h, n);
+		return;
+	}
 	for (long i = 0; i < n; i += 16) {
 		__m512 x = _mm512_load_ps(h + i), y;
 		switch (act) {
@@ -83,7 +115,6 @@ static T512 __attribute__((noinline)) void act512(int act, float slope, float *h
 			y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), y, x);
 			break;
 		}
-		case 4: y = _mm512_mul_ps(x, recip512(_mm512_add_ps(one, exp512(_mm512_sub_ps(zero, x))))); break;
 		default: continue;
 		}
 		_mm512_store_ps(h + i, y);
@@ -197,33 +228,6 @@ float *mlp512_pack(const float *W, long K, long N, int bf16w) {
 	return p;
 }
 
-// swish16 is swish in place over n floats (n a multiple of 16) to about
-// 3e-6, for activations about to be rounded to bf16: e^−x as 2^t, t =
-// −x·log2 e split into round(t) + f, |f| ≤ 1/2, 2^f by its Taylor
-// polynomial of degree 5. Cheaper than act512's swish, which with bf16's
-// halved matrix work took a fifth of the pass; not less accurate, since
-// an error of 1e-4 (degree 4, no Newton step) flipped enough roundings to
-// bf16 to move outputs by 1.7% of their RMS.
-static T512 __attribute__((noinline)) void swish16(float *h, long n) {
-	const __m512 one = _mm512_set1_ps(1.0f), c = _mm512_set1_ps(-1.44269504088896341f);
-	const __m512 lo = _mm512_set1_ps(-150.0f), hi = _mm512_set1_ps(150.0f);
-	const __m512 c1 = _mm512_set1_ps(0.6931471805599453f), c2 = _mm512_set1_ps(0.2402265069591007f);
-	const __m512 c3 = _mm512_set1_ps(0.05550410866482158f), c4 = _mm512_set1_ps(0.009618129107628477f);
-	for (long i = 0; i < n; i += 16) {
-		__m512 x = _mm512_load_ps(h + i);
-		__m512 t = _mm512_max_ps(_mm512_min_ps(_mm512_mul_ps(x, c), hi), lo);
-		__m512 k = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-		__m512 f = _mm512_sub_ps(t, k);
-		__m512 p = _mm512_fmadd_ps(_mm512_set1_ps(0.0013333558146428443f), f, c4);
-		p = _mm512_fmadd_ps(p, f, c3);
-		p = _mm512_fmadd_ps(p, f, c2);
-		p = _mm512_fmadd_ps(p, f, c1);
-		p = _mm512_fmadd_ps(p, f, one);
-		__m512 e = _mm512_scalef_ps(p, k);
-		_mm512_store_ps(h + i, _mm512_mul_ps(x, recip512(_mm512_add_ps(one, e))));
-	}
-}
-
 // pairs16 rounds the fp32 activations f ([unit][row], n units, 32 rows)
 // to bf16 pairs h ([unit pair][row][2]); an odd n's last pair gets a zero.
 static T512BF void pairs16(const float *f, long n, uint32_t *h) {
@@ -260,8 +264,7 @@ static T512BF void forward16(int L, const int *width, float *const *pw, const fl
 				w += KP * nr;
 			}
 			if (l == L - 1) break;
-			if (act == 4) swish16(f, N * MLP_ROWS);
-			else if (act != 0) act512(act, slope, f, N * MLP_ROWS);
+			if (act != 0) act512(act, slope, f, N * MLP_ROWS);
 			pairs16(f, N, h);
 		}
 		for (long r = 0; r < m; r++)
