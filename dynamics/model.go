@@ -358,13 +358,15 @@ type Predictor struct {
 	// Row-wise work (features, normalisation, the Gaussian split, the
 	// samples and the next state) runs in chunks on pool, reading the
 	// current call's arguments.
-	pool                                    *parallel.Pool
-	obs, act, next                          []float32
-	sample                                  bool
-	seed                                    uint64       // of this call's noise; chunk c draws from stream seed+c
-	streams                                 []rng.Source // one per chunk
+	pool            *parallel.Pool
+	obs, act        []float32
+	next            []float32 // Next's result
+	meanOut, varOut []float32 // Moments' results
+	sample          bool
+	seed            uint64       // of this call's noise; chunk c draws from stream seed+c
+	streams         []rng.Source // one per chunk
+
 	inputTask, splitTask, nextTask, momTask func(worker, task int)
-	meanOut, varOut                         []float32
 }
 
 // predictChunk is the rows of one task of a Predictor's row-wise work.
