@@ -73,7 +73,8 @@ static T512 inline __m512 recip512(__m512 d) {
 // outputs by 1.7% of their RMS.)
 static T512 void swish512(float *h, long n) {
 	const __m512 one = _mm512_set1_ps(1.0f), c = _mm512_set1_ps(-1.44269504088896341f);
-	const __m512 lo = _mm512_set1_ps(-150.0f), hi = _mm512_set1_ps(150.0f);
+	// |t| ≤ 126 keeps 2^t finite: 1 + ∞ would make the Newton step 0·∞.
+	const __m512 lo = _mm512_set1_ps(-126.0f), hi = _mm512_set1_ps(126.0f);
 	for (long i = 0; i < n; i += 16) {
 		__m512 x = _mm512_load_ps(h + i);
 		__m512 t = _mm512_max_ps(_mm512_min_ps(_mm512_mul_ps(x, c), hi), lo);

@@ -202,6 +202,40 @@ func TestNetAgainstReference(t *testing.T) {
 	}
 }
 
+// TestNetActivationsAtExtremes: a net whose output is its one hidden
+// unit's activation gives the activation's value, to 1e-6 of its size plus
+// 1e-8 (tanh near 0 is (1 − e)/(1 + e) here: 3e-9 off at 0.001), from
+// −1000 to 1000 — where e^±x over- or underflows — on every kernel.
+func TestNetActivationsAtExtremes(t *testing.T) {
+	if !NetAvailable {
+		t.Skip("built without oneDNN")
+	}
+	defer func() { ownKernel = true }()
+	xs := []float32{-1000, -200, -104, -90, -88, -40, -1, -1e-3, 0, 1e-3, 1, 40, 88, 90, 104, 200, 1000}
+	W := [][]float32{{1}, {1}}
+	B := [][]float32{{0}, {0}}
+	for _, own := range []bool{true, false} {
+		ownKernel = own
+		for _, act := range []Act{Swish, Tanh, ReLU, LeakyReLU} {
+			n, err := NewNet([]int{1, 1, 1}, 1, act, 0.01, false, W, B, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dst := make([]float32, len(xs))
+			if err := n.Forward(0, 0, xs, len(xs), dst); err != nil {
+				t.Fatal(err)
+			}
+			n.Close()
+			for i, x := range xs {
+				want := refNet([]int{1, 1, 1}, 0, act, W, B, []float32{x}, 1, false)[0]
+				if got := float64(dst[i]); math.IsNaN(got) || math.Abs(got-want) > 1e-6*math.Abs(want)+1e-8 {
+					t.Errorf("%s, act %d: f(%g) = %g, want %g", NetKernel(false), act, x, got, want)
+				}
+			}
+		}
+	}
+}
+
 // TestNetIsDeterministic: the same blocks through ForwardBlocks give the
 // same bits every time, on one thread or two (a oneDNN primitive run by
 // two threads at once once shared a scratchpad and did not).
