@@ -13,6 +13,10 @@ import "math"
 // NetAvailable reports whether this build has it (cgo with oneDNN: not
 // under -tags purego or nodnnl).
 
+// ownKernel lets nets run on mlp512.c's AVX-512 kernel where the CPU can;
+// tests turn it off to check oneDNN's path on those machines too.
+var ownKernel = true
+
 // NewNet packs an MLP of the given widths (input, hidden…, output) and
 // members: W[l] holds the members' row-major in×out weights of layer l one
 // after another, B[l] their biases. act is the hidden layers' activation

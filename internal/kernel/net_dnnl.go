@@ -27,10 +27,6 @@ import (
 // NetAvailable reports whether this build has Net.
 const NetAvailable = true
 
-// ownKernel lets fp32 nets run on mlp512.c's AVX-512 kernel where the CPU
-// has AVX-512; tests turn it off to check oneDNN's fp32 path there too.
-var ownKernel = true
-
 // Net is an MLP packed for inference; see NewNet.
 type Net struct {
 	c       *C.mm_net
