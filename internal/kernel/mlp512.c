@@ -66,11 +66,12 @@ static T512 inline __m512 recip512(__m512 d) {
 // swish512 is swish in place over n floats (n a multiple of 16), to about
 // 1e-6 relative (the rounding of t below; the polynomial's error is under
 // 1e-7): e^−x as 2^t, t = −x·log2 e split into round(t) + f, |f| ≤ 1/2,
-// 2^f by its Taylor polynomial of degree 6. A third cheaper than e^x by
-// exp512's natural-log reduction, which matters: the activations take a
-// tenth of an fp32 pass and a fifth of a bf16 one. (An error of 1e-4 —
-// degree 4, no Newton step — flipped enough bf16 roundings to move
-// outputs by 1.7% of their RMS.)
+// 2^f by its Taylor polynomial of degree 6. Fewer operations than
+// exp512's reduction (which it replaced here: whole fp32 passes 5–7%
+// faster), and that matters: the activations take a tenth of an fp32
+// pass and a fifth of a bf16 one. (An error of 1e-4 — degree 4, no Newton
+// step — flipped enough bf16 roundings to move outputs by 1.7% of their
+// RMS.)
 static T512 void swish512(float *h, long n) {
 	const __m512 one = _mm512_set1_ps(1.0f), c = _mm512_set1_ps(-1.44269504088896341f);
 	// |t| ≤ 126 keeps 2^t finite: 1 + ∞ would make the Newton step 0·∞.
@@ -123,69 +124,61 @@ static T512 __attribute__((noinline)) void act512(int act, float slope, float *h
 	}
 }
 
-// TILE(NV, NR) is the register tile: NR units × NV·16 rows, K inputs,
-// out[u][r] = b[u] + Σ_k w[k][u]·h[k][r] with w the panel [K][NR].
-#define TILE(NV, NR)                                                                                  \
-	static T512 void tile_##NV##_##NR(long K, const float *h, const float *w, const float *b, float *out) { \
+#define T512BF __attribute__((target("avx512f,avx512bf16,fma")))
+
+// The two precisions' steps of a tile: load a row vector of inputs,
+// broadcast a weight (in bf16, a pair of them), multiply-add.
+static T512 inline __m512 ld32(const float *h) { return _mm512_load_ps(h); }
+static T512 inline __m512 bc32(const float *w) { return _mm512_set1_ps(*w); }
+static T512 inline __m512 mac32(__m512 acc, __m512 x, __m512 w) { return _mm512_fmadd_ps(w, x, acc); }
+static T512BF inline __m512bh ld16(const float *h) { return (__m512bh)_mm512_load_si512(h); }
+static T512BF inline __m512bh bc16(const float *w) {
+	int32_t u;
+	memcpy(&u, w, 4);
+	return (__m512bh)_mm512_set1_epi32(u);
+}
+static T512BF inline __m512 mac16(__m512 acc, __m512bh x, __m512bh w) { return _mm512_dpbf16_ps(acc, x, w); }
+
+// TILE(P, TGT, XT, NV, NR) is the register tile tile<P>_<NV>_<NR>: NR
+// units × NV·16 rows, out[u][r] = b[u] + Σ_k w[k][u]·h[k][r] over K steps,
+// w the panel [K][NR]. In fp32 (P empty) a step is one input; in bf16 (P
+// 16) a pair of inputs, h[k][row][2], and the panel holds pairs of
+// weights. The sizes are literals, so the accumulators live in registers
+// (sized by variables, gcc kept them in memory at a third of the speed).
+#define TILE(P, TGT, XT, NV, NR)                                                                      \
+	static TGT void tile##P##_##NV##_##NR(long K, const float *h, const float *w, const float *b, float *out) { \
 		__m512 acc[NR][NV];                                                                           \
 		_Pragma("GCC unroll 16") for (int i = 0; i < NR; i++) {                                     \
 			__m512 bi = _mm512_set1_ps(b[i]);                                                         \
 			_Pragma("GCC unroll 16") for (int v = 0; v < NV; v++) acc[i][v] = bi;                   \
 		}                                                                                             \
 		for (long k = 0; k < K; k++) {                                                                \
-			__m512 x[NV];                                                                             \
-			_Pragma("GCC unroll 16") for (int v = 0; v < NV; v++) x[v] = _mm512_load_ps(h + k * MLP_ROWS + 16 * v); \
+			XT x[NV];                                                                                 \
+			_Pragma("GCC unroll 16") for (int v = 0; v < NV; v++) x[v] = ld##P(h + k * MLP_ROWS + 16 * v); \
 			_Pragma("GCC unroll 16") for (int i = 0; i < NR; i++) {                                 \
-				__m512 wi = _mm512_set1_ps(w[k * NR + i]);                                            \
-				_Pragma("GCC unroll 16") for (int v = 0; v < NV; v++) acc[i][v] = _mm512_fmadd_ps(wi, x[v], acc[i][v]); \
+				XT wi = bc##P(w + k * NR + i);                                                        \
+				_Pragma("GCC unroll 16") for (int v = 0; v < NV; v++) acc[i][v] = mac##P(acc[i][v], x[v], wi); \
 			}                                                                                         \
 		}                                                                                             \
 		_Pragma("GCC unroll 16") for (int i = 0; i < NR; i++)                                       \
 			_Pragma("GCC unroll 16") for (int v = 0; v < NV; v++) _mm512_store_ps(out + i * MLP_ROWS + 16 * v, acc[i][v]); \
 	}
 
-#define TILES(NV) TILE(NV, 1) TILE(NV, 2) TILE(NV, 3) TILE(NV, 4) TILE(NV, 5) TILE(NV, 6) TILE(NV, 7) TILE(NV, 8) TILE(NV, 9) TILE(NV, 10)
-TILES(1)
-TILES(2)
+#define TILES(P, TGT, XT, NV)                                                                         \
+	TILE(P, TGT, XT, NV, 1) TILE(P, TGT, XT, NV, 2) TILE(P, TGT, XT, NV, 3) TILE(P, TGT, XT, NV, 4)   \
+	TILE(P, TGT, XT, NV, 5) TILE(P, TGT, XT, NV, 6) TILE(P, TGT, XT, NV, 7) TILE(P, TGT, XT, NV, 8)   \
+	TILE(P, TGT, XT, NV, 9) TILE(P, TGT, XT, NV, 10)
+TILES(32, T512, __m512, 1)
+TILES(32, T512, __m512, 2)
+TILES(16, T512BF, __m512bh, 1)
+TILES(16, T512BF, __m512bh, 2)
 
 typedef void (*tile_fn)(long, const float *, const float *, const float *, float *);
-static const tile_fn tiles[2][MLP_NR] = {
-	{tile_1_1, tile_1_2, tile_1_3, tile_1_4, tile_1_5, tile_1_6, tile_1_7, tile_1_8, tile_1_9, tile_1_10},
-	{tile_2_1, tile_2_2, tile_2_3, tile_2_4, tile_2_5, tile_2_6, tile_2_7, tile_2_8, tile_2_9, tile_2_10},
-};
-
-#define T512BF __attribute__((target("avx512f,avx512bf16,fma")))
-
-// TILE16(NV, NR) is tile_NV_NR in bf16: KP pairs of inputs h[kp][row][2],
-// the panel w[kp][NR] of weight pairs.
-#define TILE16(NV, NR)                                                                                \
-	static T512BF void tile16_##NV##_##NR(long KP, const float *h, const float *w, const float *b, float *out) { \
-		const uint32_t *wp = (const uint32_t *)w;                                                     \
-		__m512 acc[NR][NV];                                                                           \
-		_Pragma("GCC unroll 16") for (int i = 0; i < NR; i++) {                                     \
-			__m512 bi = _mm512_set1_ps(b[i]);                                                         \
-			_Pragma("GCC unroll 16") for (int v = 0; v < NV; v++) acc[i][v] = bi;                   \
-		}                                                                                             \
-		for (long k = 0; k < KP; k++) {                                                               \
-			__m512bh x[NV];                                                                           \
-			_Pragma("GCC unroll 16") for (int v = 0; v < NV; v++) x[v] = (__m512bh)_mm512_load_si512(h + k * MLP_ROWS + 16 * v); \
-			_Pragma("GCC unroll 16") for (int i = 0; i < NR; i++) {                                 \
-				__m512bh wi = (__m512bh)_mm512_set1_epi32((int)wp[k * NR + i]);                       \
-				_Pragma("GCC unroll 16") for (int v = 0; v < NV; v++) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], x[v], wi); \
-			}                                                                                         \
-		}                                                                                             \
-		_Pragma("GCC unroll 16") for (int i = 0; i < NR; i++)                                       \
-			_Pragma("GCC unroll 16") for (int v = 0; v < NV; v++) _mm512_store_ps(out + i * MLP_ROWS + 16 * v, acc[i][v]); \
-	}
-
-#define TILES16(NV) TILE16(NV, 1) TILE16(NV, 2) TILE16(NV, 3) TILE16(NV, 4) TILE16(NV, 5) TILE16(NV, 6) TILE16(NV, 7) TILE16(NV, 8) TILE16(NV, 9) TILE16(NV, 10)
-TILES16(1)
-TILES16(2)
-
-static const tile_fn tiles16[2][MLP_NR] = {
-	{tile16_1_1, tile16_1_2, tile16_1_3, tile16_1_4, tile16_1_5, tile16_1_6, tile16_1_7, tile16_1_8, tile16_1_9, tile16_1_10},
-	{tile16_2_1, tile16_2_2, tile16_2_3, tile16_2_4, tile16_2_5, tile16_2_6, tile16_2_7, tile16_2_8, tile16_2_9, tile16_2_10},
-};
+#define TILE_ROW(P, NV)                                                                               \
+	{tile##P##_##NV##_1, tile##P##_##NV##_2, tile##P##_##NV##_3, tile##P##_##NV##_4, tile##P##_##NV##_5, \
+		tile##P##_##NV##_6, tile##P##_##NV##_7, tile##P##_##NV##_8, tile##P##_##NV##_9, tile##P##_##NV##_10}
+static const tile_fn tiles[2][MLP_NR] = {TILE_ROW(32, 1), TILE_ROW(32, 2)};
+static const tile_fn tiles16[2][MLP_NR] = {TILE_ROW(16, 1), TILE_ROW(16, 2)};
 
 // mlp512_available reports whether the CPU runs this kernel in fp32 (bf16
 // 0) or bf16 (1).
