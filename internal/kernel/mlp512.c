@@ -235,84 +235,68 @@ static T512BF void pairs16(const float *f, long n, uint32_t *h) {
 		}
 }
 
-// forward16 is mlp512_forward in bf16.
-static T512BF void forward16(int L, const int *width, float *const *pw, const float *const *pb, int act, float slope,
-		const float *x, long rows, float *dst, float *buf, long half) {
-	float *f = buf;                        // a layer's fp32 output, [unit][row]
-	uint32_t *h = (uint32_t *)(buf + half); // its input in bf16 pairs
-	long in = width[0], out = width[L];
-	for (long r0 = 0; r0 < rows; r0 += MLP_ROWS) {
-		long m = rows - r0 < MLP_ROWS ? rows - r0 : MLP_ROWS;
-		int nv = m > 16 ? 2 : 1;
-		for (long kp = 0; 2 * kp < in; kp++) {
-			uint32_t *t = h + kp * MLP_ROWS;
-			for (long r = 0; r < m; r++)
-				t[r] = bf16(x[(r0 + r) * in + 2 * kp]) | (2 * kp + 1 < in ? bf16(x[(r0 + r) * in + 2 * kp + 1]) << 16 : 0);
-			for (long r = m; r < nv * 16; r++) t[r] = 0;
-		}
-		for (int l = 0; l < L; l++) {
-			long KP = (width[l] + 1) / 2, N = width[l + 1];
-			const float *w = pw[l];
-			for (long j = 0; j < N; j += MLP_NR) {
-				long nr = N - j < MLP_NR ? N - j : MLP_NR;
-				tiles16[nv - 1][nr - 1](KP, (const float *)h, w, pb[l] + j, f + j * MLP_ROWS);
-				w += KP * nr;
-			}
-			if (l == L - 1) break;
-			if (act != 0) act512(act, slope, f, N * MLP_ROWS);
-			pairs16(f, N, h);
-		}
-		for (long r = 0; r < m; r++)
-			for (long j = 0; j < out; j++) dst[(r0 + r) * out + j] = f[j * MLP_ROWS + r];
-	}
-}
-
 // mlp512_scratch is the floats one worker's two block buffers need for a
 // net whose widest layer has maxw units.
 long mlp512_scratch(long maxw) { return 2 * ((maxw + MLP_NR - 1) / MLP_NR * MLP_NR) * MLP_ROWS; }
 
+// load writes the inputs of a block of m rows from x (row-major, in wide)
+// into h: transposed, [input][row], in fp32; as pairs of inputs,
+// [pair][row][2], in bf16. Rows past m up to nv·16 are zeros, so the lanes
+// they fill stay finite; they are never written out.
+static void load(const float *x, long m, long in, int nv, int bf16w, float *h) {
+	if (!bf16w) {
+		for (long k = 0; k < in; k++) {
+			float *t = h + k * MLP_ROWS;
+			for (long r = 0; r < m; r++) t[r] = x[r * in + k];
+			for (long r = m; r < nv * 16; r++) t[r] = 0;
+		}
+		return;
+	}
+	for (long kp = 0; 2 * kp < in; kp++) {
+		uint32_t *t = (uint32_t *)h + kp * MLP_ROWS;
+		for (long r = 0; r < m; r++)
+			t[r] = bf16(x[r * in + 2 * kp]) | (2 * kp + 1 < in ? bf16(x[r * in + 2 * kp + 1]) << 16 : 0);
+		for (long r = m; r < nv * 16; r++) t[r] = 0;
+	}
+}
+
 // mlp512_forward carries rows rows of x (rows × width[0]) through L layers
-// (weights pw[l] packed in the precision bf16 says, biases pb[l]; act on
+// (weights pw[l] packed in the precision bf16w says, biases pb[l]; act on
 // all but the last) into dst (rows × width[L]), using buf (mlp512_scratch
-// floats, 64-byte aligned).
-T512 void mlp512_forward(int L, const int *width, float *const *pw, const float *const *pb, int act, float slope, int bf16,
+// floats, 64-byte aligned): a block of rows at a time, each layer's tiles
+// reading the input buffer and writing the output one, whose fp32 values
+// become the next layer's input (in bf16, rounded into pairs).
+T512 void mlp512_forward(int L, const int *width, float *const *pw, const float *const *pb, int act, float slope, int bf16w,
 		const float *x, long rows, float *dst, float *buf) {
 	long maxw = 0;
 	for (int l = 0; l <= L; l++) maxw = width[l] > maxw ? width[l] : maxw;
-	if (bf16) {
-		forward16(L, width, pw, pb, act, slope, x, rows, dst, buf, mlp512_scratch(maxw) / 2);
-		return;
-	}
-	float *h[2] = {buf, buf + mlp512_scratch(maxw) / 2};
-	long in = width[0], out = width[L];
+	const tile_fn(*tt)[MLP_NR] = bf16w ? tiles16 : tiles;
+	float *in = buf, *out = buf + mlp512_scratch(maxw) / 2;
 	for (long r0 = 0; r0 < rows; r0 += MLP_ROWS) {
 		long m = rows - r0 < MLP_ROWS ? rows - r0 : MLP_ROWS;
 		int nv = m > 16 ? 2 : 1;
-		// The block's inputs, transposed; rows past the end are zeros, so
-		// the lanes they fill stay finite and are never written out.
-		for (long k = 0; k < in; k++) {
-			float *t = h[0] + k * MLP_ROWS;
-			for (long r = 0; r < m; r++) t[r] = x[(r0 + r) * in + k];
-			for (long r = m; r < nv * 16; r++) t[r] = 0;
-		}
-		int cur = 0;
+		load(x + r0 * width[0], m, width[0], nv, bf16w, in);
 		for (int l = 0; l < L; l++) {
-			long K = width[l], N = width[l + 1];
-			const float *src = h[cur], *w = pw[l];
-			float *o = h[1 - cur];
+			long K = bf16w ? (width[l] + 1) / 2 : width[l], N = width[l + 1];
+			const float *w = pw[l];
 			for (long j = 0; j < N; j += MLP_NR) {
 				long nr = N - j < MLP_NR ? N - j : MLP_NR;
-				tiles[nv - 1][nr - 1](K, src, w, pb[l] + j, o + j * MLP_ROWS);
+				tt[nv - 1][nr - 1](K, in, w, pb[l] + j, out + j * MLP_ROWS);
 				w += K * nr;
 			}
+			if (l == L - 1) break;
 			// In one pass over the layer's output, in L1 still, so the
 			// constants stay in registers (per unit it cost twice as much).
-			if (l < L - 1 && act != 0) act512(act, slope, o, N * MLP_ROWS);
-			cur = 1 - cur;
+			if (act != 0) act512(act, slope, out, N * MLP_ROWS);
+			if (bf16w) {
+				pairs16(out, N, (uint32_t *)in);
+			} else {
+				float *t = in;
+				in = out, out = t;
+			}
 		}
-		const float *o = h[cur];
 		for (long r = 0; r < m; r++)
-			for (long j = 0; j < out; j++) dst[(r0 + r) * out + j] = o[j * MLP_ROWS + r];
+			for (long j = 0; j < width[L]; j++) dst[(r0 + r) * width[L] + j] = out[j * MLP_ROWS + r];
 	}
 }
 
@@ -321,7 +305,7 @@ T512 void mlp512_forward(int L, const int *width, float *const *pw, const float 
 int mlp512_available(int bf16) { return 0; }
 float *mlp512_pack(const float *W, long K, long N, int bf16) { return NULL; }
 long mlp512_scratch(long maxw) { return 0; }
-void mlp512_forward(int L, const int *width, float *const *pw, const float *const *pb, int act, float slope, int bf16,
+void mlp512_forward(int L, const int *width, float *const *pw, const float *const *pb, int act, float slope, int bf16w,
 		const float *x, long rows, float *dst, float *buf) {}
 
 #endif
