@@ -2,13 +2,15 @@ package kernel
 
 import "math"
 
-// A Net is an ensemble MLP packed for inference by oneDNN: each layer a
-// matmul with its bias and activation fused into the epilogue, the weights
-// reordered once into the layout the CPU's JIT kernel wants, in fp32 or in
-// bfloat16 (products of bf16 weights and inputs accumulated in fp32, hidden
-// activations carried in bf16, the output in fp32). It sees the weights as
-// they were when it was made. Forward is safe for concurrent use by
-// distinct workers.
+// A Net is an ensemble MLP packed for inference, in fp32 or in bfloat16
+// (products of bf16 weights and inputs accumulated in fp32, hidden
+// activations carried in bf16, the output in fp32), its weights reordered
+// once into the layout the kernel wants. Where the CPU has AVX-512 (and
+// AVX512_BF16, for bf16) it runs on our own kernel (mlp512.c: blocks of
+// rows through every layer, activations in L1); elsewhere on oneDNN (each
+// layer a matmul with its bias and activation fused into the epilogue).
+// NetKernel says which. It sees the weights as they were when it was
+// made. Forward is safe for concurrent use by distinct workers.
 //
 // NetAvailable reports whether this build has it (cgo with oneDNN: not
 // under -tags purego or nodnnl).
