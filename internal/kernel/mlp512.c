@@ -39,22 +39,26 @@
 
 #define T512 __attribute__((target("avx512f,fma")))
 
-// exp512 is e^x to within a few ulp, for tanh: x = n·ln2 + r, |r| ≤ ln2/2
-// (ln2 in two parts, so r is exact), e^r by its Taylor polynomial of
-// degree 6 (error below 1.2e-7), scaled by 2^n; x is clamped to ±88.
-static T512 inline __m512 exp512(__m512 x) {
+// expm1_512 is e^x − 1 to within a few ulp of its own size, for tanh: x =
+// n·ln2 + r, |r| ≤ ln2/2 (ln2 in two parts, so r is exact), e^r − 1 by its
+// Taylor polynomial of degree 7 without the constant (error below 1e-8),
+// then 2^n·(e^r − 1) + (2^n − 1), which is that polynomial itself near 0,
+// where e^x − 1 would cancel; x is clamped to ±88.
+static T512 inline __m512 expm1_512(__m512 x) {
 	x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.0f)), _mm512_set1_ps(-88.0f));
 	__m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 	__m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
 	r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f), r);
-	__m512 p = _mm512_set1_ps(1.0f / 720);
+	__m512 p = _mm512_set1_ps(1.0f / 5040);
+	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
 	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
 	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
 	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
 	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
 	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-	return _mm512_scalef_ps(p, n);
+	p = _mm512_mul_ps(p, r);
+	const __m512 one = _mm512_set1_ps(1.0f);
+	return _mm512_add_ps(_mm512_scalef_ps(p, n), _mm512_sub_ps(_mm512_scalef_ps(one, n), one));
 }
 
 // recip512 is 1/d: the 14-bit estimate and one Newton step.
@@ -109,10 +113,10 @@ static T512 __attribute__((noinline)) void act512(int act, float slope, float *h
 		case 1: y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, zero, _CMP_LT_OQ), x, zero); break;
 		case 2: y = _mm512_mask_mul_ps(x, _mm512_cmp_ps_mask(x, zero, _CMP_LT_OQ), x, s); break;
 		case 3: {
-			// tanh|x| = (1 − e)/(1 + e) with e = e^(−2|x|), sign restored.
+			// tanh|x| = −m/(2 + m) with m = e^(−2|x|) − 1, sign restored.
 			__m512 a = _mm512_abs_ps(x);
-			__m512 e = exp512(_mm512_mul_ps(a, _mm512_set1_ps(-2.0f)));
-			__m512 t = _mm512_mul_ps(_mm512_sub_ps(one, e), recip512(_mm512_add_ps(one, e)));
+			__m512 m = expm1_512(_mm512_mul_ps(a, _mm512_set1_ps(-2.0f)));
+			__m512 t = _mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), m), recip512(_mm512_add_ps(_mm512_set1_ps(2.0f), m)));
 			y = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(t),
 				_mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u))));
 			y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), y, x);
