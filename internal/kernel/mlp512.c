@@ -184,11 +184,19 @@ typedef void (*tile_fn)(long, const float *, const float *, const float *, float
 static const tile_fn tiles[2][MLP_NR] = {TILE_ROW(32, 1), TILE_ROW(32, 2)};
 static const tile_fn tiles16[2][MLP_NR] = {TILE_ROW(16, 1), TILE_ROW(16, 2)};
 
-// mlp512_available reports whether the CPU runs this kernel in fp32 (bf16
-// 0) or bf16 (1).
-int mlp512_available(int bf16) {
-	return __builtin_cpu_supports("avx512f") && (!bf16 || __builtin_cpu_supports("avx512bf16"));
+int mlp256_available(void);
+void mlp256_panel(long K, const float *h, const float *w, const float *b, float *out, int nr, int nv);
+void mlp256_act(int act, float slope, float *h, long n);
+
+// mlp_level is the best kernel this CPU runs in fp32 (bf16 0) or bf16 (1):
+// 2 this file's AVX-512 one, 1 mlp256.c's AVX2 one (fp32 only), 0 none.
+int mlp_level(int bf16) {
+	if (__builtin_cpu_supports("avx512f") && (!bf16 || __builtin_cpu_supports("avx512bf16"))) return 2;
+	return !bf16 && mlp256_available() ? 1 : 0;
 }
+
+// mlp_nr is the units per panel of a level's tiles.
+int mlp_nr(int level) { return level == 2 ? MLP_NR : 6; }
 
 // bf16 rounds to nearest even, as vcvtneps2bf16 does; NaN stays NaN.
 static inline uint32_t bf16(float f) {
@@ -199,20 +207,20 @@ static inline uint32_t bf16(float f) {
 	return u >> 16;
 }
 
-// mlp512_pack returns the K×N row-major W as panels of MLP_NR units,
-// [panel][K][units of the panel], the last panel narrower when MLP_NR
-// does not divide N; in bf16, [panel][K/2][units] of pairs of inputs (the
-// lower half the even input; an odd K padded with a zero); NULL when out
-// of memory.
-float *mlp512_pack(const float *W, long K, long N, int bf16w) {
+// mlp_pack returns the K×N row-major W as panels of NR units,
+// [panel][K][units of the panel], the last panel narrower when NR does
+// not divide N; in bf16, [panel][K/2][units] of pairs of inputs (the lower
+// half the even input; an odd K padded with a zero); NULL when out of
+// memory.
+float *mlp_pack(const float *W, long K, long N, int bf16w, int NR) {
 	long KP = (K + 1) / 2;
 	size_t words = bf16w ? (size_t)KP * N : (size_t)K * N;
 	float *p = aligned_alloc(64, (words * 4 + 63) / 64 * 64);
 	if (!p) return NULL;
 	float *q = p;
 	uint32_t *q16 = (uint32_t *)p;
-	for (long j = 0; j < N; j += MLP_NR) {
-		long nr = N - j < MLP_NR ? N - j : MLP_NR;
+	for (long j = 0; j < N; j += NR) {
+		long nr = N - j < NR ? N - j : NR;
 		if (!bf16w) {
 			for (long k = 0; k < K; k++)
 				for (long i = 0; i < nr; i++) *q++ = W[k * N + j + i];
@@ -239,9 +247,18 @@ static T512BF void pairs16(const float *f, long n, uint32_t *h) {
 		}
 }
 
-// mlp512_scratch is the floats one worker's two block buffers need for a
-// net whose widest layer has maxw units.
-long mlp512_scratch(long maxw) { return 2 * ((maxw + MLP_NR - 1) / MLP_NR * MLP_NR) * MLP_ROWS; }
+// mlp_scratch is the floats one worker's two block buffers need for a net
+// whose widest layer has maxw units.
+long mlp_scratch(long maxw) { return 2 * ((maxw + MLP_NR - 1) / MLP_NR * MLP_NR) * MLP_ROWS; }
+
+// panel512 and panel512bf compute a panel of nr units for a block's nv
+// vectors of 16 rows, as mlp256_panel does with AVX2.
+static void panel512(long K, const float *h, const float *w, const float *b, float *out, int nr, int nv) {
+	tiles[nv - 1][nr - 1](K, h, w, b, out);
+}
+static void panel512bf(long K, const float *h, const float *w, const float *b, float *out, int nr, int nv) {
+	tiles16[nv - 1][nr - 1](K, h, w, b, out);
+}
 
 // load writes the inputs of a block of m rows from x (row-major, in wide)
 // into h: transposed, [input][row], in fp32; as pairs of inputs,
@@ -264,18 +281,21 @@ static void load(const float *x, long m, long in, int nv, int bf16w, float *h) {
 	}
 }
 
-// mlp512_forward carries rows rows of x (rows × width[0]) through L layers
-// (weights pw[l] packed in the precision bf16w says, biases pb[l]; act on
-// all but the last) into dst (rows × width[L]), using buf (mlp512_scratch
-// floats, 64-byte aligned): a block of rows at a time, each layer's tiles
-// reading the input buffer and writing the output one, whose fp32 values
-// become the next layer's input (in bf16, rounded into pairs).
-T512 void mlp512_forward(int L, const int *width, float *const *pw, const float *const *pb, int act, float slope, int bf16w,
+// mlp_forward carries rows rows of x (rows × width[0]) through L layers
+// (weights pw[l] packed for level in the precision bf16w says, biases
+// pb[l]; act on all but the last) into dst (rows × width[L]), using buf
+// (mlp_scratch floats, 64-byte aligned): a block of rows at a time, each
+// layer's tiles reading the input buffer and writing the output one, whose
+// fp32 values become the next layer's input (in bf16, rounded into pairs).
+void mlp_forward(int level, int L, const int *width, float *const *pw, const float *const *pb, int act, float slope, int bf16w,
 		const float *x, long rows, float *dst, float *buf) {
 	long maxw = 0;
 	for (int l = 0; l <= L; l++) maxw = width[l] > maxw ? width[l] : maxw;
-	const tile_fn(*tt)[MLP_NR] = bf16w ? tiles16 : tiles;
-	float *in = buf, *out = buf + mlp512_scratch(maxw) / 2;
+	void (*panel)(long, const float *, const float *, const float *, float *, int, int) = bf16w ? panel512bf : panel512;
+	void (*actf)(int, float, float *, long) = act512;
+	if (level == 1) panel = mlp256_panel, actf = mlp256_act;
+	int NR = mlp_nr(level);
+	float *in = buf, *out = buf + mlp_scratch(maxw) / 2;
 	for (long r0 = 0; r0 < rows; r0 += MLP_ROWS) {
 		long m = rows - r0 < MLP_ROWS ? rows - r0 : MLP_ROWS;
 		int nv = m > 16 ? 2 : 1;
@@ -283,15 +303,15 @@ T512 void mlp512_forward(int L, const int *width, float *const *pw, const float 
 		for (int l = 0; l < L; l++) {
 			long K = bf16w ? (width[l] + 1) / 2 : width[l], N = width[l + 1];
 			const float *w = pw[l];
-			for (long j = 0; j < N; j += MLP_NR) {
-				long nr = N - j < MLP_NR ? N - j : MLP_NR;
-				tt[nv - 1][nr - 1](K, in, w, pb[l] + j, out + j * MLP_ROWS);
+			for (long j = 0; j < N; j += NR) {
+				int nr = N - j < NR ? N - j : NR;
+				panel(K, in, w, pb[l] + j, out + j * MLP_ROWS, nr, nv);
 				w += K * nr;
 			}
 			if (l == L - 1) break;
 			// In one pass over the layer's output, in L1 still, so the
 			// constants stay in registers (per unit it cost twice as much).
-			if (act != 0) act512(act, slope, out, N * MLP_ROWS);
+			if (act != 0) actf(act, slope, out, N * MLP_ROWS);
 			if (bf16w) {
 				pairs16(out, N, (uint32_t *)in);
 			} else {
@@ -306,10 +326,11 @@ T512 void mlp512_forward(int L, const int *width, float *const *pw, const float 
 
 #else
 
-int mlp512_available(int bf16) { return 0; }
-float *mlp512_pack(const float *W, long K, long N, int bf16) { return NULL; }
-long mlp512_scratch(long maxw) { return 0; }
-void mlp512_forward(int L, const int *width, float *const *pw, const float *const *pb, int act, float slope, int bf16w,
+int mlp_level(int bf16) { return 0; }
+int mlp_nr(int level) { return 1; }
+float *mlp_pack(const float *W, long K, long N, int bf16, int NR) { return NULL; }
+long mlp_scratch(long maxw) { return 0; }
+void mlp_forward(int level, int L, const int *width, float *const *pw, const float *const *pb, int act, float slope, int bf16w,
 		const float *x, long rows, float *dst, float *buf) {}
 
 #endif

@@ -58,14 +58,15 @@ typedef struct {
 	mm_worker *workers;
 	int nworkers;
 	int maxw;
-	int own;          // the layers run on mlp512.c's kernel
+	int own;          // the layers run on our kernel: 2 mlp512.c's, 1 mlp256.c's
 	float **pw, **pb; // its packed weights and biases, E × L
 } mm_net;
 
-int mlp512_available(int bf16);
-float *mlp512_pack(const float *W, long K, long N, int bf16);
-long mlp512_scratch(long maxw);
-void mlp512_forward(int L, const int *width, float *const *pw, const float *const *pb, int act, float slope, int bf16,
+int mlp_level(int bf16);
+int mlp_nr(int level);
+float *mlp_pack(const float *W, long K, long N, int bf16, int NR);
+long mlp_scratch(long maxw);
+void mlp_forward(int level, int L, const int *width, float *const *pw, const float *const *pb, int act, float slope, int bf16,
 	const float *x, long rows, float *dst, float *buf);
 
 static void seterr(char *err, int len, const char *what, dnnl_status_t s) {
@@ -124,8 +125,9 @@ out:
 	return s;
 }
 
-// own_create packs n's layers for mlp512.c's kernel.
-static int own_create(mm_net *n, const float **W, const float **B, char *err, int errlen) {
+// own_create packs n's layers for the kernel of mlp512.c (level 2) or
+// mlp256.c (1).
+static int own_create(mm_net *n, int level, const float **W, const float **B, char *err, int errlen) {
 	int L = n->L, E = n->E;
 	n->pw = calloc((size_t)L * E, sizeof(float *));
 	n->pb = calloc((size_t)L * E, sizeof(float *));
@@ -135,14 +137,14 @@ static int own_create(mm_net *n, const float **W, const float **B, char *err, in
 		for (int l = 0; l < L; l++) {
 			long K = n->width[l], N = n->width[l + 1];
 			float **w = &n->pw[e * L + l], **b = &n->pb[e * L + l];
-			if (!(*w = mlp512_pack(W[l] + (size_t)e * K * N, K, N, n->bf16)) || !(*b = malloc(sizeof(float) * N))) goto oom;
+			if (!(*w = mlp_pack(W[l] + (size_t)e * K * N, K, N, n->bf16, mlp_nr(level))) || !(*b = malloc(sizeof(float) * N))) goto oom;
 			memcpy(*b, B[l] + (size_t)e * N, sizeof(float) * N);
 		}
-	size_t sz = ((size_t)mlp512_scratch(n->maxw) * sizeof(float) + 63) / 64 * 64;
+	size_t sz = ((size_t)mlp_scratch(n->maxw) * sizeof(float) + 63) / 64 * 64;
 	for (int w = 0; w < n->nworkers; w++)
 		if (!(n->workers[w].own = aligned_alloc(64, sz))) goto oom;
 		else memset(n->workers[w].own, 0, sz); // lanes past a short block's rows stay finite
-	n->own = 1;
+	n->own = level;
 	return 0;
 oom:
 	snprintf(err, errlen, "kernel: out of memory packing the net");
@@ -151,7 +153,8 @@ oom:
 
 // mm_net_create packs an ensemble MLP of L layers (widths[0..L]) and E
 // members: W[l] holds E row-major in×out matrices, B[l] E bias vectors.
-// With own set, the net runs on mlp512.c's kernel where the CPU can.
+// The net runs on our kernels where the CPU can, up to level own (2
+// AVX-512, 1 AVX2, 0 none: oneDNN).
 mm_net *mm_net_create(int L, const int *widths, int E, int act, float slope, int bf16, int own,
 		const float **W, const float **B, int workers, char *err, int errlen) {
 	if (L < 1 || L > MM_MAXL) {
@@ -168,8 +171,9 @@ mm_net *mm_net_create(int L, const int *widths, int E, int act, float slope, int
 	for (int l = 0; l <= L; l++) n->maxw = n->width[l] > n->maxw ? n->width[l] : n->maxw;
 	pthread_mutex_init(&n->mu, NULL);
 	n->nworkers = workers;
-	if (own && mlp512_available(bf16)) {
-		if (own_create(n, W, B, err, errlen) == 0) return n;
+	int level = mlp_level(bf16) < own ? mlp_level(bf16) : own;
+	if (level > 0) {
+		if (own_create(n, level, W, B, err, errlen) == 0) return n;
 		goto fail;
 	}
 	n->w = calloc((size_t)L * E, sizeof(dnnl_memory_t));
@@ -338,7 +342,7 @@ int mm_net_forward(mm_net *n, int worker, int member, const float *x, long rows,
 	if (rows <= 0) return 0;
 	mm_worker *k = &n->workers[worker];
 	if (n->own) {
-		mlp512_forward(n->L, n->width, n->pw + member * n->L, (const float *const *)n->pb + member * n->L, n->act, n->slope,
+		mlp_forward(n->own, n->L, n->width, n->pw + member * n->L, (const float *const *)n->pb + member * n->L, n->act, n->slope,
 			n->bf16, x, rows, dst, k->own);
 		return 0;
 	}

@@ -15,9 +15,10 @@ import "math"
 // NetAvailable reports whether this build has it (cgo with oneDNN: not
 // under -tags purego or nodnnl).
 
-// ownKernel lets nets run on mlp512.c's AVX-512 kernel where the CPU can;
-// tests turn it off to check oneDNN's path on those machines too.
-var ownKernel = true
+// ownKernel is the best of our kernels nets may run on, where the CPU can:
+// 2 mlp512.c's (AVX-512), 1 mlp256.c's (AVX2), 0 none (oneDNN). Tests
+// lower it to check the others on machines that have the best.
+var ownKernel = 2
 
 // NewNet packs an MLP of the given widths (input, hidden…, output) and
 // members: W[l] holds the members' row-major in×out weights of layer l one

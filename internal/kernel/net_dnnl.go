@@ -7,7 +7,7 @@ package kernel
 #cgo LDFLAGS: -ldnnl -lgomp
 #include <stdlib.h>
 typedef struct mm_net mm_net;
-int mlp512_available(int bf16);
+int mlp_level(int bf16);
 mm_net *mm_net_create(int L, const int *widths, int E, int act, float slope, int bf16, int own,
 	const float **W, const float **B, int workers, char *err, int errlen);
 int mm_net_forward(mm_net *n, int worker, int member, const float *x, long rows, float *dst, char *err, int errlen);
@@ -78,10 +78,7 @@ func newNet(widths []int, members int, act Act, slope float32, bf16 bool, W, B [
 	if bf16 {
 		flag = 1
 	}
-	own := C.int(0)
-	if ownKernel {
-		own = 1
-	}
+	own := C.int(ownKernel)
 	c := C.mm_net_create(C.int(L), &cwid[0], C.int(members), C.int(act), C.float(slope), flag, own,
 		(**C.float)(unsafe.Pointer(&cw[0])), (**C.float)(unsafe.Pointer(&cb[0])), C.int(workers), &errbuf[0], C.int(len(errbuf)))
 	if c == nil {
@@ -162,8 +159,11 @@ func NetKernel(bf16 bool) string {
 	if bf16 {
 		prec, flag = "bf16", 1
 	}
-	if ownKernel && C.mlp512_available(flag) != 0 {
+	switch min(ownKernel, int(C.mlp_level(flag))) {
+	case 2:
 		return "mismatch AVX-512 (" + prec + ")"
+	case 1:
+		return "mismatch AVX2 (" + prec + ")"
 	}
 	return "oneDNN (" + prec + ")"
 }

@@ -1,0 +1,130 @@
+//go:build cgo && !purego && !nodnnl
+
+// mlp512.c's kernel for CPUs with AVX2 and FMA but no AVX-512 (Zen 2 and
+// 3, Intel Haswell to Comet Lake), in fp32: the same unit-major layout,
+// with 8-wide lanes and 16 registers, so a tile is 6 units × 16 rows (12
+// accumulators; 2 loads and 6 broadcasts per 12 FMAs), run on each half
+// of a 32-row block. The activations are mlp512.c's formulas, with the
+// exponent built from its bits (no scalef) and a 12-bit reciprocal
+// estimate refined by one Newton step.
+
+#include <immintrin.h>
+#include <stdint.h>
+
+#define MLP_ROWS 32
+#define MLP_NR256 6
+
+#if defined(__x86_64__) && defined(__GNUC__)
+
+#define T256 __attribute__((target("avx2,fma")))
+
+#define TILE256(NR)                                                                                   \
+	static T256 void tile256_##NR(long K, const float *h, const float *w, const float *b, float *out) { \
+		__m256 acc[NR][2];                                                                            \
+		_Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) acc[i][0] = acc[i][1] = _mm256_set1_ps(b[i]); \
+		for (long k = 0; k < K; k++) {                                                                \
+			__m256 x0 = _mm256_load_ps(h + k * MLP_ROWS), x1 = _mm256_load_ps(h + k * MLP_ROWS + 8);  \
+			_Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) {                                  \
+				__m256 wi = _mm256_broadcast_ss(w + k * NR + i);                                      \
+				acc[i][0] = _mm256_fmadd_ps(wi, x0, acc[i][0]);                                       \
+				acc[i][1] = _mm256_fmadd_ps(wi, x1, acc[i][1]);                                       \
+			}                                                                                         \
+		}                                                                                             \
+		_Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) {                                      \
+			_mm256_store_ps(out + i * MLP_ROWS, acc[i][0]);                                           \
+			_mm256_store_ps(out + i * MLP_ROWS + 8, acc[i][1]);                                       \
+		}                                                                                             \
+	}
+TILE256(1)
+TILE256(2)
+TILE256(3)
+TILE256(4)
+TILE256(5)
+TILE256(6)
+
+typedef void (*tile_fn)(long, const float *, const float *, const float *, float *);
+static const tile_fn tiles256[MLP_NR256] = {tile256_1, tile256_2, tile256_3, tile256_4, tile256_5, tile256_6};
+
+// mlp256_panel computes a panel of nr units for nv halves (16 rows each)
+// of a block: input h ([input][row], stride MLP_ROWS), panel w, biases b.
+void mlp256_panel(long K, const float *h, const float *w, const float *b, float *out, int nr, int nv) {
+	for (int v = 0; v < nv; v++) tiles256[nr - 1](K, h + 16 * v, w, b, out + 16 * v);
+}
+
+// pow2 is 2^k for integral k in [−127, 127] (2^−127 comes out as 0).
+static T256 inline __m256 pow2(__m256 k) {
+	__m256i e = _mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127));
+	return _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
+}
+
+static T256 inline __m256 recip256(__m256 d) {
+	__m256 r = _mm256_rcp_ps(d);
+	return _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(2.0f)));
+}
+
+// swish256 is swish512's formula: e^−x = 2^t, t = −x·log2 e (|t| ≤ 126).
+static T256 inline __m256 swish256(__m256 x) {
+	const __m256 one = _mm256_set1_ps(1.0f);
+	__m256 t = _mm256_mul_ps(x, _mm256_set1_ps(-1.44269504088896341f));
+	t = _mm256_max_ps(_mm256_min_ps(t, _mm256_set1_ps(126.0f)), _mm256_set1_ps(-126.0f));
+	__m256 k = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	__m256 f = _mm256_sub_ps(t, k);
+	__m256 p = _mm256_set1_ps(1.5403530393381608e-4f);
+	p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.3333558146428443e-3f));
+	p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.618129107628477e-3f));
+	p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.550410866482158e-2f));
+	p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(0.2402265069591007f));
+	p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(0.6931471805599453f));
+	p = _mm256_fmadd_ps(p, f, one);
+	return _mm256_mul_ps(x, recip256(_mm256_add_ps(one, _mm256_mul_ps(p, pow2(k)))));
+}
+
+// tanh256 is mlp512.c's: −m/(2 + m), m = e^(−2|x|) − 1 without cancellation.
+static T256 inline __m256 tanh256(__m256 x) {
+	const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+	__m256 y = _mm256_max_ps(_mm256_mul_ps(_mm256_andnot_ps(sign, x), _mm256_set1_ps(-2.0f)), _mm256_set1_ps(-88.0f));
+	__m256 n = _mm256_round_ps(_mm256_mul_ps(y, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	__m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), y);
+	r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187045e-06f), r);
+	__m256 p = _mm256_set1_ps(1.0f / 5040);
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+	p = _mm256_fmadd_ps(p, r, one);
+	p = _mm256_mul_ps(p, r);
+	__m256 s = pow2(n);
+	__m256 m = _mm256_add_ps(_mm256_mul_ps(p, s), _mm256_sub_ps(s, one));
+	__m256 t = _mm256_mul_ps(_mm256_sub_ps(_mm256_setzero_ps(), m), recip256(_mm256_add_ps(_mm256_set1_ps(2.0f), m)));
+	t = _mm256_or_ps(t, _mm256_and_ps(x, sign));
+	return _mm256_blendv_ps(t, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+// mlp256_act applies kernel.Act act to n floats in place (n a multiple of
+// 8). NaN stays NaN.
+T256 void mlp256_act(int act, float slope, float *h, long n) {
+	const __m256 zero = _mm256_setzero_ps(), s = _mm256_set1_ps(slope);
+	for (long i = 0; i < n; i += 8) {
+		__m256 x = _mm256_load_ps(h + i), y;
+		__m256 neg = _mm256_cmp_ps(x, zero, _CMP_LT_OQ);
+		switch (act) {
+		case 1: y = _mm256_blendv_ps(x, zero, neg); break;
+		case 2: y = _mm256_blendv_ps(x, _mm256_mul_ps(x, s), neg); break;
+		case 3: y = tanh256(x); break;
+		case 4: y = swish256(x); break;
+		default: continue;
+		}
+		_mm256_store_ps(h + i, y);
+	}
+}
+
+int mlp256_available(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+
+#else
+
+int mlp256_available(void) { return 0; }
+void mlp256_panel(long K, const float *h, const float *w, const float *b, float *out, int nr, int nv) {}
+void mlp256_act(int act, float slope, float *h, long n) {}
+
+#endif
