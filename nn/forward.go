@@ -107,11 +107,12 @@ func BF16Supported() bool { return kernel.HasBF16() }
 var ErrUnsupported = errors.New("nn: packed evaluation not supported here")
 
 // NewPackedEvaluator returns an Evaluator whose full forward passes go
-// through a snapshot of m's parameters packed for the CPU (our AVX-512
-// kernel where the CPU has it, oneDNN's elsewhere: blocks of rows through
-// every layer in one call, bias and activation applied as each layer's
-// block is made; kernel.NetKernel says which), in precision p. Unlike NewEvaluator's, it
-// does not see changes made to m's parameters later: make it after
+// through a snapshot of m's parameters packed for the CPU (our AVX-512 or
+// AVX2 kernel where the CPU has one, oneDNN's elsewhere: blocks of rows
+// through every layer in one call, bias and activation applied as each
+// layer's block is made; kernel.NetKernel says which), in precision p.
+// Unlike NewEvaluator's, it does not see changes made to m's parameters
+// later: make it after
 // training, as planners do. Features still reads m as it is.
 func NewPackedEvaluator(m *MLP, threads int, p Precision) (*Evaluator, error) {
 	if p == BF16 && !kernel.HasBF16() {

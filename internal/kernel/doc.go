@@ -2,8 +2,9 @@
 // on: a general matrix multiply (OpenBLAS through cgo, or pure Go) and the
 // element-wise functions of neural networks (exp, sigmoid, softplus and the
 // activations with their derivatives), and Net, an ensemble MLP packed for
-// inference — on our own AVX-512 kernel in fp32 where the CPU has AVX-512,
-// on oneDNN in bf16 and elsewhere (NetKernel says which).
+// inference — on our own kernels where the CPU has AVX-512 (fp32, and bf16
+// with AVX512_BF16) or AVX2 (fp32), on oneDNN elsewhere (NetKernel says
+// which).
 //
 // Which backend is used is fixed at build time. With cgo and without the
 // build tag purego, matrix multiplies go to OpenBLAS's cblas_sgemm, held to

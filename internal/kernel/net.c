@@ -6,9 +6,9 @@
 // products of bf16 numbers accumulate in fp32 and hidden activations pass
 // between layers in bf16), the JIT code chosen by oneDNN for the CPU at
 // hand. One call carries a block of rows through every layer. Where the
-// CPU has AVX-512 (and AVX512_BF16, for bf16), nets run on mlp512.c's
-// kernel instead, which is faster on these shapes; oneDNN keeps the
-// machines without it.
+// CPU has AVX-512 (and AVX512_BF16, for bf16) or AVX2 (fp32), nets run on
+// our kernels instead (mlp512.c, mlp256.c), which are faster on these
+// shapes; oneDNN keeps the machines without them.
 
 #include <dnnl.h>
 #include <omp.h>

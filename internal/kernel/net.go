@@ -7,7 +7,8 @@ import "math"
 // activations carried in bf16, the output in fp32), its weights reordered
 // once into the layout the kernel wants. Where the CPU has AVX-512 (and
 // AVX512_BF16, for bf16) it runs on our own kernel (mlp512.c: blocks of
-// rows through every layer, activations in L1); elsewhere on oneDNN (each
+// rows through every layer, activations in L1), where it has AVX2 on that
+// kernel's AVX2 version in fp32 (mlp256.c); elsewhere on oneDNN (each
 // layer a matmul with its bias and activation fused into the epilogue).
 // NetKernel says which. It sees the weights as they were when it was
 // made. Forward is safe for concurrent use by distinct workers.
