@@ -345,6 +345,19 @@ func (m *Model) targets(dst, obs, next []float32, n int) {
 	}
 }
 
+// fromTargets is targets' inverse: the next observations of rows whose
+// observations are obs and predicted targets pred (slices that start at a
+// row's first value).
+func (m *Model) fromTargets(dst, obs, pred []float32) {
+	for i := range dst {
+		if m.absolute[i%m.obsDim] {
+			dst[i] = pred[i]
+		} else {
+			dst[i] = obs[i] + pred[i]
+		}
+	}
+}
+
 // Predictor evaluates a model for planning: many rows at once, buffers
 // reused, no allocation after the first calls of a given size. A Predictor
 // is not safe for concurrent use.
@@ -423,27 +436,13 @@ func (p *Predictor) nextRows(_, task int) {
 			delta[i] += noise[i] * float32(src.Normal())
 		}
 	}
-	od := m.obsDim
-	for i := lo; i < hi; i++ {
-		if m.absolute[i%od] {
-			p.next[i] = p.mean[i]
-		} else {
-			p.next[i] = p.obs[i] + p.mean[i]
-		}
-	}
+	m.fromTargets(p.next[lo:hi], p.obs[lo:hi], p.mean[lo:hi])
 }
 
 func (p *Predictor) momentRows(_, task int) {
 	m := p.m
 	lo, hi := p.head(task)
-	od := m.obsDim
-	for i := lo; i < hi; i++ {
-		if m.absolute[i%od] {
-			p.meanOut[i] = p.mean[i]
-		} else {
-			p.meanOut[i] = p.obs[i] + p.mean[i]
-		}
-	}
+	m.fromTargets(p.meanOut[lo:hi], p.obs[lo:hi], p.mean[lo:hi])
 	if m.Head == nil {
 		clear(p.varOut[lo:hi])
 		return
