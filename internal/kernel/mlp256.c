@@ -11,8 +11,7 @@
 #include <immintrin.h>
 #include <stdint.h>
 
-#define MLP_ROWS 32
-#define MLP_NR256 6
+#include "mlp.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 
@@ -42,7 +41,6 @@ TILE256(4)
 TILE256(5)
 TILE256(6)
 
-typedef void (*tile_fn)(long, const float *, const float *, const float *, float *);
 static const tile_fn tiles256[MLP_NR256] = {tile256_1, tile256_2, tile256_3, tile256_4, tile256_5, tile256_6};
 
 // mlp256_panel computes a panel of nr units for nv halves (16 rows each)
@@ -65,17 +63,12 @@ static T256 inline __m256 recip256(__m256 d) {
 // swish256 is swish512's formula: e^−x = 2^t, t = −x·log2 e (|t| ≤ 126).
 static T256 inline __m256 swish256(__m256 x) {
 	const __m256 one = _mm256_set1_ps(1.0f);
-	__m256 t = _mm256_mul_ps(x, _mm256_set1_ps(-1.44269504088896341f));
+	__m256 t = _mm256_mul_ps(x, _mm256_set1_ps(-MLP_LOG2E));
 	t = _mm256_max_ps(_mm256_min_ps(t, _mm256_set1_ps(126.0f)), _mm256_set1_ps(-126.0f));
 	__m256 k = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 	__m256 f = _mm256_sub_ps(t, k);
-	__m256 p = _mm256_set1_ps(1.5403530393381608e-4f);
-	p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.3333558146428443e-3f));
-	p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.618129107628477e-3f));
-	p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.550410866482158e-2f));
-	p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(0.2402265069591007f));
-	p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(0.6931471805599453f));
-	p = _mm256_fmadd_ps(p, f, one);
+	__m256 p = _mm256_set1_ps(mlp_exp2[0]);
+	for (int i = 1; i < 7; i++) p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(mlp_exp2[i]));
 	return _mm256_mul_ps(x, recip256(_mm256_add_ps(one, _mm256_mul_ps(p, pow2(k)))));
 }
 
@@ -83,16 +76,11 @@ static T256 inline __m256 swish256(__m256 x) {
 static T256 inline __m256 tanh256(__m256 x) {
 	const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
 	__m256 y = _mm256_max_ps(_mm256_mul_ps(_mm256_andnot_ps(sign, x), _mm256_set1_ps(-2.0f)), _mm256_set1_ps(-88.0f));
-	__m256 n = _mm256_round_ps(_mm256_mul_ps(y, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-	__m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), y);
-	r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187045e-06f), r);
-	__m256 p = _mm256_set1_ps(1.0f / 5040);
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-	p = _mm256_fmadd_ps(p, r, one);
+	__m256 n = _mm256_round_ps(_mm256_mul_ps(y, _mm256_set1_ps(MLP_LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	__m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(MLP_LN2_HI), y);
+	r = _mm256_fnmadd_ps(n, _mm256_set1_ps(MLP_LN2_LO), r);
+	__m256 p = _mm256_set1_ps(mlp_expm1[0]);
+	for (int i = 1; i < 7; i++) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(mlp_expm1[i]));
 	p = _mm256_mul_ps(p, r);
 	__m256 s = pow2(n);
 	__m256 m = _mm256_add_ps(_mm256_mul_ps(p, s), _mm256_sub_ps(s, one));

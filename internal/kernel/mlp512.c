@@ -32,8 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MLP_ROWS 32 // rows per block: two vectors
-#define MLP_NR 10   // units per register tile
+#include "mlp.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 
@@ -46,16 +45,11 @@
 // where e^x − 1 would cancel; x is clamped to ±88.
 static T512 inline __m512 expm1_512(__m512 x) {
 	x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.0f)), _mm512_set1_ps(-88.0f));
-	__m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-	__m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-	r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f), r);
-	__m512 p = _mm512_set1_ps(1.0f / 5040);
-	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
-	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+	__m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(MLP_LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	__m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(MLP_LN2_HI), x);
+	r = _mm512_fnmadd_ps(n, _mm512_set1_ps(MLP_LN2_LO), r);
+	__m512 p = _mm512_set1_ps(mlp_expm1[0]);
+	for (int i = 1; i < 7; i++) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(mlp_expm1[i]));
 	p = _mm512_mul_ps(p, r);
 	const __m512 one = _mm512_set1_ps(1.0f);
 	return _mm512_add_ps(_mm512_scalef_ps(p, n), _mm512_sub_ps(_mm512_scalef_ps(one, n), one));
@@ -68,16 +62,15 @@ static T512 inline __m512 recip512(__m512 d) {
 }
 
 // swish512 is swish in place over n floats (n a multiple of 16), to about
-// 1e-6 relative (the rounding of t below; the polynomial's error is under
-// 1e-7): e^−x as 2^t, t = −x·log2 e split into round(t) + f, |f| ≤ 1/2,
-// 2^f by its Taylor polynomial of degree 6. Fewer operations than
-// exp512's reduction (which it replaced here: whole fp32 passes 5–7%
-// faster), and that matters: the activations take a tenth of an fp32
-// pass and a fifth of a bf16 one. (An error of 1e-4 — degree 4, no Newton
-// step — flipped enough bf16 roundings to move outputs by 1.7% of their
-// RMS.)
+// 1e-6 relative (the rounding of t; the polynomial's error is under 1e-7),
+// with e^−x = 2^t as mlp.h describes. Fewer operations than a reduction
+// by ln2 in two parts, as expm1_512 does (whole fp32 passes 5–7% faster
+// than with that), and that matters: the activations take a tenth of an
+// fp32 pass and a fifth of a bf16 one. (An error of 1e-4 — degree 4, no
+// Newton step — flipped enough bf16 roundings to move outputs by 1.7% of
+// their RMS.)
 static T512 void swish512(float *h, long n) {
-	const __m512 one = _mm512_set1_ps(1.0f), c = _mm512_set1_ps(-1.44269504088896341f);
+	const __m512 one = _mm512_set1_ps(1.0f), c = _mm512_set1_ps(-MLP_LOG2E);
 	// |t| ≤ 126 keeps 2^t finite: 1 + ∞ would make the Newton step 0·∞.
 	const __m512 lo = _mm512_set1_ps(-126.0f), hi = _mm512_set1_ps(126.0f);
 	for (long i = 0; i < n; i += 16) {
@@ -85,13 +78,8 @@ static T512 void swish512(float *h, long n) {
 		__m512 t = _mm512_max_ps(_mm512_min_ps(_mm512_mul_ps(x, c), hi), lo);
 		__m512 k = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 		__m512 f = _mm512_sub_ps(t, k);
-		__m512 p = _mm512_set1_ps(1.5403530393381608e-4f);
-		p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3333558146428443e-3f));
-		p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618129107628477e-3f));
-		p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550410866482158e-2f));
-		p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.2402265069591007f));
-		p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.6931471805599453f));
-		p = _mm512_fmadd_ps(p, f, one);
+		__m512 p = _mm512_set1_ps(mlp_exp2[0]);
+		for (int j = 1; j < 7; j++) p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(mlp_exp2[j]));
 		__m512 e = _mm512_scalef_ps(p, k);
 		_mm512_store_ps(h + i, _mm512_mul_ps(x, recip512(_mm512_add_ps(one, e))));
 	}
@@ -177,16 +165,11 @@ TILES(32, T512, __m512, 2)
 TILES(16, T512BF, __m512bh, 1)
 TILES(16, T512BF, __m512bh, 2)
 
-typedef void (*tile_fn)(long, const float *, const float *, const float *, float *);
 #define TILE_ROW(P, NV)                                                                               \
 	{tile##P##_##NV##_1, tile##P##_##NV##_2, tile##P##_##NV##_3, tile##P##_##NV##_4, tile##P##_##NV##_5, \
 		tile##P##_##NV##_6, tile##P##_##NV##_7, tile##P##_##NV##_8, tile##P##_##NV##_9, tile##P##_##NV##_10}
 static const tile_fn tiles[2][MLP_NR] = {TILE_ROW(32, 1), TILE_ROW(32, 2)};
 static const tile_fn tiles16[2][MLP_NR] = {TILE_ROW(16, 1), TILE_ROW(16, 2)};
-
-int mlp256_available(void);
-void mlp256_panel(long K, const float *h, const float *w, const float *b, float *out, int nr, int nv);
-void mlp256_act(int act, float slope, float *h, long n);
 
 // mlp_level is the best kernel this CPU runs in fp32 (bf16 0) or bf16 (1):
 // 2 this file's AVX-512 one, 1 mlp256.c's AVX2 one (fp32 only), 0 none.
@@ -196,16 +179,7 @@ int mlp_level(int bf16) {
 }
 
 // mlp_nr is the units per panel of a level's tiles.
-int mlp_nr(int level) { return level == 2 ? MLP_NR : 6; }
-
-// bf16 rounds to nearest even, as vcvtneps2bf16 does; NaN stays NaN.
-static inline uint32_t bf16(float f) {
-	uint32_t u;
-	memcpy(&u, &f, 4);
-	if ((u & 0x7fffffff) > 0x7f800000) return (u >> 16) | 0x40;
-	u += 0x7fff + ((u >> 16) & 1);
-	return u >> 16;
-}
+int mlp_nr(int level) { return level == 2 ? MLP_NR : MLP_NR256; }
 
 // mlp_pack returns the K×N row-major W as panels of NR units,
 // [panel][K][units of the panel], the last panel narrower when NR does
@@ -228,7 +202,7 @@ float *mlp_pack(const float *W, long K, long N, int bf16w, int NR) {
 		}
 		for (long kp = 0; kp < KP; kp++)
 			for (long i = 0; i < nr; i++) {
-				uint32_t lo = bf16(W[2 * kp * N + j + i]), hi = 2 * kp + 1 < K ? bf16(W[(2 * kp + 1) * N + j + i]) : 0;
+				uint32_t lo = mlp_bf16(W[2 * kp * N + j + i]), hi = 2 * kp + 1 < K ? mlp_bf16(W[(2 * kp + 1) * N + j + i]) : 0;
 				*q16++ = lo | hi << 16;
 			}
 	}
@@ -276,7 +250,7 @@ static void load(const float *x, long m, long in, int nv, int bf16w, float *h) {
 	for (long kp = 0; 2 * kp < in; kp++) {
 		uint32_t *t = (uint32_t *)h + kp * MLP_ROWS;
 		for (long r = 0; r < m; r++)
-			t[r] = bf16(x[r * in + 2 * kp]) | (2 * kp + 1 < in ? bf16(x[r * in + 2 * kp + 1]) << 16 : 0);
+			t[r] = mlp_bf16(x[r * in + 2 * kp]) | (2 * kp + 1 < in ? (uint32_t)mlp_bf16(x[r * in + 2 * kp + 1]) << 16 : 0);
 		for (long r = m; r < nv * 16; r++) t[r] = 0;
 	}
 }

@@ -11,6 +11,7 @@
 // shapes; oneDNN keeps the machines without them.
 
 #include <dnnl.h>
+#include "mlp.h"
 #include <omp.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -61,13 +62,6 @@ typedef struct {
 	int own;          // the layers run on our kernel: 2 mlp512.c's, 1 mlp256.c's
 	float **pw, **pb; // its packed weights and biases, E × L
 } mm_net;
-
-int mlp_level(int bf16);
-int mlp_nr(int level);
-float *mlp_pack(const float *W, long K, long N, int bf16, int NR);
-long mlp_scratch(long maxw);
-void mlp_forward(int level, int L, const int *width, float *const *pw, const float *const *pb, int act, float slope, int bf16,
-	const float *x, long rows, float *dst, float *buf);
 
 static void seterr(char *err, int len, const char *what, dnnl_status_t s) {
 	snprintf(err, len, "oneDNN: %s failed (status %d)", what, (int)s);
@@ -141,9 +135,10 @@ static int own_create(mm_net *n, int level, const float **W, const float **B, ch
 			memcpy(*b, B[l] + (size_t)e * N, sizeof(float) * N);
 		}
 	size_t sz = ((size_t)mlp_scratch(n->maxw) * sizeof(float) + 63) / 64 * 64;
-	for (int w = 0; w < n->nworkers; w++)
+	for (int w = 0; w < n->nworkers; w++) {
 		if (!(n->workers[w].own = aligned_alloc(64, sz))) goto oom;
-		else memset(n->workers[w].own, 0, sz); // lanes past a short block's rows stay finite
+		memset(n->workers[w].own, 0, sz); // lanes past a short block's rows stay finite
+	}
 	n->own = level;
 	return 0;
 oom:
@@ -326,16 +321,6 @@ static mm_mems *mems(mm_net *n, mm_worker *k, mm_plan *p, char *err, int errlen)
 	return m;
 }
 
-// bf16 rounds to nearest even, as the AVX512_BF16 conversions do; NaN
-// stays NaN.
-static inline uint16_t bf16(float f) {
-	uint32_t u;
-	memcpy(&u, &f, 4);
-	if ((u & 0x7fffffff) > 0x7f800000) return (uint16_t)((u >> 16) | 0x40);
-	u += 0x7fff + ((u >> 16) & 1);
-	return (uint16_t)(u >> 16);
-}
-
 // mm_net_forward carries rows rows of x (rows × width[0], fp32) through
 // member's layers into dst (rows × width[L], fp32), on worker's buffers.
 int mm_net_forward(mm_net *n, int worker, int member, const float *x, long rows, float *dst, char *err, int errlen) {
@@ -369,7 +354,7 @@ int mm_net_forward(mm_net *n, int worker, int member, const float *x, long rows,
 	const void *in = x;
 	if (n->bf16) {
 		long c = rows * n->width[0];
-		for (long i = 0; i < c; i++) k->in16[i] = bf16(x[i]);
+		for (long i = 0; i < c; i++) k->in16[i] = mlp_bf16(x[i]);
 		in = k->in16;
 	}
 	for (int l = 0; l < n->L; l++) {
