@@ -112,8 +112,8 @@ var ErrUnsupported = errors.New("nn: packed evaluation not supported here")
 // through every layer in one call, bias and activation applied as each
 // layer's block is made; kernel.NetKernel says which), in precision p.
 // Unlike NewEvaluator's, it does not see changes made to m's parameters
-// later: make it after
-// training, as planners do. Features still reads m as it is.
+// later: make it after training, as planners do. Features still reads m
+// as it is.
 func NewPackedEvaluator(m *MLP, threads int, p Precision) (*Evaluator, error) {
 	if p == BF16 && !kernel.HasBF16() {
 		return nil, fmt.Errorf("%w: this CPU has no AVX512_BF16 (or this build no oneDNN)", ErrUnsupported)

@@ -171,9 +171,8 @@ func (o *ModelObjective) rewardRows(_, task int) {
 // model on threads goroutines in precision prec. The model's network is
 // packed for the CPU when the objective is made (see nn.NewPackedEvaluator;
 // not in purego or nodnnl builds): the model must not change while the
-// objective is in use. BF16
-// needs AVX512_BF16; elsewhere the objective computes in FP32, as its
-// Precision says.
+// objective is in use. BF16 needs AVX512_BF16; elsewhere the objective
+// computes in FP32, as its Precision says.
 func NewModelObjective(task env.Task, model *dynamics.Model, horizon, particles int, prop Propagation, prec nn.Precision, threads int, seed uint64) (*ModelObjective, error) {
 	if horizon < 1 || particles < 1 {
 		return nil, fmt.Errorf("planning: model rollouts of horizon %d with %d particles", horizon, particles)

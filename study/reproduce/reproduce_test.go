@@ -3,7 +3,6 @@ package reproduce
 import (
 	"bytes"
 	"context"
-	"github.com/mismatch-rl/mismatch/internal/provenance"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	_ "github.com/mismatch-rl/mismatch/env/classic"
 	_ "github.com/mismatch-rl/mismatch/env/mujoco"
+	"github.com/mismatch-rl/mismatch/internal/provenance"
 	"github.com/mismatch-rl/mismatch/report"
 	"github.com/mismatch-rl/mismatch/study"
 	"github.com/mismatch-rl/mismatch/study/stats"
