@@ -315,9 +315,13 @@ func (m *Model) FitNormalizer(obs, act []float32, n int) {
 // features writes the un-normalised network inputs of n rows.
 func (m *Model) features(dst, obs, act []float32, n int) {
 	w, f := m.InputDim(), m.featDim
-	for i := 0; i < n; i++ {
+	// One batched call (tasks vectorise it), its rows packed at the start
+	// of dst, then spread out from the last: a row never lands before
+	// where it was read, so no row is overwritten before it moves.
+	m.spec.Preprocess(dst[:n*f], obs[:n*m.obsDim])
+	for i := n - 1; i >= 0; i-- {
 		row := dst[i*w : (i+1)*w]
-		m.spec.Preprocess(row[:f], obs[i*m.obsDim:(i+1)*m.obsDim])
+		copy(row[:f], dst[i*f:(i+1)*f])
 		copy(row[f:], act[i*m.actDim:(i+1)*m.actDim])
 	}
 }

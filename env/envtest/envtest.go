@@ -151,8 +151,9 @@ func checkReward(t *testing.T, task env.Task, o Options) {
 			}
 		}
 	}
-	// Batched over many rows at once, equal to row by row.
-	const n = 7
+	// Batched over many rows at once (more than a block of the batched
+	// kernels), equal to row by row, rewards and features both.
+	const n = 70
 	obs := make([]float32, n*od)
 	next := make([]float32, n*od)
 	src := rng.New(5)
@@ -166,6 +167,18 @@ func checkReward(t *testing.T, task env.Task, o Options) {
 		task.Reward(one, obs[i*od:(i+1)*od], acts[i*ad:(i+1)*ad], next[i*od:(i+1)*od])
 		if one[0] != all[i] {
 			t.Fatalf("batched reward row %d = %v, alone %v", i, all[i], one[0])
+		}
+	}
+	w := task.InputDim()
+	feats := make([]float32, n*w)
+	task.Preprocess(feats, next)
+	for i := 0; i < n; i++ {
+		one := make([]float32, w)
+		task.Preprocess(one, next[i*od:(i+1)*od])
+		for j := range one {
+			if one[j] != feats[i*w+j] {
+				t.Fatalf("batched features of row %d = %v, alone %v", i, feats[i*w:(i+1)*w], one)
+			}
 		}
 	}
 }

@@ -468,3 +468,38 @@ func TestPlanRewardIsPETSsCost(t *testing.T) {
 		}
 	}
 }
+
+// TestFeaturesArePETSs: the model inputs are PETS's (its obs_preproc), in
+// its order — checkpoints trained on them depend on it.
+func TestFeaturesArePETSs(t *testing.T) {
+	seq := func(n int) []float32 {
+		o := make([]float32, n)
+		for i := range o {
+			o[i] = 0.3*float32(i) - 1.7
+		}
+		return o
+	}
+	sc := func(x float32) (float32, float32) {
+		s, c := math.Sincos(float64(x))
+		return float32(s), float32(c)
+	}
+	cp := seq(4)
+	s, c := sc(cp[1])
+	hc := seq(18)
+	hs, hcos := sc(hc[2])
+	for _, tc := range []struct {
+		task      env.Task
+		obs, want []float32
+	}{
+		{CartpoleSwingup, cp, []float32{s, c, cp[0], cp[2], cp[3]}},
+		{HalfCheetah, hc, append([]float32{hc[1], hs, hcos}, hc[3:]...)},
+		{Reacher, seq(17), seq(17)},
+		{Pusher, seq(20), seq(20)},
+	} {
+		got := make([]float32, tc.task.InputDim())
+		tc.task.Preprocess(got, tc.obs)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: features %v, want %v", tc.task.Name(), got, tc.want)
+		}
+	}
+}

@@ -31,12 +31,16 @@ type spec struct {
 	// quantities; rewardRow computes it from observations for planning.
 	stepReward func(prev, cur record, act []float32, dt float64) float64
 	rewardRow  func(obs, act, next []float32) float32
+	// rewards, for tasks whose reward vectorises across rows, is used in
+	// place of rewardRow: it scores all the rows at once, clipping the
+	// actions itself.
+	rewards func(dst, obs, act, next []float32)
 	// planRow is PETS's planning score of a transition of a rollout that
 	// began at start, where it is not rewardRow (see env.PlanRewarder).
 	planRow func(start, obs, act, next []float32) float32
 
 	inputDim   int
-	preprocess func(dst, obs []float32) // one row
+	preprocess func(dst, obs []float32) // all rows at once
 
 	// reference is the reward of a strong controller and what earns it;
 	// zero where none is known.
@@ -131,14 +135,13 @@ func (t *task) ObservationNames() []string {
 func (t *task) CoverageBox() env.Box   { return t.coverage }
 func (t *task) AbsoluteTargets() []int { return append([]int(nil), t.absolute...) }
 
-func (t *task) Preprocess(dst, obs []float32) {
-	n := len(obs) / t.obsDim
-	for i := 0; i < n; i++ {
-		t.preprocess(dst[i*t.inputDim:(i+1)*t.inputDim], obs[i*t.obsDim:(i+1)*t.obsDim])
-	}
-}
+func (t *task) Preprocess(dst, obs []float32) { t.preprocess(dst, obs) }
 
 func (t *task) Reward(dst []float32, obs, act, next []float32) {
+	if t.rewards != nil {
+		t.rewards(dst, obs, act, next)
+		return
+	}
 	od, ad := t.obsDim, t.act.Dim()
 	for i := range dst {
 		a := t.act.Clipped(act[i*ad : (i+1)*ad])

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/mismatch-rl/mismatch/env"
+	"github.com/mismatch-rl/mismatch/internal/kernel"
 	"github.com/mismatch-rl/mismatch/rng"
 )
 
@@ -79,7 +80,31 @@ func toF32(dst []float32, src []float64) {
 
 // Cartpole swing-up.
 
-const cartpoleLen = 0.6
+const (
+	cartpoleLen   = 0.6
+	cartpoleForce = 3 // the actuator's control range is ±cartpoleForce
+)
+
+// blockRows is how many rows the tasks' batched functions take at a time:
+// their scratch lives on the stack.
+const blockRows = 64
+
+// angles holds the sines and cosines of one observation column over a
+// block of rows.
+type angles struct {
+	a, sin, cos [blockRows]float32
+	n           int
+}
+
+// load takes column j of rows lo… of obs (od wide, rows rows in all), as
+// many as a block holds.
+func (b *angles) load(obs []float32, od, j, lo, rows int) {
+	b.n = min(blockRows, rows-lo)
+	for i := range b.n {
+		b.a[i] = obs[(lo+i)*od+j]
+	}
+	kernel.Sincos(b.sin[:b.n], b.cos[:b.n], b.a[:b.n])
+}
 
 func cartpoleReward(tipX, tipZ, ctrlSq float64) float64 {
 	dz := tipZ - cartpoleLen
@@ -92,7 +117,7 @@ var cartpoleSpec = spec{
 	reference: 179, referenceSource: "CEM on the true simulator (178.8–180.2)",
 	name: "cartpole-swingup", xml: cartpoleXML, frameSkip: 2, steps: 200, obsDim: 4,
 	names: []string{"cart position x", "pole angle θ", "cart velocity", "pole angular velocity"},
-	act:   env.Uniform(1, -3, 3),
+	act:   env.Uniform(1, -cartpoleForce, cartpoleForce),
 	sites: []string{"tip"},
 	reset: func(src *rng.Source, qpos, qvel []float64) {
 		for i := range qpos {
@@ -110,15 +135,32 @@ var cartpoleSpec = spec{
 		tip := cur.pos(0)
 		return cartpoleReward(tip[0], tip[2], sumSq32(act))
 	},
-	rewardRow: func(_, act, next []float32) float32 {
-		x, th := float64(next[0]), float64(next[1])
-		sin, cos := math.Sincos(th)
-		return float32(cartpoleReward(x-cartpoleLen*sin, -cartpoleLen*cos, sumSq32(act)))
+	rewards: func(dst, _, act, next []float32) {
+		// cartpoleReward over a block at a time, its exp in float32.
+		var b angles
+		for lo := 0; lo < len(dst); lo += blockRows {
+			b.load(next, 4, 1, lo, len(dst))
+			for i := range b.n {
+				tipX, dz := float64(next[(lo+i)*4])-cartpoleLen*float64(b.sin[i]), -cartpoleLen*float64(b.cos[i])-cartpoleLen
+				b.a[i] = float32(-(tipX*tipX + dz*dz) / (cartpoleLen * cartpoleLen))
+			}
+			kernel.Exp(b.a[:b.n], b.a[:b.n])
+			for i := range b.n {
+				a := min(max(act[lo+i], -cartpoleForce), cartpoleForce)
+				dst[lo+i] = b.a[i] - 0.01*a*a
+			}
+		}
 	},
 	inputDim: 5,
 	preprocess: func(dst, obs []float32) {
-		sin, cos := math.Sincos(float64(obs[1]))
-		dst[0], dst[1], dst[2], dst[3], dst[4] = float32(sin), float32(cos), obs[0], obs[2], obs[3]
+		var b angles
+		for lo := 0; lo < len(obs)/4; lo += blockRows {
+			b.load(obs, 4, 1, lo, len(obs)/4)
+			for i := range b.n {
+				o, d := obs[(lo+i)*4:(lo+i+1)*4], dst[(lo+i)*5:(lo+i+1)*5]
+				d[0], d[1], d[2], d[3], d[4] = b.sin[i], b.cos[i], o[0], o[2], o[3]
+			}
+		}
 	},
 	fromObs: func(qpos, qvel []float64, obs []float32) {
 		qpos[0], qpos[1], qvel[0], qvel[1] = float64(obs[0]), float64(obs[1]), float64(obs[2]), float64(obs[3])
@@ -164,9 +206,15 @@ var halfcheetahSpec = spec{
 	},
 	inputDim: 18,
 	preprocess: func(dst, obs []float32) {
-		sin, cos := math.Sincos(float64(obs[2]))
-		dst[0], dst[1], dst[2] = obs[1], float32(sin), float32(cos)
-		copy(dst[3:], obs[3:])
+		var b angles
+		for lo := 0; lo < len(obs)/18; lo += blockRows {
+			b.load(obs, 18, 2, lo, len(obs)/18)
+			for i := range b.n {
+				o, d := obs[(lo+i)*18:(lo+i+1)*18], dst[(lo+i)*18:(lo+i+1)*18]
+				d[0], d[1], d[2] = o[1], b.sin[i], b.cos[i]
+				copy(d[3:], o[3:])
+			}
+		}
 	},
 	absolute: []int{0},
 	// The observation holds everything but the forward position, which

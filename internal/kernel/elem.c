@@ -12,6 +12,7 @@
 
 #include <stdint.h>
 #include <string.h>
+#include <math.h>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define MM_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -248,4 +249,43 @@ double mm_decay(float *g, const float *w, long n, float lambda) {
 		total += s;
 	}
 	return total;
+}
+
+// mm_sincos sets s[i] and c[i] to the sine and cosine of x[i], computed in
+// double so that the float32 results are the correctly rounded ones but for
+// rare ties: x = k·π/2 + r with k rounded to nearest, π/2 in three parts of
+// which the first two have 33 bits (so k·part is exact for |k| < 2^20; the
+// AVX clones contract them into FMAs, which do not round products), and
+// sin r, cos r by their Taylor polynomials to degrees 11 and 10 (truncation
+// below 1e-10 for |r| ≤ π/4); the quadrant k mod 4 picks and signs them.
+// Where |x| ≥ 2^19 the reduction would lose digits: a second, scalar pass
+// (run only if such an input was seen) takes libm's sin and cos there, so
+// every finite input is exact and ±Inf gives NaN. NaN stays NaN.
+MM_CLONES
+void mm_sincos(float *s, float *c, const float *x, long n) {
+	const double p1 = 1.57079632673412561417e+00, p2 = 6.07710050630396597660e-11, p3 = 2.02226624871116645580e-21;
+	int big = 0;
+	for (long i = 0; i < n; i++) {
+		double v = x[i];
+		double k = (v * 0.63661977236758134308 + 0x1.8p52) - 0x1.8p52;
+		double r = ((v - k * p1) - k * p2) - k * p3;
+		double z = r * r;
+		double sr = r + r * z * (-1.0 / 6 + z * (1.0 / 120 + z * (-1.0 / 5040 + z * (1.0 / 362880 + z * (-1.0 / 39916800)))));
+		double cr = 1 + z * (-0.5 + z * (1.0 / 24 + z * (-1.0 / 720 + z * (1.0 / 40320 + z * (-1.0 / 3628800)))));
+		// NaN and huge k take quadrant 0: their results are NaN or
+		// replaced below.
+		int q = (k > -1e9 && k < 1e9) ? (int)k : 0;
+		double a = (q & 1) ? cr : sr, b = (q & 1) ? sr : cr;
+		s[i] = (float)((q & 2) ? -a : a);
+		c[i] = (float)(((q + 1) & 2) ? -b : b);
+		big |= (v >= 0x1p19) | (v <= -0x1p19);
+	}
+	if (!big) return;
+	for (long i = 0; i < n; i++) {
+		double v = x[i];
+		if (v >= 0x1p19 || v <= -0x1p19) {
+			s[i] = (float)sin(v);
+			c[i] = (float)cos(v);
+		}
+	}
 }

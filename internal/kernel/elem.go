@@ -59,6 +59,18 @@ func Sigmoid(dst, x []float32) {
 	}
 }
 
+// Sincos sets sin[i] and cos[i] to the sine and cosine of x[i] (radians),
+// the float32 roundings of math.Sincos's results but for rare ties; ±Inf
+// and NaN give NaN. The slices must have one length.
+func Sincos(sin, cos, x []float32) {
+	if len(sin) != len(x) || len(cos) != len(x) {
+		panic("kernel: Sincos slices of different lengths")
+	}
+	if len(x) > 0 {
+		sincosVec(sin, cos, x)
+	}
+}
+
 // Softplus sets dst[i] = log(1+exp(x[i])), accurate for inputs of any size.
 func Softplus(dst, x []float32) {
 	if len(x) < len(dst) {

@@ -5,6 +5,10 @@ package kernel
 /*
 #cgo CFLAGS: -O3
 #cgo LDFLAGS: -lm
+#cgo noescape mm_exp
+#cgo nocallback mm_exp
+#cgo noescape mm_sincos
+#cgo nocallback mm_sincos
 void mm_bias_act(int act, float slope, float *z, float *h, const float *bias, long rows, long cols);
 void mm_act_backward(int act, float slope, float *dz, const float *dh, const float *z, const float *h, long n);
 void mm_exp(float *dst, const float *x, long n);
@@ -12,6 +16,7 @@ void mm_sigmoid(float *dst, const float *x, long n);
 void mm_softplus(float *dst, const float *x, long n);
 void mm_adam(float *p, const float *g, float *m, float *v, long n, float b1, float b2, float lr, float rbc2, float eps);
 double mm_decay(float *g, const float *w, long n, float lambda);
+void mm_sincos(float *s, float *c, const float *x, long n);
 */
 import "C"
 
@@ -30,6 +35,8 @@ func actBackward(act Act, slope float32, dz, dh, z, h []float32) {
 func expVec(dst, x []float32)      { C.mm_exp(fp(dst), fp(x), C.long(len(dst))) }
 func sigmoidVec(dst, x []float32)  { C.mm_sigmoid(fp(dst), fp(x), C.long(len(dst))) }
 func softplusVec(dst, x []float32) { C.mm_softplus(fp(dst), fp(x), C.long(len(dst))) }
+
+func sincosVec(sin, cos, x []float32) { C.mm_sincos(fp(sin), fp(cos), fp(x), C.long(len(x))) }
 
 func adamUpdate(p, g, m, v []float32, b1, b2, lr, rbc2, eps float32) {
 	C.mm_adam(fp(p), fp(g), fp(m), fp(v), C.long(len(p)), C.float(b1), C.float(b2), C.float(lr), C.float(rbc2), C.float(eps))

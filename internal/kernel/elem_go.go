@@ -186,4 +186,12 @@ func softplusGo(dst, x []float32) {
 	}
 }
 
+// sincosGo rounds math.Sincos, which mm_sincos matches.
+func sincosGo(sin, cos, x []float32) {
+	for i, v := range x {
+		s, c := math.Sincos(float64(v))
+		sin[i], cos[i] = float32(s), float32(c)
+	}
+}
+
 func sqrtf(x float32) float32 { return float32(math.Sqrt(float64(x))) }

@@ -376,3 +376,67 @@ func BenchmarkPeak(b *testing.B) {
 		b.ReportMetric(p.BF16, "bf16-GFLOP/s/core")
 	}
 }
+
+// TestSincos checks Sincos against math.Sincos rounded to float32, within
+// one float32 ulp (the results are equal but for ties), over angles a
+// planner meets, multiples of π/2 (where the reduction must be exact),
+// angles past 2^19 (libm's pass), ±Inf and NaN.
+func TestSincos(t *testing.T) {
+	xs := append(testInputs(), 1e-40, 0x1p19, -0x1p19, 0x1p19-0.5, 3e8, -1e30, math.MaxFloat32)
+	for k := -40; k <= 40; k++ {
+		v := float32(float64(k) * math.Pi / 2)
+		xs = append(xs, v, math.Nextafter32(v, 1e9), math.Nextafter32(v, -1e9))
+	}
+	for x := -3000.0; x <= 3000; x += 0.731 {
+		xs = append(xs, float32(x))
+	}
+	// The float32 inputs below 2^19 closest to a multiple of π/2 (the
+	// closest, 252.89821, is 4.2e-9 from 161·π/2): there the reduction
+	// must carry π/2 to more than double's digits.
+	type near struct {
+		x float32
+		d float64
+	}
+	var worst [4]near
+	for i := range worst {
+		worst[i].d = 1
+	}
+	for k := 1.0; k < 0x1p19/(math.Pi/2); k++ {
+		v := float32(k * math.Pi / 2)
+		d := math.Abs(float64(v) - k*math.Pi/2)
+		for i := range worst {
+			if d < worst[i].d {
+				copy(worst[i+1:], worst[i:])
+				worst[i] = near{v, d}
+				break
+			}
+		}
+	}
+	for _, w := range worst {
+		xs = append(xs, w.x, -w.x)
+	}
+	special := []float32{float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN())}
+	xs = append(xs, special...)
+	s, c := make([]float32, len(xs)), make([]float32, len(xs))
+	ulp := func(got float32, want float64) bool {
+		w := float32(want)
+		return got == w || got == math.Nextafter32(w, 2) || got == math.Nextafter32(w, -2) || (got != got && w != w)
+	}
+	for _, be := range []struct {
+		name string
+		f    func(s, c, x []float32)
+	}{{"selected", Sincos}, {"go", sincosGo}} {
+		// Odd offsets and lengths reach the vector loops' tails.
+		for _, off := range []int{0, 3} {
+			clear(s)
+			clear(c)
+			be.f(s[off:], c[off:], xs[off:])
+			for i := off; i < len(xs); i++ {
+				ws, wc := math.Sincos(float64(xs[i]))
+				if !ulp(s[i], ws) || !ulp(c[i], wc) {
+					t.Errorf("%s: sincos(%g) = %g, %g, want %g, %g", be.name, xs[i], s[i], c[i], float32(ws), float32(wc))
+				}
+			}
+		}
+	}
+}
