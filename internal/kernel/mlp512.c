@@ -66,12 +66,15 @@ static T512 inline __m512 recip512(__m512 d) {
 // with e^−x = 2^t as mlp.h describes. Fewer operations than a reduction
 // by ln2 in two parts, as expm1_512 does (whole fp32 passes 5–7% faster
 // than with that), and that matters: the activations take a tenth of an
-// fp32 pass and a fifth of a bf16 one. (An error of 1e-4 — degree 4, no
-// Newton step — flipped enough bf16 roundings to move outputs by 1.7% of
-// their RMS.)
+// fp32 pass and a fifth of a bf16 one. x is divided by 1 + e^−x rather
+// than multiplied by a refined reciprocal estimate: the divider is a unit of
+// its own, so the FMA pipes do three operations fewer a vector (Zen 5: fp32
+// passes 4–9% faster, bf16 2–10%). (An error of 1e-4 — degree 4 and the
+// reciprocal estimate unrefined — flipped enough bf16 roundings to move
+// outputs by 1.7% of their RMS.)
 static T512 void swish512(float *h, long n) {
 	const __m512 one = _mm512_set1_ps(1.0f), c = _mm512_set1_ps(-MLP_LOG2E);
-	// |t| ≤ 126 keeps 2^t finite: 1 + ∞ would make the Newton step 0·∞.
+	// |t| ≤ 126 keeps t − round(t) finite for infinite x.
 	const __m512 lo = _mm512_set1_ps(-126.0f), hi = _mm512_set1_ps(126.0f);
 	for (long i = 0; i < n; i += 16) {
 		__m512 x = _mm512_load_ps(h + i);
@@ -81,7 +84,7 @@ static T512 void swish512(float *h, long n) {
 		__m512 p = _mm512_set1_ps(mlp_exp2[0]);
 		for (int j = 1; j < 7; j++) p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(mlp_exp2[j]));
 		__m512 e = _mm512_scalef_ps(p, k);
-		_mm512_store_ps(h + i, _mm512_mul_ps(x, recip512(_mm512_add_ps(one, e))));
+		_mm512_store_ps(h + i, _mm512_div_ps(x, _mm512_add_ps(one, e)));
 	}
 }
 
