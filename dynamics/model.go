@@ -409,10 +409,7 @@ func (p *Predictor) inputRows(_, task int) {
 // chunk's range of values.
 func (p *Predictor) head(task int) (lo, hi int) {
 	m := p.m
-	od := m.obsDim
-	r0 := task * predictChunk
-	n := min(len(p.mean)/od-r0, predictChunk)
-	lo, hi = r0*od, (r0+n)*od
+	n, lo, hi := p.chunk(task)
 	if m.Head == nil {
 		copy(p.mean[lo:hi], p.out[lo:hi])
 		return lo, hi
@@ -422,25 +419,37 @@ func (p *Predictor) head(task int) (lo, hi int) {
 	return lo, hi
 }
 
+// chunk returns the rows of task's chunk of the row-wise work and its
+// range of predicted values.
+func (p *Predictor) chunk(task int) (n, lo, hi int) {
+	od := p.m.obsDim
+	r0 := task * predictChunk
+	n = min(len(p.mean)/od-r0, predictChunk)
+	return n, r0 * od, (r0 + n) * od
+}
+
 func (p *Predictor) nextRows(_, task int) {
 	m := p.m
-	lo, hi := p.head(task)
-	delta := p.mean[lo:hi]
-	if p.sample && m.Head != nil {
-		// σ = exp(lv/2), vectorised, then mean + σ·ε, ε from the chunk's
-		// own stream so that no chunk waits for another's draws.
-		noise := p.noise[lo:hi]
-		for i, v := range p.lv[lo:hi] {
-			noise[i] = 0.5 * v
-		}
-		kernel.Exp(noise, noise)
-		src := &p.streams[task]
-		src.Reseed(p.seed + uint64(task))
-		for i := range delta {
-			delta[i] += noise[i] * float32(src.Normal())
-		}
+	if !p.sample || m.Head == nil {
+		lo, hi := p.head(task)
+		m.fromTargets(p.next[lo:hi], p.obs[lo:hi], p.mean[lo:hi])
+		return
 	}
-	m.fromTargets(p.next[lo:hi], p.obs[lo:hi], p.mean[lo:hi])
+	// The head's split, bounds and sample in one vectorised pass, ε drawn
+	// from the chunk's own stream so that no chunk waits for another's.
+	od := m.obsDim
+	n, lo, hi := p.chunk(task)
+	mean, raw, eps := p.mean[lo:hi], p.lv[lo:hi], p.noise[lo:hi]
+	out := p.out[2*lo : 2*hi]
+	for r := range n {
+		copy(mean[r*od:(r+1)*od], out[2*r*od:(2*r+1)*od])
+		copy(raw[r*od:(r+1)*od], out[(2*r+1)*od:(2*r+2)*od])
+	}
+	src := &p.streams[task]
+	src.Reseed(p.seed + uint64(task))
+	src.FillNormal(eps, 0, 1)
+	kernel.GaussianSample(mean, raw, m.Head.MaxLogVar, m.Head.MinLogVar, eps)
+	m.fromTargets(p.next[lo:hi], p.obs[lo:hi], mean)
 }
 
 func (p *Predictor) momentRows(_, task int) {

@@ -289,3 +289,53 @@ void mm_sincos(float *s, float *c, const float *x, long n) {
 		}
 	}
 }
+
+// mm_gauss_block is mm_gauss_sample over m values whose bounds are hb, lb
+// (one per value), in passes the compiler vectorises. Always inlined: a
+// call would reach a baseline (SSE) copy outside the target clones.
+static inline __attribute__((always_inline)) void mm_gauss_block(float *mean, const float *raw, const float *hb, const float *lb, const float *eps, long m,
+		float *a, float *e) {
+	for (long i = 0; i < m; i++) a[i] = hb[i] - raw[i];
+	for (long i = 0; i < m; i++) e[i] = mm_expf(-(a[i] < 0 ? -a[i] : a[i]));
+	// NaN needs no test of its own: it passes through mm_expf and
+	// mm_log1pf.
+	for (long i = 0; i < m; i++) {
+		float r = mm_log1pf(e[i]);
+		a[i] = hb[i] - (a[i] > 0 ? r + a[i] : r) - lb[i];
+	}
+	for (long i = 0; i < m; i++) e[i] = mm_expf(-(a[i] < 0 ? -a[i] : a[i]));
+	for (long i = 0; i < m; i++) {
+		float r = mm_log1pf(e[i]);
+		a[i] = 0.5f * ((a[i] > 0 ? r + a[i] : r) + lb[i]);
+	}
+	for (long i = 0; i < m; i++) e[i] = mm_expf(a[i]);
+	for (long i = 0; i < m; i++) mean[i] += e[i] * eps[i];
+}
+
+// mm_gauss_sample adds exp(lv/2)·eps to each of rows×d means, lv being the
+// raw log-variance softly clamped below hi and above lo (per column):
+// lv = hi − softplus(hi − raw), then lo + softplus(lv − lo). Whole rows go
+// through mm_gauss_block at a time, with the bounds repeated to match.
+MM_CLONES
+void mm_gauss_sample(float *mean, const float *raw, const float *hi, const float *lo, const float *eps, long rows, long d) {
+	enum { MAXB = 256 };
+	float hb[MAXB], lb[MAXB], a[MAXB], e[MAXB];
+	if (d <= MAXB) {
+		long per = MAXB / d, L = per * d, n = rows * d;
+		for (long k = 0; k < L; k++) {
+			hb[k] = hi[k % d];
+			lb[k] = lo[k % d];
+		}
+		for (long i0 = 0; i0 < n; i0 += L) {
+			long m = n - i0 < L ? n - i0 : L;
+			mm_gauss_block(mean + i0, raw + i0, hb, lb, eps + i0, m, a, e);
+		}
+		return;
+	}
+	for (long r = 0; r < rows; r++) {
+		for (long j0 = 0; j0 < d; j0 += MAXB) {
+			long m = d - j0 < MAXB ? d - j0 : MAXB, o = r * d + j0;
+			mm_gauss_block(mean + o, raw + o, hi + j0, lo + j0, eps + o, m, a, e);
+		}
+	}
+}

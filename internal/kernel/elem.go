@@ -71,6 +71,21 @@ func Sincos(sin, cos, x []float32) {
 	}
 }
 
+// GaussianSample adds σ·eps[i] to mean[i], for rows of len(hi) values: σ =
+// exp(lv/2), lv the raw log-variance raw[i] softly bounded by the column's
+// hi and lo as PETS bounds it — hi − softplus(hi − raw), then lo +
+// softplus(that − lo). mean, raw and eps have one length, a multiple of
+// len(hi); lo has len(hi) values.
+func GaussianSample(mean, raw, hi, lo, eps []float32) {
+	d := len(hi)
+	if d == 0 || len(lo) != d || len(raw) != len(mean) || len(eps) != len(mean) || len(mean)%d != 0 {
+		panic("kernel: GaussianSample slices of mismatched lengths")
+	}
+	if len(mean) > 0 {
+		gaussSample(mean, raw, hi, lo, eps)
+	}
+}
+
 // Softplus sets dst[i] = log(1+exp(x[i])), accurate for inputs of any size.
 func Softplus(dst, x []float32) {
 	if len(x) < len(dst) {

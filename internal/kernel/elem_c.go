@@ -17,6 +17,7 @@ void mm_softplus(float *dst, const float *x, long n);
 void mm_adam(float *p, const float *g, float *m, float *v, long n, float b1, float b2, float lr, float rbc2, float eps);
 double mm_decay(float *g, const float *w, long n, float lambda);
 void mm_sincos(float *s, float *c, const float *x, long n);
+void mm_gauss_sample(float *mean, const float *raw, const float *hi, const float *lo, const float *eps, long rows, long d);
 */
 import "C"
 
@@ -37,6 +38,10 @@ func sigmoidVec(dst, x []float32)  { C.mm_sigmoid(fp(dst), fp(x), C.long(len(dst
 func softplusVec(dst, x []float32) { C.mm_softplus(fp(dst), fp(x), C.long(len(dst))) }
 
 func sincosVec(sin, cos, x []float32) { C.mm_sincos(fp(sin), fp(cos), fp(x), C.long(len(x))) }
+
+func gaussSample(mean, raw, hi, lo, eps []float32) {
+	C.mm_gauss_sample(fp(mean), fp(raw), fp(hi), fp(lo), fp(eps), C.long(len(mean)/len(hi)), C.long(len(hi)))
+}
 
 func adamUpdate(p, g, m, v []float32, b1, b2, lr, rbc2, eps float32) {
 	C.mm_adam(fp(p), fp(g), fp(m), fp(v), C.long(len(p)), C.float(b1), C.float(b2), C.float(lr), C.float(rbc2), C.float(eps))

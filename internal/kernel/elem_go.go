@@ -186,6 +186,16 @@ func softplusGo(dst, x []float32) {
 	}
 }
 
+// gaussSampleGo is GaussianSample's formula, as mm_gauss_sample computes it.
+func gaussSampleGo(mean, raw, hi, lo, eps []float32) {
+	d := len(hi)
+	for i := range mean {
+		j := i % d
+		lv := hi[j] - softplusf(hi[j]-raw[i]) - lo[j]
+		mean[i] += expf(0.5*(softplusf(lv)+lo[j])) * eps[i]
+	}
+}
+
 // sincosGo rounds math.Sincos, which mm_sincos matches.
 func sincosGo(sin, cos, x []float32) {
 	for i, v := range x {

@@ -10,10 +10,11 @@ func actBackward(act Act, slope float32, dz, dh, z, h []float32) {
 	actBackwardGo(act, slope, dz, dh, z, h)
 }
 
-func expVec(dst, x []float32)         { expGo(dst, x) }
-func sigmoidVec(dst, x []float32)     { sigmoidGo(dst, x) }
-func softplusVec(dst, x []float32)    { softplusGo(dst, x) }
-func sincosVec(sin, cos, x []float32) { sincosGo(sin, cos, x) }
+func expVec(dst, x []float32)                      { expGo(dst, x) }
+func sigmoidVec(dst, x []float32)                  { sigmoidGo(dst, x) }
+func softplusVec(dst, x []float32)                 { softplusGo(dst, x) }
+func sincosVec(sin, cos, x []float32)              { sincosGo(sin, cos, x) }
+func gaussSample(mean, raw, hi, lo, eps []float32) { gaussSampleGo(mean, raw, hi, lo, eps) }
 
 func adamUpdate(p, g, m, v []float32, b1, b2, lr, rbc2, eps float32) {
 	adamUpdateGo(p, g, m, v, b1, b2, lr, rbc2, eps)

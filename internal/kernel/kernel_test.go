@@ -440,3 +440,64 @@ func TestSincos(t *testing.T) {
 		}
 	}
 }
+
+// TestGaussianSample checks the fused log-variance bounds and sample
+// against the formula in float64: rows of 3 (many rows to a block, a
+// partial last block) and of 300 (wider than a block), raw log-variances
+// beyond both bounds, and NaN.
+func TestGaussianSample(t *testing.T) {
+	for _, d := range []int{3, 300} {
+		rows := 700 / d * 2
+		n := rows * d
+		hi, lo := make([]float32, d), make([]float32, d)
+		for j := range d {
+			hi[j], lo[j] = 0.5-0.1*float32(j%5), -10+float32(j%7)
+		}
+		// eps goes on past n with ones, so that a write past the end would
+		// change the sentinels below.
+		raw, eps, mean := make([]float32, n), make([]float32, n+300)[:n], make([]float32, n)
+		for i := n; i < cap(eps); i++ {
+			eps[:cap(eps)][i] = 1
+		}
+		r := rand.New(rand.NewPCG(uint64(d), 1))
+		for i := range raw {
+			raw[i] = float32(r.Float64()*40 - 25)
+			eps[i] = float32(r.NormFloat64())
+			mean[i] = float32(r.NormFloat64())
+		}
+		raw[n/2] = float32(math.NaN())
+		for _, be := range []struct {
+			name string
+			f    func(mean, raw, hi, lo, eps []float32)
+		}{{"selected", GaussianSample}, {"go", gaussSampleGo}} {
+			// Sentinels past the end catch writes beyond the last row.
+			buf := append(append([]float32(nil), mean...), make([]float32, 300)...)
+			for i := n; i < len(buf); i++ {
+				buf[i] = 7
+			}
+			got := buf[:n]
+			be.f(got, raw, hi, lo, eps)
+			for i := n; i < len(buf); i++ {
+				if buf[i] != 7 {
+					t.Fatalf("%s, d=%d: wrote past the end, at %d", be.name, d, i)
+				}
+			}
+			for i := range got {
+				j := i % d
+				h, l, x := float64(hi[j]), float64(lo[j]), float64(raw[i])
+				lv := h - math.Log1p(math.Exp(h-x))
+				lv = l + math.Log1p(math.Exp(lv-l))
+				term := math.Exp(lv/2) * float64(eps[i])
+				if i == n/2 {
+					if got[i] == got[i] {
+						t.Errorf("%s: NaN log-variance gave %g", be.name, got[i])
+					}
+					continue
+				}
+				if d := float64(got[i]-mean[i]) - term; math.Abs(d) > 3e-6*math.Abs(term)+2e-7*(1+math.Abs(float64(mean[i]))) {
+					t.Fatalf("%s, d=%d: value %d (raw %g, bounds %g, %g): added %g, want %g", be.name, len(hi), i, raw[i], hi[j], lo[j], got[i]-mean[i], term)
+				}
+			}
+		}
+	}
+}
