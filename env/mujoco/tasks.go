@@ -106,9 +106,18 @@ func (b *angles) load(obs []float32, od, j, lo, rows int) {
 	kernel.Sincos(b.sin[:b.n], b.cos[:b.n], b.a[:b.n])
 }
 
-func cartpoleReward(tipX, tipZ, ctrlSq float64) float64 {
+// cartpoleExponent is the exponent of the cartpole's reward: minus the
+// pole tip's squared distance from upright, in pole lengths squared.
+func cartpoleExponent(tipX, tipZ float64) float64 {
 	dz := tipZ - cartpoleLen
-	return math.Exp(-(tipX*tipX+dz*dz)/(cartpoleLen*cartpoleLen)) - 0.01*ctrlSq
+	return -(tipX*tipX + dz*dz) / (cartpoleLen * cartpoleLen)
+}
+
+// cartpoleCtrlCost weighs the squared action in the cartpole's reward.
+const cartpoleCtrlCost = 0.01
+
+func cartpoleReward(tipX, tipZ, ctrlSq float64) float64 {
+	return math.Exp(cartpoleExponent(tipX, tipZ)) - cartpoleCtrlCost*ctrlSq
 }
 
 var cartpoleSpec = spec{
@@ -141,13 +150,13 @@ var cartpoleSpec = spec{
 		for lo := 0; lo < len(dst); lo += blockRows {
 			b.load(next, 4, 1, lo, len(dst))
 			for i := range b.n {
-				tipX, dz := float64(next[(lo+i)*4])-cartpoleLen*float64(b.sin[i]), -cartpoleLen*float64(b.cos[i])-cartpoleLen
-				b.a[i] = float32(-(tipX*tipX + dz*dz) / (cartpoleLen * cartpoleLen))
+				x := float64(next[(lo+i)*4])
+				b.a[i] = float32(cartpoleExponent(x-cartpoleLen*float64(b.sin[i]), -cartpoleLen*float64(b.cos[i])))
 			}
 			kernel.Exp(b.a[:b.n], b.a[:b.n])
 			for i := range b.n {
 				a := min(max(act[lo+i], -cartpoleForce), cartpoleForce)
-				dst[lo+i] = b.a[i] - 0.01*a*a
+				dst[lo+i] = b.a[i] - cartpoleCtrlCost*a*a
 			}
 		}
 	},
