@@ -66,31 +66,12 @@ func (g *Gaussian) Split(mean, logVar, out []float32, rows int) error {
 	if len(mean) < rows*d || len(logVar) < rows*d {
 		return fmt.Errorf("nn: mean or log-variance buffer shorter than %d×%d", rows, d)
 	}
-	hi, lo := g.MaxLogVar[:d], g.MinLogVar[:d]
 	for r := 0; r < rows; r++ {
 		o := out[r*2*d : (r+1)*2*d]
 		copy(mean[r*d:(r+1)*d], o[:d])
-		lv := logVar[r*d : (r+1)*d]
-		for j, raw := range o[d : 2*d] {
-			lv[j] = hi[j] - raw
-		}
+		copy(logVar[r*d:(r+1)*d], o[d:2*d])
 	}
-	// Vectorised softplus over the whole block, twice.
-	lv := logVar[:rows*d]
-	kernel.Softplus(lv, lv)
-	for r := 0; r < rows; r++ {
-		row := lv[r*d : (r+1)*d]
-		for j, v := range row {
-			row[j] = hi[j] - v - lo[j]
-		}
-	}
-	kernel.Softplus(lv, lv)
-	for r := 0; r < rows; r++ {
-		row := lv[r*d : (r+1)*d]
-		for j, v := range row {
-			row[j] = v + lo[j]
-		}
-	}
+	kernel.LogVarBound(logVar[:rows*d], logVar[:rows*d], g.MaxLogVar[:d], g.MinLogVar[:d])
 	return nil
 }
 

@@ -290,11 +290,13 @@ void mm_sincos(float *s, float *c, const float *x, long n) {
 	}
 }
 
-// mm_gauss_block is mm_gauss_sample over m values whose bounds are hb, lb
-// (one per value), in passes the compiler vectorises. Always inlined: a
-// call would reach a baseline (SSE) copy outside the target clones.
-static inline __attribute__((always_inline)) void mm_gauss_block(float *mean, const float *raw, const float *hb, const float *lb, const float *eps, long m,
-		float *a, float *e) {
+// mm_logvar_block works on m values whose bounds are hb, lb (one per
+// value), in passes the compiler vectorises: with eps NULL it writes the
+// bounded log-variances of raw into out; otherwise it adds exp(lv/2)·eps to
+// out. raw may be out. Always inlined, with eps NULL or not at each call
+// site: a call would reach a baseline (SSE) copy outside the target clones.
+static inline __attribute__((always_inline)) void mm_logvar_block(float *out, const float *raw, const float *hb, const float *lb,
+		const float *eps, long m, float *a, float *e) {
 	for (long i = 0; i < m; i++) a[i] = hb[i] - raw[i];
 	for (long i = 0; i < m; i++) e[i] = mm_expf(-(a[i] < 0 ? -a[i] : a[i]));
 	// NaN needs no test of its own: it passes through mm_expf and
@@ -304,20 +306,26 @@ static inline __attribute__((always_inline)) void mm_gauss_block(float *mean, co
 		a[i] = hb[i] - (a[i] > 0 ? r + a[i] : r) - lb[i];
 	}
 	for (long i = 0; i < m; i++) e[i] = mm_expf(-(a[i] < 0 ? -a[i] : a[i]));
+	if (!eps) {
+		for (long i = 0; i < m; i++) {
+			float r = mm_log1pf(e[i]);
+			out[i] = (a[i] > 0 ? r + a[i] : r) + lb[i];
+		}
+		return;
+	}
 	for (long i = 0; i < m; i++) {
 		float r = mm_log1pf(e[i]);
 		a[i] = 0.5f * ((a[i] > 0 ? r + a[i] : r) + lb[i]);
 	}
 	for (long i = 0; i < m; i++) e[i] = mm_expf(a[i]);
-	for (long i = 0; i < m; i++) mean[i] += e[i] * eps[i];
+	for (long i = 0; i < m; i++) out[i] += e[i] * eps[i];
 }
 
-// mm_gauss_sample adds exp(lv/2)·eps to each of rows×d means, lv being the
-// raw log-variance softly clamped below hi and above lo (per column):
-// lv = hi − softplus(hi − raw), then lo + softplus(lv − lo). Whole rows go
-// through mm_gauss_block at a time, with the bounds repeated to match.
-MM_CLONES
-void mm_gauss_sample(float *mean, const float *raw, const float *hi, const float *lo, const float *eps, long rows, long d) {
+// mm_logvar_rows runs mm_logvar_block over rows×d values with per-column
+// bounds hi, lo: whole rows at a time, the bounds repeated to match, or
+// pieces of one row where rows are wider than a block.
+static inline __attribute__((always_inline)) void mm_logvar_rows(float *out, const float *raw, const float *hi, const float *lo,
+		const float *eps, long rows, long d) {
 	enum { MAXB = 256 };
 	float hb[MAXB], lb[MAXB], a[MAXB], e[MAXB];
 	if (d <= MAXB) {
@@ -328,14 +336,29 @@ void mm_gauss_sample(float *mean, const float *raw, const float *hi, const float
 		}
 		for (long i0 = 0; i0 < n; i0 += L) {
 			long m = n - i0 < L ? n - i0 : L;
-			mm_gauss_block(mean + i0, raw + i0, hb, lb, eps + i0, m, a, e);
+			mm_logvar_block(out + i0, raw + i0, hb, lb, eps ? eps + i0 : eps, m, a, e);
 		}
 		return;
 	}
 	for (long r = 0; r < rows; r++) {
 		for (long j0 = 0; j0 < d; j0 += MAXB) {
 			long m = d - j0 < MAXB ? d - j0 : MAXB, o = r * d + j0;
-			mm_gauss_block(mean + o, raw + o, hi + j0, lo + j0, eps + o, m, a, e);
+			mm_logvar_block(out + o, raw + o, hi + j0, lo + j0, eps ? eps + o : eps, m, a, e);
 		}
 	}
+}
+
+// mm_logvar_bound writes the bounded log-variances of rows×d raw values
+// into lv (which may be raw): per column, hi − softplus(hi − raw), then
+// lo + softplus(that − lo).
+MM_CLONES
+void mm_logvar_bound(float *lv, const float *raw, const float *hi, const float *lo, long rows, long d) {
+	mm_logvar_rows(lv, raw, hi, lo, NULL, rows, d);
+}
+
+// mm_gauss_sample adds exp(lv/2)·eps to each of rows×d means, lv the
+// bounded log-variance of raw, as mm_logvar_bound computes it.
+MM_CLONES
+void mm_gauss_sample(float *mean, const float *raw, const float *hi, const float *lo, const float *eps, long rows, long d) {
+	mm_logvar_rows(mean, raw, hi, lo, eps, rows, d);
 }

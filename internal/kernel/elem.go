@@ -71,18 +71,31 @@ func Sincos(sin, cos, x []float32) {
 	}
 }
 
-// GaussianSample adds σ·eps[i] to mean[i], for rows of len(hi) values: σ =
-// exp(lv/2), lv the raw log-variance raw[i] softly bounded by the column's
-// hi and lo as PETS bounds it — hi − softplus(hi − raw), then lo +
-// softplus(that − lo). mean, raw and eps have one length, a multiple of
-// len(hi); lo has len(hi) values.
-func GaussianSample(mean, raw, hi, lo, eps []float32) {
-	d := len(hi)
-	if d == 0 || len(lo) != d || len(raw) != len(mean) || len(eps) != len(mean) || len(mean)%d != 0 {
-		panic("kernel: GaussianSample slices of mismatched lengths")
+// LogVarBound sets lv[i] to the raw log-variance raw[i] softly bounded by
+// its column's hi and lo, for rows of len(hi) values, as PETS bounds it: hi
+// − softplus(hi − raw), then lo + softplus(that − lo). lv may be raw; lv
+// and raw have one length, a multiple of len(hi); lo has len(hi) values.
+func LogVarBound(lv, raw, hi, lo []float32) {
+	checkRows("LogVarBound", len(lv), len(raw), len(lv), hi, lo)
+	if len(lv) > 0 {
+		logVarBound(lv, raw, hi, lo)
 	}
+}
+
+// GaussianSample adds σ·eps[i] to mean[i], σ = exp(lv/2), lv the
+// log-variance LogVarBound makes of raw[i]. mean, raw and eps have one
+// length, a multiple of len(hi); lo has len(hi) values.
+func GaussianSample(mean, raw, hi, lo, eps []float32) {
+	checkRows("GaussianSample", len(mean), len(raw), len(eps), hi, lo)
 	if len(mean) > 0 {
 		gaussSample(mean, raw, hi, lo, eps)
+	}
+}
+
+func checkRows(name string, n, raw, eps int, hi, lo []float32) {
+	d := len(hi)
+	if d == 0 || len(lo) != d || raw != n || eps != n || n%d != 0 {
+		panic("kernel: " + name + " slices of mismatched lengths")
 	}
 }
 

@@ -18,6 +18,7 @@ void mm_adam(float *p, const float *g, float *m, float *v, long n, float b1, flo
 double mm_decay(float *g, const float *w, long n, float lambda);
 void mm_sincos(float *s, float *c, const float *x, long n);
 void mm_gauss_sample(float *mean, const float *raw, const float *hi, const float *lo, const float *eps, long rows, long d);
+void mm_logvar_bound(float *lv, const float *raw, const float *hi, const float *lo, long rows, long d);
 */
 import "C"
 
@@ -41,6 +42,10 @@ func sincosVec(sin, cos, x []float32) { C.mm_sincos(fp(sin), fp(cos), fp(x), C.l
 
 func gaussSample(mean, raw, hi, lo, eps []float32) {
 	C.mm_gauss_sample(fp(mean), fp(raw), fp(hi), fp(lo), fp(eps), C.long(len(mean)/len(hi)), C.long(len(hi)))
+}
+
+func logVarBound(lv, raw, hi, lo []float32) {
+	C.mm_logvar_bound(fp(lv), fp(raw), fp(hi), fp(lo), C.long(len(lv)/len(hi)), C.long(len(hi)))
 }
 
 func adamUpdate(p, g, m, v []float32, b1, b2, lr, rbc2, eps float32) {

@@ -186,13 +186,23 @@ func softplusGo(dst, x []float32) {
 	}
 }
 
-// gaussSampleGo is GaussianSample's formula, as mm_gauss_sample computes it.
+// boundf is LogVarBound's formula for one value, as mm_logvar_block
+// computes it.
+func boundf(raw, hi, lo float32) float32 {
+	return softplusf(hi-softplusf(hi-raw)-lo) + lo
+}
+
+func logVarBoundGo(lv, raw, hi, lo []float32) {
+	d := len(hi)
+	for i := range lv {
+		lv[i] = boundf(raw[i], hi[i%d], lo[i%d])
+	}
+}
+
 func gaussSampleGo(mean, raw, hi, lo, eps []float32) {
 	d := len(hi)
 	for i := range mean {
-		j := i % d
-		lv := hi[j] - softplusf(hi[j]-raw[i]) - lo[j]
-		mean[i] += expf(0.5*(softplusf(lv)+lo[j])) * eps[i]
+		mean[i] += expf(0.5*boundf(raw[i], hi[i%d], lo[i%d])) * eps[i]
 	}
 }
 

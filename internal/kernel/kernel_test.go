@@ -441,8 +441,8 @@ func TestSincos(t *testing.T) {
 	}
 }
 
-// TestGaussianSample checks the fused log-variance bounds and sample
-// against the formula in float64: rows of 3 (many rows to a block, a
+// TestGaussianSample checks the log-variance bounds, alone and fused with
+// the sample, against the formula in float64: rows of 3 (many rows to a block, a
 // partial last block) and of 300 (wider than a block), raw log-variances
 // beyond both bounds, and NaN.
 func TestGaussianSample(t *testing.T) {
@@ -466,6 +466,25 @@ func TestGaussianSample(t *testing.T) {
 			mean[i] = float32(r.NormFloat64())
 		}
 		raw[n/2] = float32(math.NaN())
+		// The bounds alone, in place.
+		for _, be := range []struct {
+			name string
+			f    func(lv, raw, hi, lo []float32)
+		}{{"selected", LogVarBound}, {"go", logVarBoundGo}} {
+			lv := append([]float32(nil), raw...)
+			be.f(lv, lv, hi, lo)
+			for i, x := range raw {
+				h, l := float64(hi[i%d]), float64(lo[i%d])
+				want := h - math.Log1p(math.Exp(h-float64(x)))
+				want = l + math.Log1p(math.Exp(want-l))
+				if i == n/2 {
+					want = math.NaN()
+				}
+				if !close(lv[i], want, 1e-6, 1e-6) && !(lv[i] != lv[i] && want != want) {
+					t.Fatalf("%s, d=%d: bound of %g in [%g, %g] = %g, want %g", be.name, d, x, lo[i%d], hi[i%d], lv[i], want)
+				}
+			}
+		}
 		for _, be := range []struct {
 			name string
 			f    func(mean, raw, hi, lo, eps []float32)
