@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/mismatch-rl/mismatch/dynamics"
+	"github.com/mismatch-rl/mismatch/env"
 	"github.com/mismatch-rl/mismatch/env/mujoco"
 	"github.com/mismatch-rl/mismatch/internal/kernel"
 	"github.com/mismatch-rl/mismatch/nn"
@@ -17,35 +18,54 @@ import (
 // notebook settings: a PE model of 5 members × 3 hidden layers of 200,
 // horizon 15, CEM with population 500, 50 elites and 5 iterations, 20
 // particles per sequence, TS∞ — 75 model calls of 10 000 rows, 124 GFLOP —
-// in each precision the machine runs, on 1 and 2 goroutines. It reports
-// seconds per step and the step as a multiple of the fp32 floor: the FLOPs
-// at the fp32 FMA peak of as many cores as goroutines (kernel.MeasurePeak).
-// Run with OPENBLAS_CORETYPE unset (make bench does).
+// in each precision the machine runs, on 1 and 2 goroutines; then the same
+// planner on the paper's second task, the half-cheetah (its model 24 → 36
+// wide: 138 GFLOP). It reports seconds per step and the step as a multiple
+// of the fp32 floor: the FLOPs at the fp32 FMA peak of as many cores as
+// goroutines (kernel.MeasurePeak). Run with OPENBLAS_CORETYPE unset (make
+// bench does).
 func BenchmarkControlStep(b *testing.B) {
-	task := mujoco.CartpoleSwingup
-	m, err := dynamics.New(task, dynamics.Config{Class: dynamics.PE, Members: 5, Hidden: []int{200, 200, 200}, Activation: nn.Swish}, 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	const flops = 75 * 10000 * 2 * 82800 // 75 calls × 10 000 rows × 2·(6·200 + 200·200·2 + 200·8)
 	peak := kernel.MeasurePeak(2)
 	b.Logf("CPU %s; fp32 peak %.0f GFLOP/s per core (%s), bf16 %.0f; BLAS %s; planning nets on %s in fp32, %s in bf16",
 		cpuName(), peak.FP32, peak.ISA, peak.BF16, kernel.BLAS(), kernel.NetKernel(false), kernel.NetKernel(true))
+	for _, task := range []env.Task{mujoco.CartpoleSwingup, mujoco.HalfCheetah} {
+		m, err := dynamics.New(task, dynamics.Config{Class: dynamics.PE, Members: 5, Hidden: []int{200, 200, 200}, Activation: nn.Swish}, 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		name := ""
+		if task != mujoco.CartpoleSwingup {
+			name = task.Name() + "/"
+		}
+		controlStep(b, name, task, m, peak)
+	}
+}
+
+func controlStep(b *testing.B, name string, task env.Task, m *dynamics.Model, peak kernel.Peak) {
+	// 75 calls × 10 000 rows × 2 FLOPs per multiply-add of every layer.
+	var macs int
+	for _, l := range m.Net.Layers {
+		macs += l.In * l.Out
+	}
+	flops := 75 * 10000 * 2 * float64(macs)
+	ad := task.ActionSpace().Dim()
 	for _, prec := range []nn.Precision{nn.FP32, nn.BF16} {
 		if prec == nn.BF16 && !nn.BF16Supported() {
 			b.Logf("no AVX512_BF16 here: bf16 not measured")
 			continue
 		}
 		for _, threads := range []int{1, 2} {
-			b.Run(fmt.Sprintf("%s/goroutines=%d", prec, threads), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%s%s/goroutines=%d", name, prec, threads), func(b *testing.B) {
 				obj, err := NewModelObjective(task, m, 15, 20, TSInf, prec, threads, 2)
 				if err != nil {
 					b.Fatal(err)
 				}
 				defer obj.Close()
 				cem, _ := NewCEM(CEMConfig{Horizon: 15, Population: 500, Elites: 50, Iterations: 5, Alpha: 0.1, MinVariance: 0.001}, BoundsOf(task.ActionSpace()), 3)
-				obj.SetStart([]float32{0, 0.1, 0, 0})
-				plan := make([]float32, 15)
+				start := make([]float32, task.ObservationSpace().Dim())
+				start[1] = 0.1
+				obj.SetStart(start)
+				plan := make([]float32, 15*ad)
 				for b.Loop() {
 					if err := cem.Optimize(context.Background(), plan, obj, plan); err != nil {
 						b.Fatal(err)
