@@ -109,21 +109,25 @@ type ModelObjective struct {
 	// chunks on pool, reading the current step's arguments.
 	pool                   *parallel.Pool
 	seqs                   []float32
-	step, rows, real       int // real: the rows that are not padding
+	step, rows, real       int  // real: the rows that are not padding
+	inSlots                bool // x holds the particles' states: see Evaluate
 	gatherTask, rewardTask func(worker, task int)
 }
 
 // rolloutChunk is the rows of one task of the row-wise work.
 const rolloutChunk = 1024
 
-// gatherRows copies each slot's particle state and its sequence's action
-// at the current step into the model's inputs.
+// gatherRows copies each slot's particle state (unless the slots hold
+// them already) and its sequence's action at the current step into the
+// model's inputs.
 func (o *ModelObjective) gatherRows(_, task int) {
 	od, ad, H, P := o.model.ObsDim(), o.model.ActDim(), o.horizon, o.particles
 	for i := task * rolloutChunk; i < min((task+1)*rolloutChunk, o.rows); i++ {
 		r := o.perm[i]
 		seq := r / P
-		copy(o.x[i*od:(i+1)*od], o.state[r*od:(r+1)*od])
+		if !o.inSlots {
+			copy(o.x[i*od:(i+1)*od], o.state[r*od:(r+1)*od])
+		}
 		copy(o.a[i*ad:(i+1)*ad], o.seqs[(seq*H+o.step)*ad:(seq*H+o.step+1)*ad])
 	}
 }
@@ -161,7 +165,11 @@ func (o *ModelObjective) rewardRows(_, task int) {
 			continue
 		}
 		o.total[r] += rw
-		copy(o.state[r*od:(r+1)*od], next)
+		if o.inSlots {
+			copy(o.x[i*od:(i+1)*od], next)
+		} else {
+			copy(o.state[r*od:(r+1)*od], next)
+		}
 		o.done[r] = o.term[i]
 	}
 }
@@ -248,9 +256,16 @@ func (o *ModelObjective) Evaluate(ctx context.Context, returns []float64, seqs [
 	}
 	block := (R + E - 1) / E
 	Rp := block * E // padded to fill every member's block
-	o.state = grow(o.state, R*od)
-	for r := 0; r < R; r++ {
-		copy(o.state[r*od:(r+1)*od], o.start)
+	// Where each slot carries one particle for the whole horizon, the
+	// slots' inputs hold the particles' states (padding slots keep the
+	// start, finite, their results dropped); otherwise states are kept
+	// per particle and gathered into the slots at every step.
+	o.inSlots = o.prop == TSInf || o.prop == Mean
+	if !o.inSlots {
+		o.state = grow(o.state, R*od)
+		for r := 0; r < R; r++ {
+			copy(o.state[r*od:(r+1)*od], o.start)
+		}
 	}
 	o.total = grow(o.total, R)
 	o.done = grow(o.done, R)
@@ -268,6 +283,11 @@ func (o *ModelObjective) Evaluate(ctx context.Context, returns []float64, seqs [
 	o.x = grow(o.x, rows*od)
 	o.a = grow(o.a, rows*ad)
 	o.y = grow(o.y, rows*od)
+	if o.inSlots {
+		for i := 0; i < Rp; i++ {
+			copy(o.x[i*od:(i+1)*od], o.start)
+		}
+	}
 	if o.prop == Expectation {
 		o.mean = grow(o.mean, rows*od)
 		o.vari = grow(o.vari, rows*od)
