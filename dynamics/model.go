@@ -435,21 +435,16 @@ func (p *Predictor) nextRows(_, task int) {
 		m.fromTargets(p.next[lo:hi], p.obs[lo:hi], p.mean[lo:hi])
 		return
 	}
-	// The head's split, bounds and sample in one vectorised pass, ε drawn
-	// from the chunk's own stream so that no chunk waits for another's.
-	od := m.obsDim
+	// The head's bounds and sample in one vectorised pass, ε drawn from
+	// the chunk's own stream so that no chunk waits for another's.
 	n, lo, hi := p.chunk(task)
-	mean, raw, eps := p.mean[lo:hi], p.lv[lo:hi], p.noise[lo:hi]
-	out := p.out[2*lo : 2*hi]
-	for r := range n {
-		copy(mean[r*od:(r+1)*od], out[2*r*od:(2*r+1)*od])
-		copy(raw[r*od:(r+1)*od], out[(2*r+1)*od:(2*r+2)*od])
-	}
+	eps := p.noise[lo:hi]
 	src := &p.streams[task]
 	src.Reseed(p.seed + uint64(task))
 	src.FillNormal(eps, 0, 1)
-	kernel.GaussianSample(mean, raw, m.Head.MaxLogVar, m.Head.MinLogVar, eps)
-	m.fromTargets(p.next[lo:hi], p.obs[lo:hi], mean)
+	// Sample cannot fail here: forward checked the sizes.
+	m.Head.Sample(p.mean[lo:hi], p.lv[lo:hi], p.out[2*lo:2*hi], eps, n)
+	m.fromTargets(p.next[lo:hi], p.obs[lo:hi], p.mean[lo:hi])
 }
 
 func (p *Predictor) momentRows(_, task int) {

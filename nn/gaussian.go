@@ -59,6 +59,32 @@ func (g *Gaussian) LogVarOutput(d int) int { return g.Dim + d }
 // Split writes the mean and the clamped log-variance of rows output rows
 // (rows×2·Dim) into mean and logVar (rows×Dim each).
 func (g *Gaussian) Split(mean, logVar, out []float32, rows int) error {
+	if err := g.unpack(mean, logVar, out, rows); err != nil {
+		return err
+	}
+	d := g.Dim
+	kernel.LogVarBound(logVar[:rows*d], logVar[:rows*d], g.MaxLogVar, g.MinLogVar)
+	return nil
+}
+
+// Sample writes into sample draws of the Gaussians of rows output rows:
+// mean + σ·eps, σ from the log-variance Split clamps, eps rows×Dim standard
+// normals. raw (rows×Dim) receives the raw log-variances on the way.
+func (g *Gaussian) Sample(sample, raw, out, eps []float32, rows int) error {
+	if err := g.unpack(sample, raw, out, rows); err != nil {
+		return err
+	}
+	d := g.Dim
+	if len(eps) < rows*d {
+		return fmt.Errorf("nn: %d normal draws for %d×%d samples", len(eps), rows, d)
+	}
+	kernel.GaussianSample(sample[:rows*d], raw[:rows*d], g.MaxLogVar, g.MinLogVar, eps[:rows*d])
+	return nil
+}
+
+// unpack copies the means and the raw log-variances of rows output rows
+// into mean and logVar.
+func (g *Gaussian) unpack(mean, logVar, out []float32, rows int) error {
 	if err := g.check(out, rows); err != nil {
 		return err
 	}
@@ -71,7 +97,6 @@ func (g *Gaussian) Split(mean, logVar, out []float32, rows int) error {
 		copy(mean[r*d:(r+1)*d], o[:d])
 		copy(logVar[r*d:(r+1)*d], o[d:2*d])
 	}
-	kernel.LogVarBound(logVar[:rows*d], logVar[:rows*d], g.MaxLogVar[:d], g.MinLogVar[:d])
 	return nil
 }
 

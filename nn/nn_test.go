@@ -260,6 +260,24 @@ func TestGaussianSplitAndNLL(t *testing.T) {
 			t.Fatalf("mean row %d = %v", i, mean[2*i:2*i+2])
 		}
 	}
+	// Sample draws mean + exp(lv/2)·eps with Split's log-variance.
+	eps := make([]float32, 2*n)
+	for i := range eps {
+		eps[i] = float32(i%5) - 2
+	}
+	sample, rawLV := make([]float32, 2*n), make([]float32, 2*n)
+	if err := g.Sample(sample, rawLV, out, eps, n); err != nil {
+		t.Fatal(err)
+	}
+	for i := range sample {
+		want := float64(mean[i]) + math.Exp(float64(lv[i])/2)*float64(eps[i])
+		if math.Abs(float64(sample[i])-want) > 1e-6*(1+math.Abs(want)) {
+			t.Errorf("sample %d (raw %g, ε %g) = %g, want %g", i, rawLV[i], eps[i], sample[i], want)
+		}
+	}
+	if err := g.Sample(sample, rawLV, out, eps[:2*n-1], n); err == nil {
+		t.Error("Sample took too few normal draws without an error")
+	}
 	// Far outside the bounds the clamp saturates at them.
 	if math.Abs(float64(lv[2*(n-1)])-0.5) > 3e-5 || math.Abs(float64(lv[0])+10) > 1e-6 {
 		t.Errorf("saturation: clamp(40) = %g, clamp(−40) = %g, want 0.5 and −10", lv[2*(n-1)], lv[0])
