@@ -340,11 +340,17 @@ func (m *Model) inputs(dst, obs, act []float32, n int) {
 
 // targets writes the training targets of n transitions.
 func (m *Model) targets(dst, obs, next []float32, n int) {
-	for i := 0; i < n*m.obsDim; i++ {
-		if m.absolute[i%m.obsDim] {
-			dst[i] = next[i]
-		} else {
-			dst[i] = next[i] - obs[i]
+	od := m.obsDim
+	// Row by row: a modulo per value (an integer division) cost more than
+	// the arithmetic.
+	for r := 0; r < n; r++ {
+		d, o, x := dst[r*od:(r+1)*od], obs[r*od:(r+1)*od], next[r*od:(r+1)*od]
+		for j, abs := range m.absolute {
+			if abs {
+				d[j] = x[j]
+			} else {
+				d[j] = x[j] - o[j]
+			}
 		}
 	}
 }
@@ -353,11 +359,15 @@ func (m *Model) targets(dst, obs, next []float32, n int) {
 // observations are obs and predicted targets pred (slices that start at a
 // row's first value).
 func (m *Model) fromTargets(dst, obs, pred []float32) {
-	for i := range dst {
-		if m.absolute[i%m.obsDim] {
-			dst[i] = pred[i]
-		} else {
-			dst[i] = obs[i] + pred[i]
+	od := m.obsDim
+	for r := 0; r+od <= len(dst); r += od {
+		d, o, p := dst[r:r+od], obs[r:r+od], pred[r:r+od]
+		for j, abs := range m.absolute {
+			if abs {
+				d[j] = p[j]
+			} else {
+				d[j] = o[j] + p[j]
+			}
 		}
 	}
 }

@@ -336,29 +336,80 @@ func TestModelRolloutsMatchManualRollout(t *testing.T) {
 	}
 }
 
+// rewardTask replaces a task's reward (and hides any planning reward).
+type rewardTask struct {
+	env.Task
+	reward func(dst, obs, act, next []float32)
+}
+
+func (t rewardTask) Reward(dst, obs, act, next []float32) { t.reward(dst, obs, act, next) }
+
+// TestDivergingModelScoresMinusInf: a sequence with a particle whose state
+// or reward stops being finite scores −Inf, whatever the other check sees.
 func TestDivergingModelScoresMinusInf(t *testing.T) {
 	m := pointMassModel(t, dynamics.Config{Class: dynamics.PE, Members: 2, Hidden: []int{8}, Activation: nn.Swish})
-	// Poison one member's output bias: its particles become NaN.
-	l := m.Net.Layers[len(m.Net.Layers)-1]
-	for j := range l.MemberB(1) {
-		l.MemberB(1)[j] = float32(math.NaN())
-	}
-	o, err := NewModelObjective(classic.PointMass, m, 4, 4, TSInf, nn.FP32, 1, 6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer o.Close()
-	o.SetStart([]float32{0, 0})
-	ret := make([]float64, 10)
-	if err := o.Evaluate(context.Background(), ret, make([]float32, 40), 10); err != nil {
-		t.Fatal(err)
-	}
-	for s, r := range ret {
-		// With 4 particles on 2 members, every sequence has a particle
-		// on the poisoned member.
-		if !math.IsInf(r, -1) {
-			t.Fatalf("sequence %d scored %g with a diverging member", s, r)
+	zero := func(dst, _, _, _ []float32) { clear(dst) }
+	// A NaN reward where the action is positive: the state stays finite.
+	nanReward := func(dst, _, act, _ []float32) {
+		for i := range dst {
+			dst[i] = 0
+			if act[i] > 0 {
+				dst[i] = float32(math.NaN())
+			}
 		}
+	}
+	for _, c := range []struct {
+		name    string
+		horizon int     // 1: an infinite state is not fed back as NaN
+		bias    float64 // of member 1's output; 0: left as trained
+		reward  func(dst, obs, act, next []float32)
+	}{
+		{"NaN state, its reward finite", 4, math.NaN(), zero},
+		{"infinite state, its reward finite", 1, math.Inf(1), zero},
+		{"NaN state and reward", 4, math.NaN(), nil},
+		{"NaN reward, finite states", 4, 0, nanReward},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			mc := m.Clone()
+			if c.bias != 0 {
+				l := mc.Net.Layers[len(mc.Net.Layers)-1]
+				for j := range l.MemberB(1)[:2] { // the means
+					l.MemberB(1)[j] = float32(c.bias)
+				}
+			}
+			var task env.Task = classic.PointMass
+			if c.reward != nil {
+				task = rewardTask{task, c.reward}
+			}
+			h := c.horizon
+			o, err := NewModelObjective(task, mc, h, 4, TSInf, nn.FP32, 1, 6)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer o.Close()
+			o.SetStart([]float32{0, 0})
+			const n = 10
+			seqs := make([]float32, n*h)
+			for s := 0; s < n; s++ {
+				// Sequences 0–4 push at their last step, 5–9 never.
+				seqs[s*h+h-1] = -1
+				if s < n/2 {
+					seqs[s*h+h-1] = 1
+				}
+			}
+			ret := make([]float64, n)
+			if err := o.Evaluate(context.Background(), ret, seqs, n); err != nil {
+				t.Fatal(err)
+			}
+			for s, r := range ret {
+				// With 4 particles on 2 members, every sequence has a
+				// particle on the poisoned member.
+				want := c.bias != 0 || s < n/2
+				if got := math.IsInf(r, -1); got != want {
+					t.Fatalf("sequence %d scored %g", s, r)
+				}
+			}
+		})
 	}
 }
 

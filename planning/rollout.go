@@ -100,8 +100,10 @@ type ModelObjective struct {
 	perm            []int
 	rew             []float32
 	term            []bool
-	total           []float64
+	total           []float64 // per particle, or per slot: see rewardRows
 	done, broken    []bool
+	slotTotal       []float64
+	slotBroken      []bool
 	blockMembers    []int
 	expandedMembers []int
 
@@ -147,31 +149,40 @@ func (o *ModelObjective) rewardRows(_, task int) {
 	}
 	o.task.Terminated(o.term[lo:hi], o.x[lo*od:hi*od], o.a[lo*ad:hi*ad], o.y[lo*od:hi*od])
 	for i := lo; i < min(hi, o.real); i++ {
-		r := o.perm[i]
-		if o.done[r] || o.broken[r] {
+		// k indexes the particle's accumulators: by slot where the slot
+		// keeps its particle (sequential access), else by particle.
+		k := i
+		if !o.inSlots {
+			k = o.perm[i]
+		}
+		if o.done[k] || o.broken[k] {
 			continue
 		}
 		next := o.y[i*od : (i+1)*od]
-		for _, v := range next {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				o.broken[r] = true
-			}
-		}
-		rw := float64(o.rew[i])
-		if math.IsNaN(rw) || math.IsInf(rw, 0) {
-			o.broken[r] = true
-		}
-		if o.broken[r] {
+		if !finite32(o.rew[i]) || !allFinite(next) {
+			o.broken[k] = true
 			continue
 		}
-		o.total[r] += rw
+		o.total[k] += float64(o.rew[i])
 		if o.inSlots {
 			copy(o.x[i*od:(i+1)*od], next)
 		} else {
-			copy(o.state[r*od:(r+1)*od], next)
+			copy(o.state[k*od:(k+1)*od], next)
 		}
-		o.done[r] = o.term[i]
+		o.done[k] = o.term[i]
 	}
+}
+
+// finite32 reports whether v is neither NaN nor infinite: its exponent is
+// not all ones.
+func finite32(v float32) bool { return math.Float32bits(v)&0x7f800000 != 0x7f800000 }
+
+func allFinite(v []float32) bool {
+	ok := true
+	for _, x := range v {
+		ok = ok && finite32(x)
+	}
+	return ok
 }
 
 // NewModelObjective returns an objective over model's elite members with
@@ -338,6 +349,17 @@ func (o *ModelObjective) Evaluate(ctx context.Context, returns []float64, seqs [
 		}
 		o.pool.Run(tasks, o.rewardTask)
 		o.seqs = nil
+	}
+	if o.inSlots {
+		// Back from slots to particles, so that each sequence sums its
+		// particles in their order.
+		o.slotTotal = grow(o.slotTotal, R)
+		o.slotBroken = grow(o.slotBroken, R)
+		copy(o.slotTotal, o.total)
+		copy(o.slotBroken, o.broken)
+		for i := 0; i < R; i++ {
+			o.total[o.perm[i]], o.broken[o.perm[i]] = o.slotTotal[i], o.slotBroken[i]
+		}
 	}
 	for s := 0; s < n; s++ {
 		var sum float64
