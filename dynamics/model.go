@@ -390,8 +390,7 @@ type Predictor struct {
 	next            []float32 // Next's result
 	meanOut, varOut []float32 // Moments' results
 	sample          bool
-	seed            uint64       // of this call's noise; chunk c draws from stream seed+c
-	streams         []rng.Source // one per chunk
+	seed            uint64 // of this call's noise; chunk c draws stream seed+c
 
 	inputTask, splitTask, nextTask, momTask func(worker, task int)
 }
@@ -445,13 +444,12 @@ func (p *Predictor) nextRows(_, task int) {
 		m.fromTargets(p.next[lo:hi], p.obs[lo:hi], p.mean[lo:hi])
 		return
 	}
-	// The head's bounds and sample in one vectorised pass, ε drawn from
-	// the chunk's own stream so that no chunk waits for another's.
+	// The head's bounds and sample in one vectorised pass, ε drawn in
+	// bulk from the chunk's own stream so that no chunk waits for
+	// another's.
 	n, lo, hi := p.chunk(task)
 	eps := p.noise[lo:hi]
-	src := &p.streams[task]
-	src.Reseed(p.seed + uint64(task))
-	src.FillNormal(eps, 0, 1)
+	kernel.Normals(eps, p.seed+uint64(task))
 	// Sample cannot fail here: forward checked the sizes.
 	m.Head.Sample(p.mean[lo:hi], p.lv[lo:hi], p.out[2*lo:2*hi], eps, n)
 	m.fromTargets(p.next[lo:hi], p.obs[lo:hi], p.mean[lo:hi])
@@ -524,9 +522,6 @@ func (p *Predictor) forward(obs, act []float32, rows int, members []int, task fu
 	p.mean = growTo(p.mean, n*m.obsDim)
 	p.lv = growTo(p.lv, n*m.obsDim)
 	p.noise = growTo(p.noise, n*m.obsDim)
-	if len(p.streams) < tasks {
-		p.streams = make([]rng.Source, tasks)
-	}
 	p.pool.Run(tasks, task)
 	p.obs = nil
 	return n, nil

@@ -362,3 +362,84 @@ MM_CLONES
 void mm_gauss_sample(float *mean, const float *raw, const float *hi, const float *lo, const float *eps, long rows, long d) {
 	mm_logvar_rows(mean, raw, hi, lo, eps, rows, d);
 }
+
+// mm_mix64 is SplitMix64's output function (Steele, Lea, Flood 2014).
+static inline uint64_t mm_mix64(uint64_t z) {
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+// mm_unit is the double 1 + b·2^−32 for the 32 bits b, made by placing b
+// in the mantissa: no integer-to-float conversion, which AVX2 lacks for
+// 64-bit integers and which would keep gcc from vectorising.
+static inline double mm_unit(uint64_t b) {
+	uint64_t u = 0x3ff0000000000000ull | (b & 0xffffffffull) << 20;
+	double d;
+	memcpy(&d, &u, 8);
+	return d;
+}
+
+// mm_normals writes n standard normal draws of the stream key: pair i by
+// Box and Muller from h = mix64(key + (i+1)·γ), SplitMix64's i-th output:
+// u = (h's high half + ½)·2^−32, in (0, 1), t = (its low half)·2^−32, and
+// r = √(−2 ln u) gives r·cos 2πt and r·sin 2πt (for odd n, the last pair's
+// first). All in double, to within 2e-12 relative, so the float32 results
+// are the roundings of the exact values but for rare near-ties: ln u =
+// e·ln 2 + ln m with m ∈ [√½, √2) and ln m = 2 atanh((m−1)/(m+1)) by its
+// series to degree 13 (relative error below 2e-12); the angle reduced to
+// r' = 2π(t − q/4), |r'| ≤ π/4, exactly in t, its sine and cosine by
+// Taylor polynomials of degrees 13 and 12 (below 4e-13). |draws| ≤
+// √(2·32 ln 2) ≈ 6.66: tails beyond have probability below 3e-11.
+// mm_normal_pair is pair h's two draws, r·cos 2πt and r·sin 2πt.
+static inline __attribute__((always_inline)) void mm_normal_pair(uint64_t h, float *c, float *s) {
+	const double ln2 = 0.69314718055994530942, twopi = 6.28318530717958647693;
+	// u in [1, 2) as 1 + (hi + ½)·2^−32, then in (0, 1).
+	double u = mm_unit(h >> 32) + 0x1p-33 - 1.0;
+	uint64_t ub;
+	memcpy(&ub, &u, 8);
+	// e: u's exponent as a double, by the same mantissa trick.
+	uint64_t eb = 0x4330000000000000ull | (ub >> 52);
+	double e;
+	memcpy(&e, &eb, 8);
+	e -= 0x1p52 + 1023.0;
+	uint64_t mb = (ub & 0x000fffffffffffffull) | 0x3ff0000000000000ull;
+	double m;
+	memcpy(&m, &mb, 8);
+	int big = m > 1.41421356237309504880;
+	m = big ? 0.5 * m : m;
+	e = big ? e + 1.0 : e;
+	double v = (m - 1.0) / (m + 1.0), z = v * v;
+	double lm = 2.0 * v * (1 + z * (1.0 / 3 + z * (1.0 / 5 + z * (1.0 / 7 + z * (1.0 / 9 + z * (1.0 / 11 + z * (1.0 / 13)))))));
+	// r2 ≥ 2^−32: u < 1. Its root as r2·rsqrt(r2), the reciprocal root from
+	// the exponent-halving estimate (3.4% error) and four Newton steps (to
+	// double resolution), because gcc cannot vectorise sqrt under cgo (see
+	// mm_sqrtf).
+	double r2 = -2.0 * (e * ln2 + lm), y;
+	uint64_t yb;
+	memcpy(&yb, &r2, 8);
+	yb = 0x5fe6eb50c7b537a9ull - (yb >> 1);
+	memcpy(&y, &yb, 8);
+	for (int k = 0; k < 4; k++) y = y * (1.5 - 0.5 * r2 * y * y);
+	double rad = r2 * y;
+	double t = mm_unit(h) - 1.0;
+	double qd = (4.0 * t + 0x1.8p52) - 0x1.8p52; // round(4t): 0…4
+	double r = twopi * (t - 0.25 * qd);
+	double rz = r * r;
+	double sr = r + r * rz * (-1.0 / 6 + rz * (1.0 / 120 + rz * (-1.0 / 5040 + rz * (1.0 / 362880 + rz * (-1.0 / 39916800 + rz * (1.0 / 6227020800))))));
+	double cr = 1 + rz * (-0.5 + rz * (1.0 / 24 + rz * (-1.0 / 720 + rz * (1.0 / 40320 + rz * (-1.0 / 3628800 + rz * (1.0 / 479001600))))));
+	int q = (int)qd;
+	double a = (q & 1) ? cr : sr, b = (q & 1) ? sr : cr;
+	*s = (float)(rad * ((q & 2) ? -a : a));
+	*c = (float)(rad * (((q + 1) & 2) ? -b : b));
+}
+
+MM_CLONES
+void mm_normals(float *dst, long n, uint64_t key) {
+	const uint64_t gamma = 0x9e3779b97f4a7c15ull;
+	for (long i = 0; i < n / 2; i++) mm_normal_pair(mm_mix64(key + (uint64_t)(i + 1) * gamma), dst + 2 * i, dst + 2 * i + 1);
+	if (n % 2) {
+		float s;
+		mm_normal_pair(mm_mix64(key + (uint64_t)(n / 2 + 1) * gamma), dst + n - 1, &s);
+	}
+}

@@ -9,6 +9,9 @@ package kernel
 #cgo nocallback mm_exp
 #cgo noescape mm_sincos
 #cgo nocallback mm_sincos
+#cgo noescape mm_normals
+#cgo nocallback mm_normals
+#include <stdint.h>
 void mm_bias_act(int act, float slope, float *z, float *h, const float *bias, long rows, long cols);
 void mm_act_backward(int act, float slope, float *dz, const float *dh, const float *z, const float *h, long n);
 void mm_exp(float *dst, const float *x, long n);
@@ -19,6 +22,7 @@ double mm_decay(float *g, const float *w, long n, float lambda);
 void mm_sincos(float *s, float *c, const float *x, long n);
 void mm_gauss_sample(float *mean, const float *raw, const float *hi, const float *lo, const float *eps, long rows, long d);
 void mm_logvar_bound(float *lv, const float *raw, const float *hi, const float *lo, long rows, long d);
+void mm_normals(float *dst, long n, uint64_t key);
 */
 import "C"
 
@@ -43,6 +47,8 @@ func sincosVec(sin, cos, x []float32) { C.mm_sincos(fp(sin), fp(cos), fp(x), C.l
 func gaussSample(mean, raw, hi, lo, eps []float32) {
 	C.mm_gauss_sample(fp(mean), fp(raw), fp(hi), fp(lo), fp(eps), C.long(len(mean)/len(hi)), C.long(len(hi)))
 }
+
+func normals(dst []float32, key uint64) { C.mm_normals(fp(dst), C.long(len(dst)), C.uint64_t(key)) }
 
 func logVarBound(lv, raw, hi, lo []float32) {
 	C.mm_logvar_bound(fp(lv), fp(raw), fp(hi), fp(lo), C.long(len(lv)/len(hi)), C.long(len(hi)))

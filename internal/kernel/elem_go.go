@@ -214,4 +214,31 @@ func sincosGo(sin, cos, x []float32) {
 	}
 }
 
+// normalsGo is mm_normals with the math package's functions.
+func normalsGo(dst []float32, key uint64) {
+	for i := 0; 2*i < len(dst); i++ {
+		c, s := normalPair(key, i)
+		dst[2*i] = float32(c)
+		if 2*i+1 < len(dst) {
+			dst[2*i+1] = float32(s)
+		}
+	}
+}
+
+// normalPair is pair i of stream key in float64.
+func normalPair(key uint64, i int) (c, s float64) {
+	h := mix64(key + uint64(i+1)*0x9e3779b97f4a7c15)
+	u := (float64(h>>32) + 0.5) * 0x1p-32
+	r := math.Sqrt(-2 * math.Log(u))
+	s, c = math.Sincos(2 * math.Pi * float64(uint32(h)) * 0x1p-32)
+	return r * c, r * s
+}
+
+// mix64 is SplitMix64's output function.
+func mix64(z uint64) uint64 {
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
+}
+
 func sqrtf(x float32) float32 { return float32(math.Sqrt(float64(x))) }

@@ -16,6 +16,7 @@ func softplusVec(dst, x []float32)                 { softplusGo(dst, x) }
 func sincosVec(sin, cos, x []float32)              { sincosGo(sin, cos, x) }
 func gaussSample(mean, raw, hi, lo, eps []float32) { gaussSampleGo(mean, raw, hi, lo, eps) }
 func logVarBound(lv, raw, hi, lo []float32)        { logVarBoundGo(lv, raw, hi, lo) }
+func normals(dst []float32, key uint64)            { normalsGo(dst, key) }
 
 func adamUpdate(p, g, m, v []float32, b1, b2, lr, rbc2, eps float32) {
 	adamUpdateGo(p, g, m, v, b1, b2, lr, rbc2, eps)

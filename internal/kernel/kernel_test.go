@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -438,6 +439,101 @@ func TestSincos(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestNormals checks the stream (SplitMix64's outputs), the draws against
+// the math package's functions of the same bits in float64 (rounded to
+// nearest but for ties), odd lengths (a pair's first draw), and the
+// draws' distribution: moments,
+// the Kolmogorov–Smirnov distance to the normal CDF, and correlations
+// within a stream and between neighbouring keys.
+func TestNormals(t *testing.T) {
+	// The first output of SplitMix64 seeded with 0, as its authors' code
+	// gives it.
+	if got := mix64(0x9e3779b97f4a7c15); got != 0xe220a8397b1dcdaf {
+		t.Fatalf("mix64: %#x", got)
+	}
+	// Half a float32 ulp of want, and the C kernel's error (below 2e-12
+	// relative: its polynomials' truncation).
+	rounded := func(got float32, want float64) bool {
+		a := float32(math.Abs(want))
+		ulp := min(math.Nextafter32(a, 10)-a, a-math.Nextafter32(a, -10))
+		return math.Abs(float64(got)-want) <= 0.5*float64(ulp)+1e-11*math.Abs(want)
+	}
+	for _, key := range []uint64{0, 1, 0xdeadbeef, math.MaxUint64} {
+		for _, n := range []int{1, 2, 3, 17, 64, 100001} {
+			got := make([]float32, n)
+			Normals(got, key)
+			for i := range got {
+				c, s := normalPair(key, i/2)
+				if want := []float64{c, s}[i%2]; !rounded(got[i], want) {
+					t.Fatalf("key %d, n %d: draw %d is %g, want %g", key, n, i, got[i], want)
+				}
+			}
+			// A shorter fill is the longer one's beginning.
+			long := make([]float32, n+5)
+			Normals(long, key)
+			for i := range got {
+				if long[i] != got[i] {
+					t.Fatalf("key %d: draw %d of %d is %g, of %d %g", key, i, n, got[i], n+5, long[i])
+				}
+			}
+		}
+	}
+	const n = 1 << 20
+	x, y := make([]float32, n), make([]float32, n)
+	Normals(x, 1)
+	Normals(y, 2)
+	var m1, m2, m4, lag1, lag2, cross float64
+	for i, v := range x {
+		a := float64(v)
+		if math.Abs(a) > 6.67 {
+			t.Fatalf("draw %d is %g", i, a)
+		}
+		m1 += a
+		m2 += a * a
+		m4 += a * a * a * a
+		cross += a * float64(y[i])
+		if i+2 < n {
+			lag1 += a * float64(x[i+1])
+			lag2 += a * float64(x[i+2])
+		}
+	}
+	se := 1 / math.Sqrt(n)
+	for _, c := range []struct {
+		name      string
+		got, want float64
+		tol       float64 // five standard errors
+	}{
+		{"mean", m1 / n, 0, 5 * se},
+		{"variance", m2 / n, 1, 5 * math.Sqrt(2) * se},
+		{"fourth moment", m4 / n, 3, 5 * math.Sqrt(96) * se},
+		{"correlation of a pair's draws", lag1 / n, 0, 5 * se},
+		{"correlation of neighbouring pairs", lag2 / n, 0, 5 * se},
+		{"correlation of keys 1 and 2", cross / n, 0, 5 * se},
+	} {
+		if math.Abs(c.got-c.want) > c.tol {
+			t.Errorf("%s %g, want %g ± %g", c.name, c.got, c.want, c.tol)
+		}
+	}
+	slices.Sort(x)
+	var ks float64
+	for i, v := range x {
+		f := 0.5 * math.Erfc(-float64(v)/math.Sqrt2)
+		ks = max(ks, math.Abs(f-float64(i)/n), math.Abs(f-float64(i+1)/n))
+	}
+	// The distance's 0.1% critical value is 1.95/√n.
+	if ks > 1.95*se {
+		t.Errorf("Kolmogorov–Smirnov distance %g, want below %g", ks, 1.95*se)
+	}
+}
+
+func BenchmarkNormals(b *testing.B) {
+	dst := make([]float32, 4096)
+	b.SetBytes(int64(4 * len(dst)))
+	for i := 0; b.Loop(); i++ {
+		Normals(dst, uint64(i))
 	}
 }
 
