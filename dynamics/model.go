@@ -329,13 +329,7 @@ func (m *Model) features(dst, obs, act []float32, n int) {
 // inputs writes the normalised network inputs of n rows into dst.
 func (m *Model) inputs(dst, obs, act []float32, n int) {
 	m.features(dst, obs, act, n)
-	w := m.InputDim()
-	for i := 0; i < n; i++ {
-		row := dst[i*w : (i+1)*w]
-		for j, v := range row {
-			row[j] = (v - m.InMean[j]) / m.InStd[j]
-		}
-	}
+	kernel.Standardize(dst[:n*m.InputDim()], m.InMean, m.InStd)
 }
 
 // targets writes the training targets of n transitions.

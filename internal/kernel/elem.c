@@ -443,3 +443,29 @@ void mm_normals(float *dst, long n, uint64_t key) {
 		mm_normal_pair(mm_mix64(key + (uint64_t)(n / 2 + 1) * gamma), dst + n - 1, &s);
 	}
 }
+
+// mm_standardize sets x[i] = (x[i] − mean[j])/std[j], j = i mod d, over
+// rows×d values: whole rows at a time with the statistics repeated to a
+// block's length (rows of a few values would leave the vector loop idle),
+// or pieces of one row where rows are wider than a block. Subtraction and
+// division round as scalar code does, so the results are the same.
+MM_CLONES
+void mm_standardize(float *x, const float *mean, const float *std, long rows, long d) {
+	enum { MAXB = 256 };
+	float mb[MAXB], sb[MAXB];
+	if (d > MAXB) {
+		for (long r = 0; r < rows; r++)
+			for (long j = 0; j < d; j++) x[r * d + j] = (x[r * d + j] - mean[j]) / std[j];
+		return;
+	}
+	long per = MAXB / d, L = per * d, n = rows * d;
+	for (long k = 0; k < L; k++) {
+		mb[k] = mean[k % d];
+		sb[k] = std[k % d];
+	}
+	for (long i0 = 0; i0 < n; i0 += L) {
+		long m = n - i0 < L ? n - i0 : L;
+		float *xb = x + i0;
+		for (long i = 0; i < m; i++) xb[i] = (xb[i] - mb[i]) / sb[i];
+	}
+}

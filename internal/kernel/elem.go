@@ -105,6 +105,20 @@ func Normals(dst []float32, key uint64) {
 	}
 }
 
+// Standardize sets x[i] = (x[i] − mean[j])/std[j], j the column of x[i] in
+// rows of len(mean) values: the same arithmetic as a scalar loop, in
+// vector registers. len(x) is a multiple of len(mean); std has len(mean)
+// values.
+func Standardize(x, mean, std []float32) {
+	d := len(mean)
+	if d == 0 || len(std) != d || len(x)%d != 0 {
+		panic("kernel: Standardize slices of mismatched lengths")
+	}
+	if len(x) > 0 {
+		standardize(x, mean, std)
+	}
+}
+
 func checkRows(name string, n, raw, eps int, hi, lo []float32) {
 	d := len(hi)
 	if d == 0 || len(lo) != d || raw != n || eps != n || n%d != 0 {

@@ -23,6 +23,7 @@ void mm_sincos(float *s, float *c, const float *x, long n);
 void mm_gauss_sample(float *mean, const float *raw, const float *hi, const float *lo, const float *eps, long rows, long d);
 void mm_logvar_bound(float *lv, const float *raw, const float *hi, const float *lo, long rows, long d);
 void mm_normals(float *dst, long n, uint64_t key);
+void mm_standardize(float *x, const float *mean, const float *std, long rows, long d);
 */
 import "C"
 
@@ -49,6 +50,10 @@ func gaussSample(mean, raw, hi, lo, eps []float32) {
 }
 
 func normals(dst []float32, key uint64) { C.mm_normals(fp(dst), C.long(len(dst)), C.uint64_t(key)) }
+
+func standardize(x, mean, std []float32) {
+	C.mm_standardize(fp(x), fp(mean), fp(std), C.long(len(x)/len(mean)), C.long(len(mean)))
+}
 
 func logVarBound(lv, raw, hi, lo []float32) {
 	C.mm_logvar_bound(fp(lv), fp(raw), fp(hi), fp(lo), C.long(len(lv)/len(hi)), C.long(len(hi)))

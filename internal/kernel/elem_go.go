@@ -214,6 +214,16 @@ func sincosGo(sin, cos, x []float32) {
 	}
 }
 
+func standardizeGo(x, mean, std []float32) {
+	d := len(mean)
+	for r := 0; r < len(x); r += d {
+		row := x[r : r+d]
+		for j, v := range row {
+			row[j] = (v - mean[j]) / std[j]
+		}
+	}
+}
+
 // normalsGo is mm_normals with the math package's functions.
 func normalsGo(dst []float32, key uint64) {
 	for i := 0; 2*i < len(dst); i++ {

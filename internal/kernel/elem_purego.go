@@ -17,6 +17,7 @@ func sincosVec(sin, cos, x []float32)              { sincosGo(sin, cos, x) }
 func gaussSample(mean, raw, hi, lo, eps []float32) { gaussSampleGo(mean, raw, hi, lo, eps) }
 func logVarBound(lv, raw, hi, lo []float32)        { logVarBoundGo(lv, raw, hi, lo) }
 func normals(dst []float32, key uint64)            { normalsGo(dst, key) }
+func standardize(x, mean, std []float32)           { standardizeGo(x, mean, std) }
 
 func adamUpdate(p, g, m, v []float32, b1, b2, lr, rbc2, eps float32) {
 	adamUpdateGo(p, g, m, v, b1, b2, lr, rbc2, eps)

@@ -529,6 +529,39 @@ func TestNormals(t *testing.T) {
 	}
 }
 
+// TestStandardize: the same values as the scalar formula, bit for bit,
+// for rows narrower than a block (several to a block, a partial last one)
+// and wider, with NaN passing through.
+func TestStandardize(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, c := range []struct{ d, rows int }{{1, 1}, {3, 100}, {6, 43}, {24, 77}, {300, 3}} {
+		mean, std := randSlice(r, c.d), randSlice(r, c.d)
+		for j := range std {
+			std[j] = 0.1 + std[j]*std[j]
+		}
+		x := randSlice(r, c.rows*c.d)
+		x[len(x)/2] = float32(math.NaN())
+		for _, f := range []struct {
+			name string
+			f    func(x, mean, std []float32)
+		}{{"selected", Standardize}, {"go", standardizeGo}} {
+			// Sentinels past the end must stay.
+			buf := append(slices.Clone(x), make([]float32, 300)...)
+			got := buf[:len(x)]
+			f.f(got, mean, std)
+			if i := slices.IndexFunc(buf[len(x):], func(v float32) bool { return v != 0 }); i >= 0 {
+				t.Fatalf("%s, rows of %d: wrote %d past the end", f.name, c.d, i)
+			}
+			for i, v := range x {
+				want := (v - mean[i%c.d]) / std[i%c.d]
+				if got[i] != want && !(want != want && got[i] != got[i]) {
+					t.Fatalf("%s, rows of %d: value %d is %g, want %g", f.name, c.d, i, got[i], want)
+				}
+			}
+		}
+	}
+}
+
 func BenchmarkNormals(b *testing.B) {
 	dst := make([]float32, 4096)
 	b.SetBytes(int64(4 * len(dst)))
