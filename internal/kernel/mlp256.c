@@ -69,7 +69,7 @@ static T256 inline __m256 swish256(__m256 x) {
 	__m256 k = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 	__m256 f = _mm256_sub_ps(t, k);
 	__m256 p = _mm256_set1_ps(mlp_exp2[0]);
-	for (int i = 1; i < 7; i++) p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(mlp_exp2[i]));
+	for (int i = 1; i < MLP_EXP2_N; i++) p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(mlp_exp2[i]));
 	return _mm256_div_ps(x, _mm256_add_ps(one, _mm256_mul_ps(p, pow2(k))));
 }
 
