@@ -2,8 +2,8 @@
 # PETS on cartpole-swingup with the default config, for seeds 1..3 (or those
 # given): prints each trial's reward and the planning time per step, then
 # checks the acceptance figures: some trial among the first 15 scores at
-# least 175, and trials 13-15 average at least 170. Long: about an hour per
-# seed on 2 cores. Resumes runs left in runs/bench-cartpole-seedN. Seeds run
+# least 175, and trials 13-15 average at least 170. Long: 12-15 minutes per
+# seed on 2 Zen 5 cores (an hour with the first planner). Resumes runs left in runs/bench-cartpole-seedN. Seeds run
 # one after another on every core; two single-threaded runs side by side
 # (GOMAXPROCS=1 ./bin/mismatch pets --out runs/bench-cartpole-seedN seed=N)
 # get about 20% more out of two cores, and this script then just reports.

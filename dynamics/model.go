@@ -445,7 +445,7 @@ func (p *Predictor) nextRows(_, task int) {
 	eps := p.noise[lo:hi]
 	kernel.Normals(eps, p.seed+uint64(task))
 	// Sample cannot fail here: forward checked the sizes.
-	m.Head.Sample(p.mean[lo:hi], p.lv[lo:hi], p.out[2*lo:2*hi], eps, n)
+	m.Head.Sample(p.mean[lo:hi], p.out[2*lo:2*hi], eps, n)
 	m.fromTargets(p.next[lo:hi], p.obs[lo:hi], p.mean[lo:hi])
 }
 

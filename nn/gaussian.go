@@ -69,16 +69,19 @@ func (g *Gaussian) Split(mean, logVar, out []float32, rows int) error {
 
 // Sample writes into sample draws of the Gaussians of rows output rows:
 // mean + σ·eps, σ from the log-variance Split clamps, eps rows×Dim standard
-// normals. raw (rows×Dim) receives the raw log-variances on the way.
-func (g *Gaussian) Sample(sample, raw, out, eps []float32, rows int) error {
-	if err := g.unpack(sample, raw, out, rows); err != nil {
+// normals; one vectorised pass, reading the output rows as they are.
+func (g *Gaussian) Sample(sample, out, eps []float32, rows int) error {
+	if err := g.check(out, rows); err != nil {
 		return err
 	}
 	d := g.Dim
+	if len(sample) < rows*d {
+		return fmt.Errorf("nn: sample buffer shorter than %d×%d", rows, d)
+	}
 	if len(eps) < rows*d {
 		return fmt.Errorf("nn: %d normal draws for %d×%d samples", len(eps), rows, d)
 	}
-	kernel.GaussianSample(sample[:rows*d], raw[:rows*d], g.MaxLogVar, g.MinLogVar, eps[:rows*d])
+	kernel.GaussianSample(sample[:rows*d], out[:2*rows*d], g.MaxLogVar, g.MinLogVar, eps[:rows*d])
 	return nil
 }
 

@@ -356,11 +356,40 @@ void mm_logvar_bound(float *lv, const float *raw, const float *hi, const float *
 	mm_logvar_rows(lv, raw, hi, lo, NULL, rows, d);
 }
 
-// mm_gauss_sample adds exp(lv/2)·eps to each of rows×d means, lv the
-// bounded log-variance of raw, as mm_logvar_bound computes it.
+// mm_gauss_sample writes rows×d draws into sample: mean + exp(lv/2)·eps,
+// from out's rows of 2d values, [means | raw log-variances], lv the bounded
+// log-variance of the raw one, as mm_logvar_bound computes it. Blocks of
+// whole rows are unpacked into sample and a raw buffer, then go through
+// mm_logvar_block; rows wider than a block, a piece at a time.
 MM_CLONES
-void mm_gauss_sample(float *mean, const float *raw, const float *hi, const float *lo, const float *eps, long rows, long d) {
-	mm_logvar_rows(mean, raw, hi, lo, eps, rows, d);
+void mm_gauss_sample(float *sample, const float *out, const float *hi, const float *lo, const float *eps, long rows, long d) {
+	enum { MAXB = 256 };
+	float hb[MAXB], lb[MAXB], rb[MAXB], a[MAXB], e[MAXB];
+	if (d > MAXB) {
+		for (long r = 0; r < rows; r++)
+			for (long j0 = 0; j0 < d; j0 += MAXB) {
+				long m = d - j0 < MAXB ? d - j0 : MAXB;
+				float *sb = sample + r * d + j0;
+				const float *o = out + 2 * r * d + j0;
+				for (long j = 0; j < m; j++) sb[j] = o[j], rb[j] = o[d + j];
+				mm_logvar_block(sb, rb, hi + j0, lo + j0, eps + r * d + j0, m, a, e);
+			}
+		return;
+	}
+	long per = MAXB / d;
+	for (long k = 0; k < per * d; k++) {
+		hb[k] = hi[k % d];
+		lb[k] = lo[k % d];
+	}
+	for (long r0 = 0; r0 < rows; r0 += per) {
+		long nr = rows - r0 < per ? rows - r0 : per;
+		float *sb = sample + r0 * d;
+		for (long r = 0; r < nr; r++) {
+			const float *o = out + 2 * (r0 + r) * d;
+			for (long j = 0; j < d; j++) sb[r * d + j] = o[j], rb[r * d + j] = o[d + j];
+		}
+		mm_logvar_block(sb, rb, hb, lb, eps + r0 * d, nr * d, a, e);
+	}
 }
 
 // mm_mix64 is SplitMix64's output function (Steele, Lea, Flood 2014).

@@ -82,13 +82,18 @@ func LogVarBound(lv, raw, hi, lo []float32) {
 	}
 }
 
-// GaussianSample adds σ·eps[i] to mean[i], σ = exp(lv/2), lv the
-// log-variance LogVarBound makes of raw[i]. mean, raw and eps have one
-// length, a multiple of len(hi); lo has len(hi) values.
-func GaussianSample(mean, raw, hi, lo, eps []float32) {
-	checkRows("GaussianSample", len(mean), len(raw), len(eps), hi, lo)
-	if len(mean) > 0 {
-		gaussSample(mean, raw, hi, lo, eps)
+// GaussianSample writes into sample draws of Gaussians given as rows of
+// out: each row of out holds len(hi) means and then as many raw
+// log-variances, and sample[i] = mean + σ·eps[i], σ = exp(lv/2), lv the
+// log-variance LogVarBound makes of the raw one. sample and eps have one
+// length, a multiple of len(hi); out twice that; lo has len(hi) values.
+func GaussianSample(sample, out, hi, lo, eps []float32) {
+	checkRows("GaussianSample", len(sample), len(out)/2, len(eps), hi, lo)
+	if len(out)%2 != 0 {
+		panic("kernel: GaussianSample slices of mismatched lengths")
+	}
+	if len(sample) > 0 {
+		gaussSample(sample, out, hi, lo, eps)
 	}
 }
 

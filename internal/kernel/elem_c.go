@@ -20,7 +20,7 @@ void mm_softplus(float *dst, const float *x, long n);
 void mm_adam(float *p, const float *g, float *m, float *v, long n, float b1, float b2, float lr, float rbc2, float eps);
 double mm_decay(float *g, const float *w, long n, float lambda);
 void mm_sincos(float *s, float *c, const float *x, long n);
-void mm_gauss_sample(float *mean, const float *raw, const float *hi, const float *lo, const float *eps, long rows, long d);
+void mm_gauss_sample(float *sample, const float *out, const float *hi, const float *lo, const float *eps, long rows, long d);
 void mm_logvar_bound(float *lv, const float *raw, const float *hi, const float *lo, long rows, long d);
 void mm_normals(float *dst, long n, uint64_t key);
 void mm_standardize(float *x, const float *mean, const float *std, long rows, long d);
@@ -45,8 +45,8 @@ func softplusVec(dst, x []float32) { C.mm_softplus(fp(dst), fp(x), C.long(len(ds
 
 func sincosVec(sin, cos, x []float32) { C.mm_sincos(fp(sin), fp(cos), fp(x), C.long(len(x))) }
 
-func gaussSample(mean, raw, hi, lo, eps []float32) {
-	C.mm_gauss_sample(fp(mean), fp(raw), fp(hi), fp(lo), fp(eps), C.long(len(mean)/len(hi)), C.long(len(hi)))
+func gaussSample(sample, out, hi, lo, eps []float32) {
+	C.mm_gauss_sample(fp(sample), fp(out), fp(hi), fp(lo), fp(eps), C.long(len(sample)/len(hi)), C.long(len(hi)))
 }
 
 func normals(dst []float32, key uint64) { C.mm_normals(fp(dst), C.long(len(dst)), C.uint64_t(key)) }

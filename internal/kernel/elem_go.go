@@ -199,10 +199,14 @@ func logVarBoundGo(lv, raw, hi, lo []float32) {
 	}
 }
 
-func gaussSampleGo(mean, raw, hi, lo, eps []float32) {
+func gaussSampleGo(sample, out, hi, lo, eps []float32) {
 	d := len(hi)
-	for i := range mean {
-		mean[i] += expf(0.5*boundf(raw[i], hi[i%d], lo[i%d])) * eps[i]
+	for r := 0; r < len(sample)/d; r++ {
+		o := out[2*r*d : 2*(r+1)*d]
+		for j := range d {
+			i := r*d + j
+			sample[i] = o[j] + expf(0.5*boundf(o[d+j], hi[j], lo[j]))*eps[i]
+		}
 	}
 }
 

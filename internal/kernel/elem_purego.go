@@ -14,7 +14,7 @@ func expVec(dst, x []float32)                      { expGo(dst, x) }
 func sigmoidVec(dst, x []float32)                  { sigmoidGo(dst, x) }
 func softplusVec(dst, x []float32)                 { softplusGo(dst, x) }
 func sincosVec(sin, cos, x []float32)              { sincosGo(sin, cos, x) }
-func gaussSample(mean, raw, hi, lo, eps []float32) { gaussSampleGo(mean, raw, hi, lo, eps) }
+func gaussSample(sample, out, hi, lo, eps []float32) { gaussSampleGo(sample, out, hi, lo, eps) }
 func logVarBound(lv, raw, hi, lo []float32)        { logVarBoundGo(lv, raw, hi, lo) }
 func normals(dst []float32, key uint64)            { normalsGo(dst, key) }
 func standardize(x, mean, std []float32)           { standardizeGo(x, mean, std) }

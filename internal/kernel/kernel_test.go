@@ -575,7 +575,7 @@ func BenchmarkNormals(b *testing.B) {
 // partial last block) and of 300 (wider than a block), raw log-variances
 // beyond both bounds, and NaN.
 func TestGaussianSample(t *testing.T) {
-	for _, d := range []int{3, 300} {
+	for _, d := range []int{3, 18, 300} {
 		rows := 700 / d * 2
 		n := rows * d
 		hi, lo := make([]float32, d), make([]float32, d)
@@ -614,17 +614,23 @@ func TestGaussianSample(t *testing.T) {
 				}
 			}
 		}
+		// The network's output rows: d means, then d raw log-variances.
+		out := make([]float32, 2*n)
+		for i := range mean {
+			r, j := i/d, i%d
+			out[2*r*d+j], out[2*r*d+d+j] = mean[i], raw[i]
+		}
 		for _, be := range []struct {
 			name string
-			f    func(mean, raw, hi, lo, eps []float32)
+			f    func(sample, out, hi, lo, eps []float32)
 		}{{"selected", GaussianSample}, {"go", gaussSampleGo}} {
 			// Sentinels past the end catch writes beyond the last row.
-			buf := append(append([]float32(nil), mean...), make([]float32, 300)...)
+			buf := make([]float32, n+300)
 			for i := n; i < len(buf); i++ {
 				buf[i] = 7
 			}
 			got := buf[:n]
-			be.f(got, raw, hi, lo, eps)
+			be.f(got, out, hi, lo, eps)
 			for i := n; i < len(buf); i++ {
 				if buf[i] != 7 {
 					t.Fatalf("%s, d=%d: wrote past the end, at %d", be.name, d, i)
