@@ -10,14 +10,14 @@ func actBackward(act Act, slope float32, dz, dh, z, h []float32) {
 	actBackwardGo(act, slope, dz, dh, z, h)
 }
 
-func expVec(dst, x []float32)                      { expGo(dst, x) }
-func sigmoidVec(dst, x []float32)                  { sigmoidGo(dst, x) }
-func softplusVec(dst, x []float32)                 { softplusGo(dst, x) }
-func sincosVec(sin, cos, x []float32)              { sincosGo(sin, cos, x) }
+func expVec(dst, x []float32)                        { expGo(dst, x) }
+func sigmoidVec(dst, x []float32)                    { sigmoidGo(dst, x) }
+func softplusVec(dst, x []float32)                   { softplusGo(dst, x) }
+func sincosVec(sin, cos, x []float32)                { sincosGo(sin, cos, x) }
 func gaussSample(sample, out, hi, lo, eps []float32) { gaussSampleGo(sample, out, hi, lo, eps) }
-func logVarBound(lv, raw, hi, lo []float32)        { logVarBoundGo(lv, raw, hi, lo) }
-func normals(dst []float32, key uint64)            { normalsGo(dst, key) }
-func standardize(x, mean, std []float32)           { standardizeGo(x, mean, std) }
+func logVarBound(lv, raw, hi, lo []float32)          { logVarBoundGo(lv, raw, hi, lo) }
+func normals(dst []float32, key uint64)              { normalsGo(dst, key) }
+func standardize(x, mean, std []float32)             { standardizeGo(x, mean, std) }
 
 func adamUpdate(p, g, m, v []float32, b1, b2, lr, rbc2, eps float32) {
 	adamUpdateGo(p, g, m, v, b1, b2, lr, rbc2, eps)
