@@ -321,19 +321,32 @@ static inline __attribute__((always_inline)) void mm_logvar_block(float *out, co
 	for (long i = 0; i < m; i++) out[i] += e[i] * eps[i];
 }
 
+// Row-wise kernels work on blocks of MM_ROWBLK values: rows of d ≤
+// MM_ROWBLK values MM_ROWBLK/d whole rows at a time, their per-column
+// parameters repeated to match (rows of a few values would leave the
+// vector loops idle), and wider rows a piece at a time.
+enum { MM_ROWBLK = 256 };
+
+// mm_repeat_cols fills ra and rb with the d per-column values of a and b
+// repeated over a block's whole rows, and returns the rows per block.
+// Always inlined: a call would reach a baseline copy outside the clones.
+static inline __attribute__((always_inline)) long mm_repeat_cols(float *ra, float *rb, const float *a, const float *b, long d) {
+	long per = MM_ROWBLK / d;
+	for (long k = 0; k < per * d; k++) {
+		ra[k] = a[k % d];
+		rb[k] = b[k % d];
+	}
+	return per;
+}
+
 // mm_logvar_rows runs mm_logvar_block over rows×d values with per-column
 // bounds hi, lo: whole rows at a time, the bounds repeated to match, or
 // pieces of one row where rows are wider than a block.
 static inline __attribute__((always_inline)) void mm_logvar_rows(float *out, const float *raw, const float *hi, const float *lo,
 		const float *eps, long rows, long d) {
-	enum { MAXB = 256 };
-	float hb[MAXB], lb[MAXB], a[MAXB], e[MAXB];
-	if (d <= MAXB) {
-		long per = MAXB / d, L = per * d, n = rows * d;
-		for (long k = 0; k < L; k++) {
-			hb[k] = hi[k % d];
-			lb[k] = lo[k % d];
-		}
+	float hb[MM_ROWBLK], lb[MM_ROWBLK], a[MM_ROWBLK], e[MM_ROWBLK];
+	if (d <= MM_ROWBLK) {
+		long L = mm_repeat_cols(hb, lb, hi, lo, d) * d, n = rows * d;
 		for (long i0 = 0; i0 < n; i0 += L) {
 			long m = n - i0 < L ? n - i0 : L;
 			mm_logvar_block(out + i0, raw + i0, hb, lb, eps ? eps + i0 : eps, m, a, e);
@@ -341,8 +354,8 @@ static inline __attribute__((always_inline)) void mm_logvar_rows(float *out, con
 		return;
 	}
 	for (long r = 0; r < rows; r++) {
-		for (long j0 = 0; j0 < d; j0 += MAXB) {
-			long m = d - j0 < MAXB ? d - j0 : MAXB, o = r * d + j0;
+		for (long j0 = 0; j0 < d; j0 += MM_ROWBLK) {
+			long m = d - j0 < MM_ROWBLK ? d - j0 : MM_ROWBLK, o = r * d + j0;
 			mm_logvar_block(out + o, raw + o, hi + j0, lo + j0, eps ? eps + o : eps, m, a, e);
 		}
 	}
@@ -363,12 +376,11 @@ void mm_logvar_bound(float *lv, const float *raw, const float *hi, const float *
 // mm_logvar_block; rows wider than a block, a piece at a time.
 MM_CLONES
 void mm_gauss_sample(float *sample, const float *out, const float *hi, const float *lo, const float *eps, long rows, long d) {
-	enum { MAXB = 256 };
-	float hb[MAXB], lb[MAXB], rb[MAXB], a[MAXB], e[MAXB];
-	if (d > MAXB) {
+	float hb[MM_ROWBLK], lb[MM_ROWBLK], rb[MM_ROWBLK], a[MM_ROWBLK], e[MM_ROWBLK];
+	if (d > MM_ROWBLK) {
 		for (long r = 0; r < rows; r++)
-			for (long j0 = 0; j0 < d; j0 += MAXB) {
-				long m = d - j0 < MAXB ? d - j0 : MAXB;
+			for (long j0 = 0; j0 < d; j0 += MM_ROWBLK) {
+				long m = d - j0 < MM_ROWBLK ? d - j0 : MM_ROWBLK;
 				float *sb = sample + r * d + j0;
 				const float *o = out + 2 * r * d + j0;
 				for (long j = 0; j < m; j++) sb[j] = o[j], rb[j] = o[d + j];
@@ -376,11 +388,7 @@ void mm_gauss_sample(float *sample, const float *out, const float *hi, const flo
 			}
 		return;
 	}
-	long per = MAXB / d;
-	for (long k = 0; k < per * d; k++) {
-		hb[k] = hi[k % d];
-		lb[k] = lo[k % d];
-	}
+	long per = mm_repeat_cols(hb, lb, hi, lo, d);
 	for (long r0 = 0; r0 < rows; r0 += per) {
 		long nr = rows - r0 < per ? rows - r0 : per;
 		float *sb = sample + r0 * d;
@@ -474,24 +482,18 @@ void mm_normals(float *dst, long n, uint64_t key) {
 }
 
 // mm_standardize sets x[i] = (x[i] − mean[j])/std[j], j = i mod d, over
-// rows×d values: whole rows at a time with the statistics repeated to a
-// block's length (rows of a few values would leave the vector loop idle),
-// or pieces of one row where rows are wider than a block. Subtraction and
-// division round as scalar code does, so the results are the same.
+// rows×d values, in blocks as mm_repeat_cols describes (rows wider than
+// a block by a plain loop). Subtraction and division round as scalar code
+// does, so the results are the same.
 MM_CLONES
 void mm_standardize(float *x, const float *mean, const float *std, long rows, long d) {
-	enum { MAXB = 256 };
-	float mb[MAXB], sb[MAXB];
-	if (d > MAXB) {
+	float mb[MM_ROWBLK], sb[MM_ROWBLK];
+	if (d > MM_ROWBLK) {
 		for (long r = 0; r < rows; r++)
 			for (long j = 0; j < d; j++) x[r * d + j] = (x[r * d + j] - mean[j]) / std[j];
 		return;
 	}
-	long per = MAXB / d, L = per * d, n = rows * d;
-	for (long k = 0; k < L; k++) {
-		mb[k] = mean[k % d];
-		sb[k] = std[k % d];
-	}
+	long L = mm_repeat_cols(mb, sb, mean, std, d) * d, n = rows * d;
 	for (long i0 = 0; i0 < n; i0 += L) {
 		long m = n - i0 < L ? n - i0 : L;
 		float *xb = x + i0;
