@@ -21,6 +21,8 @@
 
 #define MM_MAXL 32
 #define MM_MAXM 16
+// The rows of oneDNN's primitives: see mm_net_forward.
+#define MM_DNNL_ROWS 256
 
 typedef struct {
 	long M;
@@ -39,7 +41,7 @@ typedef struct {
 	dnnl_stream_t stream;
 	void *buf[2];    // ping-pong hidden activations
 	uint16_t *in16;  // the first layer's input in bf16
-	long cap;        // rows the buffers hold
+	float *pad;      // a short piece's inputs, padded with zero rows
 	mm_mems mems[MM_MAXM];
 	int nmems;
 	float *own; // mlp512's block buffers
@@ -241,6 +243,7 @@ void mm_net_free(mm_net *n) {
 		free(k->buf[0]);
 		free(k->buf[1]);
 		free(k->in16);
+		free(k->pad);
 		free(k->own);
 	}
 	for (int i = 0; n->pw && i < n->L * n->E; i++) {
@@ -332,45 +335,60 @@ int mm_net_forward(mm_net *n, int worker, int member, const float *x, long rows,
 		return 0;
 	}
 	omp_set_num_threads(1);
-	if (k->cap < rows) {
-		size_t sz = (size_t)rows * n->maxw * sizeof(float);
-		free(k->buf[0]);
-		free(k->buf[1]);
-		free(k->in16);
+	// One primitive, for MM_DNNL_ROWS rows, whatever the call's rows: a
+	// short last piece is padded with zero rows. So any split of rows gives
+	// each row the same result, and the plans stay one (a plan per row count
+	// would run out as callers' splits vary).
+	const long M = MM_DNNL_ROWS;
+	if (!k->buf[0]) {
+		size_t sz = (size_t)M * n->maxw * sizeof(float);
 		k->buf[0] = malloc(sz);
 		k->buf[1] = malloc(sz);
-		k->in16 = malloc((size_t)rows * n->width[0] * sizeof(uint16_t));
-		if (!k->buf[0] || !k->buf[1] || !k->in16) {
-			snprintf(err, errlen, "oneDNN: out of memory for %ld rows", rows);
-			k->cap = 0;
+		k->in16 = malloc((size_t)M * n->width[0] * sizeof(uint16_t));
+		k->pad = calloc((size_t)M * n->width[0], sizeof(float));
+		if (!k->buf[0] || !k->buf[1] || !k->in16 || !k->pad) {
+			snprintf(err, errlen, "oneDNN: out of memory for %ld rows", M);
+			free(k->buf[0]), free(k->buf[1]), free(k->in16), free(k->pad);
+			k->buf[0] = k->buf[1] = k->pad = NULL, k->in16 = NULL;
 			return -1;
 		}
-		k->cap = rows;
 	}
-	mm_plan *p = plan(n, rows, err, errlen);
+	mm_plan *p = plan(n, M, err, errlen);
 	if (!p) return -1;
 	mm_mems *m = mems(n, k, p, err, errlen);
 	if (!m) return -1;
-	const void *in = x;
-	if (n->bf16) {
-		long c = rows * n->width[0];
-		for (long i = 0; i < c; i++) k->in16[i] = mlp_bf16(x[i]);
-		in = k->in16;
-	}
-	for (int l = 0; l < n->L; l++) {
-		void *out = l == n->L - 1 ? (void *)dst : k->buf[l % 2];
-		dnnl_memory_set_data_handle_v2(m->src[l], (void *)in, k->stream);
-		dnnl_memory_set_data_handle_v2(m->dst[l], out, k->stream);
-		dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, m->src[l]}, {DNNL_ARG_WEIGHTS, n->w[l * n->E + member]},
-			{DNNL_ARG_BIAS, n->b[l * n->E + member]}, {DNNL_ARG_DST, m->dst[l]}, {DNNL_ARG_SCRATCHPAD, m->scratch[l]}};
-		dnnl_status_t s = dnnl_primitive_execute(p->prim[l], k->stream, 5, args);
-		if (s != dnnl_success) {
-			seterr(err, errlen, "matmul", s);
-			return -1;
+	long win = n->width[0], wout = n->width[n->L];
+	for (long r0 = 0; r0 < rows; r0 += M) {
+		long c = rows - r0 < M ? rows - r0 : M;
+		const float *xs = x + r0 * win;
+		float *ds = dst + r0 * wout;
+		if (c < M) {
+			// Zero rows past c keep the padded rows' results finite.
+			memcpy(k->pad, xs, (size_t)c * win * sizeof(float));
+			memset(k->pad + c * win, 0, (size_t)(M - c) * win * sizeof(float));
+			xs = k->pad;
 		}
-		in = out;
+		const void *in = xs;
+		if (n->bf16) {
+			for (long i = 0; i < M * win; i++) k->in16[i] = mlp_bf16(xs[i]);
+			in = k->in16;
+		}
+		for (int l = 0; l < n->L; l++) {
+			void *out = l < n->L - 1 ? k->buf[l % 2] : c < M ? (void *)k->buf[l % 2] : (void *)ds;
+			dnnl_memory_set_data_handle_v2(m->src[l], (void *)in, k->stream);
+			dnnl_memory_set_data_handle_v2(m->dst[l], out, k->stream);
+			dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, m->src[l]}, {DNNL_ARG_WEIGHTS, n->w[l * n->E + member]},
+				{DNNL_ARG_BIAS, n->b[l * n->E + member]}, {DNNL_ARG_DST, m->dst[l]}, {DNNL_ARG_SCRATCHPAD, m->scratch[l]}};
+			dnnl_status_t s = dnnl_primitive_execute(p->prim[l], k->stream, 5, args);
+			if (s != dnnl_success) {
+				seterr(err, errlen, "matmul", s);
+				return -1;
+			}
+			in = out;
+		}
+		dnnl_stream_wait(k->stream);
+		if (c < M) memcpy(ds, in, (size_t)c * wout * sizeof(float));
 	}
-	dnnl_stream_wait(k->stream);
 	// The caller's memory is not ours to keep a pointer to.
 	dnnl_memory_set_data_handle_v2(m->src[0], NULL, k->stream);
 	dnnl_memory_set_data_handle_v2(m->dst[n->L - 1], NULL, k->stream);
