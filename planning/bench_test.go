@@ -21,13 +21,14 @@ import (
 // in each precision the machine runs, on 1 and 2 goroutines; then the same
 // planner on the paper's second task, the half-cheetah (its model 24 → 36
 // wide: 138 GFLOP). It reports seconds per step and the step as a multiple
-// of the fp32 floor: the FLOPs at the fp32 FMA peak of as many cores as
-// goroutines (kernel.MeasurePeak). Run with OPENBLAS_CORETYPE unset (make
-// bench does).
+// of the fp32 floor: the FLOPs at the fp32 FMA peak of one core times the
+// goroutines (kernel.MeasurePeak; its log line also gives the peak of 2
+// cores running the loop at once, which on the machines measured is twice
+// one core's). Run with OPENBLAS_CORETYPE unset (make bench does).
 func BenchmarkControlStep(b *testing.B) {
 	peak := kernel.MeasurePeak(2)
-	b.Logf("CPU %s; fp32 peak %.0f GFLOP/s per core (%s), bf16 %.0f; BLAS %s; planning nets on %s in fp32, %s in bf16",
-		cpuName(), peak.FP32, peak.ISA, peak.BF16, kernel.BLAS(), kernel.NetKernel(false), kernel.NetKernel(true))
+	b.Logf("CPU %s; fp32 peak %.0f GFLOP/s per core (%s), %.0f on %d cores at once, bf16 %.0f per core; BLAS %s; planning nets on %s in fp32, %s in bf16",
+		cpuName(), peak.FP32, peak.ISA, peak.FP32Cores, peak.Cores, peak.BF16, kernel.BLAS(), kernel.NetKernel(false), kernel.NetKernel(true))
 	for _, task := range []env.Task{mujoco.CartpoleSwingup, mujoco.HalfCheetah} {
 		m, err := dynamics.New(task, dynamics.Config{Class: dynamics.PE, Members: 5, Hidden: []int{200, 200, 200}, Activation: nn.Swish}, 1)
 		if err != nil {
