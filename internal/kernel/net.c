@@ -388,6 +388,16 @@ int mm_net_forward(mm_net *n, int worker, int member, const float *x, long rows,
 		}
 		dnnl_stream_wait(k->stream);
 		if (c < M) memcpy(ds, in, (size_t)c * wout * sizeof(float));
+		// oneDNN's relu makes NaN 0, so a row that diverged would come back
+		// finite; on our kernels NaN stays NaN whatever the activation, and
+		// a planner must see it (x is the caller's, unpadded).
+		for (long r = 0; r < c; r++) {
+			const float *xr = x + (r0 + r) * win;
+			int nan = 0;
+			for (long j = 0; j < win; j++) nan |= xr[j] != xr[j];
+			if (nan)
+				for (long j = 0; j < wout; j++) ds[r * wout + j] = __builtin_nanf("");
+		}
 	}
 	// The caller's memory is not ours to keep a pointer to.
 	dnnl_memory_set_data_handle_v2(m->src[0], NULL, k->stream);
