@@ -107,6 +107,38 @@ func (m *Model) tensors(legacy bool) []tensor {
 // Save writes the model to path (conventionally *.safetensors) and its
 // sidecar, each atomically, the weights first.
 func (m *Model) Save(path string) error {
+	weights, sc, err := m.encode(filepath.Base(path))
+	if err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(sc, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := safefile.WriteBytes(path, weights); err != nil {
+		return err
+	}
+	return safefile.WriteBytes(SidecarPath(path), append(js, '\n'))
+}
+
+// Digest is the SHA-256, in hex, of everything Save writes but the weights
+// file's name: two models with the same digest predict the same.
+func (m *Model) Digest() (string, error) {
+	_, sc, err := m.encode("")
+	if err != nil {
+		return "", err
+	}
+	js, err := json.Marshal(sc)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(js) // the sidecar holds the weights' digest
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// encode returns the weights file Save writes and its sidecar, naming the
+// weights file name.
+func (m *Model) encode(name string) ([]byte, sidecar, error) {
 	ts := m.tensors(false)
 	header := map[string]any{"__metadata__": map[string]string{"format": "pt", "producer": "mismatch"}}
 	off := 0
@@ -115,9 +147,10 @@ func (m *Model) Save(path string) error {
 		header[t.name] = map[string]any{"dtype": "F32", "shape": t.shape, "data_offsets": []int{off, off + n}}
 		off += n
 	}
+	var sc sidecar
 	hj, err := json.Marshal(header)
 	if err != nil {
-		return err
+		return nil, sc, err
 	}
 	// Pad the header with spaces so the data is 8-byte aligned.
 	hj = append(hj, bytes.Repeat([]byte(" "), (8-len(hj)%8)%8)...)
@@ -133,10 +166,6 @@ func (m *Model) Save(path string) error {
 		}
 	}
 	sum := sha256.Sum256(buf.Bytes())
-	if err := safefile.WriteBytes(path, buf.Bytes()); err != nil {
-		return err
-	}
-	var sc sidecar
 	sc.Format, sc.Version = checkpointFormat, checkpointVersion
 	sc.Task = m.spec.Name()
 	sc.ObsDim, sc.ActDim, sc.FeatureDim = m.obsDim, m.actDim, m.featDim
@@ -155,13 +184,9 @@ func (m *Model) Save(path string) error {
 	}
 	sc.Normalizer.Mean, sc.Normalizer.Std = m.InMean, m.InStd
 	sc.Elites = m.Elites
-	sc.WeightsFile = filepath.Base(path)
+	sc.WeightsFile = name
 	sc.WeightsSHA256 = hex.EncodeToString(sum[:])
-	js, err := json.MarshalIndent(sc, "", "  ")
-	if err != nil {
-		return err
-	}
-	return safefile.WriteBytes(SidecarPath(path), append(js, '\n'))
+	return buf.Bytes(), sc, nil
 }
 
 // Load reads a model saved by Save. With a nil spec it looks the task up

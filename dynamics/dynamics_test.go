@@ -578,6 +578,30 @@ func TestCheckpoints(t *testing.T) {
 			t.Fatalf("prediction %d differs after loading: %v vs %v", i, a[i], b[i])
 		}
 	}
+	// The digest: the same for the loaded model and a clone, another for a
+	// weight, a normaliser statistic or the elites changed.
+	digest := func(m *Model) string {
+		d, err := m.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	d0 := digest(m)
+	if digest(l) != d0 || digest(m.Clone()) != d0 {
+		t.Fatal("a loaded model or a clone has another digest")
+	}
+	for i, change := range []func(*Model){
+		func(c *Model) { c.Net.Params()[5] += 1e-3 },
+		func(c *Model) { c.InStd[0] *= 2 },
+		func(c *Model) { c.Elites = c.Elites[:1] },
+	} {
+		c := m.Clone()
+		change(c)
+		if digest(c) == d0 {
+			t.Errorf("change %d left the digest as it was", i)
+		}
+	}
 	weights, _ := os.ReadFile(path)
 	side, _ := os.ReadFile(SidecarPath(path))
 	restore := func() {

@@ -52,6 +52,10 @@ takes the start as the result; start=refit or start=original run CMA-ES
 alone. The search scores candidates with a cheap planner (search.*); the
 original and the result are re-measured with more episodes and the final
 planner (final.*).
+
+What it computes is kept in the output directory as it goes (journal.json,
+lure.safetensors): run the same command again after a stop and it resumes
+where it was, with the result an uninterrupted run gives.
 `,
 		Example: `  mismatch study attack --model runs/p/models/trial_015.safetensors --data runs/p/data.npz \
       --expert runs/s/datasets/expert.trajectory.npz --out runs/attack iterations=30
@@ -92,7 +96,8 @@ planner (final.*).
 			if out == "" {
 				out = filepath.Join("runs", "attack")
 			}
-			if err := dirlock.CheckOwned(out, attack.File, "figures", provenance.File); err != nil {
+			if err := dirlock.CheckOwned(out, attack.File, "figures", provenance.File,
+				attack.JournalFile, attack.LureFile, dynamics.SidecarPath(attack.LureFile)); err != nil {
 				return usageError{err}
 			}
 			lock, err := dirlock.Acquire(out, "attack")
@@ -105,7 +110,7 @@ planner (final.*).
 			}
 			logf := func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
 			done := record(cmd.Context(), out, c.Final.Planner.Precision.String())
-			res, err := attack.Run(cmd.Context(), task, m, hb, c, logf)
+			res, err := attack.Run(cmd.Context(), task, m, hb, c, out, logf)
 			done(err)
 			if err != nil {
 				return err

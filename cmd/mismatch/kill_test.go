@@ -206,6 +206,29 @@ func stable(t *testing.T, path string, drop ...string) string {
 	return strings.Join(out, "\n")
 }
 
+// killRounds runs the command once to its end into a reference directory,
+// then once per signal in sigs into a new directory, stopped by that signal
+// kills times at random moments under the reference run's time divided by
+// div (see killLoop), and checks that each directory ends as the
+// reference. It returns the signals that struck a running process in each
+// round, and the reference run's time.
+func killRounds(t *testing.T, seed uint64, div time.Duration, kills int, sigs []syscall.Signal, args ...string) ([]int, time.Duration) {
+	t.Helper()
+	ref := t.TempDir()
+	t0 := time.Now()
+	if out, err := command(append(args, "--out", ref)...).CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	full := time.Since(t0)
+	struck := make([]int, len(sigs))
+	for round, sig := range sigs {
+		killed := t.TempDir()
+		struck[round] = killLoop(t, seed+uint64(round), full/div, sig, kills, append(args, "--out", killed)...)
+		sameDirs(t, ref, killed)
+	}
+	return struck, full
+}
+
 const petsKillArgs = "pets --task pointmass --preset fast trials=4 model.hidden=[16] train.epochs=8 planner.population=30 planner.particles=2 planner.horizon=8"
 
 // TestKilledPETSRunResumesExactly stops a PETS run at random moments, with
@@ -215,25 +238,34 @@ func TestKilledPETSRunResumesExactly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills and reruns processes")
 	}
-	ref := t.TempDir()
-	t0 := time.Now()
-	if out, err := command(append(strings.Fields(petsKillArgs), "--out", ref)...).CombinedOutput(); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	full := time.Since(t0)
+	struck, full := killRounds(t, 10, 4, 8, []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM, syscall.SIGKILL}, strings.Fields(petsKillArgs)...)
 	// Each round must strike the run at least once, or it tested nothing;
 	// how many of its 8 signals strike depends on the machine's load.
-	total := 0
-	for round, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM, syscall.SIGKILL} {
-		killed := t.TempDir()
-		n := killLoop(t, 10+uint64(round), full/4, sig, 8, append(strings.Fields(petsKillArgs), "--out", killed)...)
+	for round, n := range struck {
 		if n == 0 {
-			t.Fatalf("round %d: no %s struck a running process", round, sig)
+			t.Fatalf("round %d: no signal struck a running process", round)
 		}
-		total += n
-		sameDirs(t, ref, killed)
 	}
-	t.Logf("%d signals in 3 rounds (an uninterrupted run takes %s)", total, full.Round(time.Millisecond))
+	t.Logf("%v signals in 3 rounds (an uninterrupted run takes %s)", struck, full.Round(time.Millisecond))
+}
+
+// TestKilledAttackResumesExactly does the same for the adversarial search,
+// which keeps its scored candidates and final measurements in a journal.
+func TestKilledAttackResumesExactly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills and reruns processes")
+	}
+	run := pointMassRun(t)
+	args := []string{"study", "attack", "--model", filepath.Join(run, "models", "trial_001.safetensors"), "--data", filepath.Join(run, "data.npz"),
+		"start=refit", "dims=4", "iterations=20", "population=8", "final.episodes=4"}
+	for _, p := range []string{"search", "final"} {
+		args = append(args, p+".planner.population=30", p+".planner.horizon=8", p+".planner.particles=2")
+	}
+	struck, full := killRounds(t, 30, 2, 6, []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM}, args...)
+	if total := struck[0] + struck[1]; total < 4 {
+		t.Fatalf("only %d of the signals struck a running process", total)
+	}
+	t.Logf("%v signals in 2 rounds (an uninterrupted run takes %s)", struck, full.Round(time.Millisecond))
 }
 
 const killSpec = `task: pointmass
@@ -256,23 +288,12 @@ func TestKilledStudyResumesExactly(t *testing.T) {
 	}
 	spec := filepath.Join(t.TempDir(), "spec.yaml")
 	os.WriteFile(spec, []byte(killSpec), 0o644)
-	ref := t.TempDir()
 	args := []string{"study", "run", "--task", "pointmass", "--spec", spec, "--workers", "2"}
-	t0 := time.Now()
-	if out, err := command(append(args, "--out", ref)...).CombinedOutput(); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	full := time.Since(t0)
-	total := 0
-	for round, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM, syscall.SIGKILL} {
-		killed := t.TempDir()
-		total += killLoop(t, 20+uint64(round), full/4, sig, 8, append(args, "--out", killed)...)
-		sameDirs(t, ref, killed)
-	}
-	if total < 10 {
+	struck, full := killRounds(t, 20, 4, 8, []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM, syscall.SIGKILL}, args...)
+	if total := struck[0] + struck[1] + struck[2]; total < 10 {
 		t.Fatalf("only %d of the signals struck a running process", total)
 	}
-	t.Logf("%d signals in 3 rounds (an uninterrupted run takes %s)", total, full.Round(time.Millisecond))
+	t.Logf("%v signals in 3 rounds (an uninterrupted run takes %s)", struck, full.Round(time.Millisecond))
 }
 
 // TestSIGTERMStopsEveryPhase sends SIGTERM during each long phase — random

@@ -13,8 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"gonum.org/v1/gonum/mat"
 	"gonum.org/v1/gonum/optimize"
@@ -179,15 +181,33 @@ type Score struct {
 	RewardStd  float64   `json:"reward_std"`
 }
 
+// computed counts what runs compute rather than read back from a journal,
+// for tests.
+var computed struct{ candidates, lures, finals atomic.Int64 }
+
 // penalty makes every candidate that breaks the likelihood constraint
 // worse than every one that keeps it.
 const penalty = 1e6
 
 // Attack searches for a model whose reward is low and whose NLL on held
 // is no worse than model's.
-func Run(ctx context.Context, task env.Task, model *dynamics.Model, held *data.Buffer, c Config, logf func(string, ...any)) (*Result, error) {
+//
+// With a directory dir, Run keeps what it computes there as it goes (the
+// lure-planted start, each scored candidate, each final measurement: see
+// JournalFile), and a run of the same config, model and held-out data
+// resumes from it: what was computed is read back, not computed again,
+// so the result is the one an uninterrupted run gives.
+func Run(ctx context.Context, task env.Task, model *dynamics.Model, held *data.Buffer, c Config, dir string, logf func(string, ...any)) (*Result, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("attack: invalid attack config:\n%w", err)
+	}
+	key, err := runKey(c, model, held)
+	if err != nil {
+		return nil, err
+	}
+	j, err := openJournal(dir, key)
+	if err != nil {
+		return nil, err
 	}
 	lo, hi, err := subsetRange(model, c.Subset)
 	if err != nil {
@@ -210,8 +230,17 @@ func Run(ctx context.Context, task env.Task, model *dynamics.Model, held *data.B
 	res := &Result{}
 	from := model // the model whose features and normaliser the search uses
 	if c.Start == "lure" {
-		if start, res.LureWeight, res.Lures, err = plantLure(ctx, model, held, task.ActionSpace(), c.Lure.withDefaults(), nll0+c.Tolerance, c.Seed, max(c.Workers, 1), logf); err != nil {
-			return nil, err
+		if m, rec := j.lure(model.Spec()); m != nil {
+			start, res.LureWeight, res.Lures = m, rec.Weight, rec.Lures
+			logf("attack: the lure-planted start read back from %s", filepath.Join(dir, LureFile))
+		} else {
+			computed.lures.Add(1)
+			if start, res.LureWeight, res.Lures, err = plantLure(ctx, model, held, task.ActionSpace(), c.Lure.withDefaults(), nll0+c.Tolerance, c.Seed, max(c.Workers, 1), logf); err != nil {
+				return nil, err
+			}
+			if err := j.recordLure(start, res.LureWeight, res.Lures); err != nil {
+				return nil, err
+			}
 		}
 		from = start
 		copy(base, start.Net.Params())
@@ -247,7 +276,7 @@ func Run(ctx context.Context, task env.Task, model *dynamics.Model, held *data.B
 	}
 	if c.Iterations > 0 {
 		sp := space{base: base, lo: lo, hi: hi, spread: spread, fits: fits, nll0: nll0}
-		if adv, err = cmaSearch(ctx, task, from, held, c, sp, res, logf); err != nil {
+		if adv, err = cmaSearch(ctx, task, from, held, c, sp, res, j, logf); err != nil {
 			return nil, err
 		}
 	}
@@ -262,6 +291,15 @@ func Run(ctx context.Context, task env.Task, model *dynamics.Model, held *data.B
 	scores := make([]Score, len(models))
 	trajs := make([][][]float32, len(models))
 	for i, m := range models {
+		d, err := m.Digest()
+		if err != nil {
+			return nil, err
+		}
+		if r, ok := j.final(d); ok {
+			scores[i], trajs[i] = r.Score, r.Observations
+			continue
+		}
+		computed.finals.Add(1)
 		met, err := m.Evaluate(held, 1)
 		if err != nil {
 			return nil, err
@@ -276,6 +314,9 @@ func Run(ctx context.Context, task env.Task, model *dynamics.Model, held *data.B
 		}
 		scores[i] = Score{NLL: met.NLL, Rewards: eps.Rewards, RewardMean: eps.Mean, RewardStd: eps.Std}
 		trajs[i] = eps.Observations
+		if err := j.recordFinal(d, finalRecord{Score: scores[i], Observations: trajs[i]}); err != nil {
+			return nil, err
+		}
 	}
 	res.Before, res.OriginalEpisodes = scores[0], trajs[0]
 	res.After, res.AdversaryEpisodes = scores[1], trajs[1]
@@ -302,7 +343,7 @@ type space struct {
 // cmaSearch runs CMA-ES from sp.base to lower the search planner's reward
 // while the held-out NLL keeps within c.Tolerance of sp.nll0, and returns
 // the best candidate that kept it.
-func cmaSearch(ctx context.Context, task env.Task, model *dynamics.Model, held *data.Buffer, c Config, sp space, res *Result, logf func(string, ...any)) (*dynamics.Model, error) {
+func cmaSearch(ctx context.Context, task env.Task, model *dynamics.Model, held *data.Buffer, c Config, sp space, res *Result, j *journal, logf func(string, ...any)) (*dynamics.Model, error) {
 	base, lo, spread, fits, nll0 := sp.base, sp.lo, sp.spread, sp.fits, sp.nll0
 	sub := base[lo:sp.hi]
 	out := outputOf(model)
@@ -345,20 +386,33 @@ func cmaSearch(ctx context.Context, task env.Task, model *dynamics.Model, held *
 			}
 		}
 	}
+	var failed error // of the journal
 	objective := func(z []float64) float64 {
-		m := <-pool
-		defer func() { pool <- m }()
-		if ctx.Err() != nil {
-			return math.Inf(1)
-		}
-		apply(m, z)
-		met, err := m.Evaluate(held, 1)
-		f := math.Inf(1)
-		if err == nil {
-			if met.NLL > nll0+c.Tolerance {
-				f = penalty * (1 + met.NLL - nll0)
-			} else if sc, err := score(ctx, task, m, c.Search, c.Seed); err == nil && !math.IsNaN(sc.RewardMean) {
-				f = sc.RewardMean
+		f, ok := j.candidate(z)
+		if !ok {
+			m := <-pool
+			defer func() { pool <- m }()
+			if ctx.Err() != nil {
+				return math.Inf(1)
+			}
+			apply(m, z)
+			computed.candidates.Add(1)
+			met, err := m.Evaluate(held, 1)
+			f = math.Inf(1)
+			if err == nil {
+				if met.NLL > nll0+c.Tolerance {
+					f = penalty * (1 + met.NLL - nll0)
+				} else if sc, err := score(ctx, task, m, c.Search, c.Seed); err == nil && !math.IsNaN(sc.RewardMean) {
+					f = sc.RewardMean
+				}
+			}
+			if ctx.Err() != nil {
+				return math.Inf(1) // cut short: not a result to keep
+			}
+			if err := j.recordCandidate(z, f); err != nil {
+				mu.Lock()
+				failed = cmp.Or(failed, err)
+				mu.Unlock()
 			}
 		}
 		mu.Lock()
@@ -411,6 +465,9 @@ func cmaSearch(ctx context.Context, task env.Task, model *dynamics.Model, held *
 	_, err = optimize.Minimize(optimize.Problem{Func: objective}, make([]float64, c.Dims), settings, method)
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
+	}
+	if failed != nil {
+		return nil, failed
 	}
 	if bestZ == nil {
 		if err != nil {

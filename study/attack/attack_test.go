@@ -2,6 +2,7 @@ package attack
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -31,7 +32,7 @@ func TestAttackLowersRewardKeepingLikelihood(t *testing.T) {
 	// 50×, seed 4 by 21%. Seed 1 is the first of them.
 	cfg := Config{Subset: "last", Dims: 20, Step: 0.02, Iterations: 15, Seed: 1, Workers: 2,
 		Search: study.EvalSpec{Episodes: 1, Planner: planner}, Final: study.EvalSpec{Episodes: 3, Planner: planner}}
-	res, err := Run(context.Background(), task, m, held, cfg, t.Logf)
+	res, err := Run(context.Background(), task, m, held, cfg, "", t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,5 +153,79 @@ func TestRefitMinimisesHeldOutNLL(t *testing.T) {
 	lo, hi := fits[0].vals[0], fits[0].vals[len(fits[0].vals)-1]
 	if !(lo >= -1e-6*hi && lo < 1e-3*hi) {
 		t.Fatalf("curvature eigenvalues from %g to %g", lo, hi)
+	}
+}
+
+// TestAttackResumes: an attack stopped during its search (the lure planted,
+// two CMA-ES generations scored) and run again in the same directory reads
+// back the lure and the scored candidates, scores only the rest, and ends
+// with the result of a run never stopped; run a third time it scores
+// nothing. A journal of another config is not used.
+func TestAttackResumes(t *testing.T) {
+	m, held := trainedPointMass(t, 40)
+	planner := planning.Config{Optimizer: planning.MethodCEM, Horizon: 8, Population: 40, Elites: 5, Iterations: 3, Alpha: 0.1, MinVariance: 0.001, Particles: 2, Propagation: planning.TSInf, ReplanEvery: 1}
+	cfg := Config{Start: "lure", Lure: LureConfig{Starts: 500, Steps: 30, Distance: 2}, Subset: "last", Dims: 6, Step: 0.02, Iterations: 5, Population: 6, Seed: 4, Workers: 2,
+		Search: study.EvalSpec{Episodes: 1, Planner: planner}, Final: study.EvalSpec{Episodes: 2, Planner: planner}}
+	whole, err := Run(context.Background(), classic.PointMass, m, held, cfg, "", t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	stopAfter2 := func(f string, a ...any) {
+		t.Logf(f, a...)
+		if len(a) > 0 && f == "attack: iteration %d, best objective %.2f (%d evaluations)" && a[0] == 2 {
+			cancel()
+		}
+	}
+	if _, err := Run(ctx, classic.PointMass, m, held, cfg, dir, stopAfter2); !errors.Is(err, context.Canceled) {
+		t.Fatalf("stopped run: %v", err)
+	}
+	reset := func() {
+		computed.candidates.Store(0)
+		computed.lures.Store(0)
+		computed.finals.Store(0)
+	}
+	reset()
+	res, err := Run(context.Background(), classic.PointMass, m, held, cfg, dir, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The lure and the two generations of 6 scored before the stop were
+	// kept; the final measurements were still to make.
+	if n := computed.candidates.Load(); n == 0 || n > int64(res.Evaluations-2*6) || computed.lures.Load() != 0 || computed.finals.Load() != 3 {
+		t.Fatalf("the resumed run scored %d candidates of %d (want the two first generations' read back), planted %d lures, measured %d models",
+			n, res.Evaluations, computed.lures.Load(), computed.finals.Load())
+	}
+	same := func(what string, a, b *Result) {
+		t.Helper()
+		da, _ := a.Model.Digest()
+		db, _ := b.Model.Digest()
+		if da != db || !slices.Equal(a.BestPerIteration, b.BestPerIteration) || a.Evaluations != b.Evaluations ||
+			!slices.Equal(a.After.Rewards, b.After.Rewards) || a.After.NLL != b.After.NLL || a.Lures != b.Lures || a.LureWeight != b.LureWeight {
+			t.Fatalf("%s: adversary %s, convergence %v, %d evaluations, rewards %v (NLL %g); never stopped: %s, %v, %d, %v (%g)", what,
+				db, b.BestPerIteration, b.Evaluations, b.After.Rewards, b.After.NLL, da, a.BestPerIteration, a.Evaluations, a.After.Rewards, a.After.NLL)
+		}
+	}
+	same("resumed", whole, res)
+	reset()
+	again, err := Run(context.Background(), classic.PointMass, m, held, cfg, dir, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same("run again", whole, again)
+	if computed.candidates.Load()+computed.lures.Load()+computed.finals.Load() != 0 {
+		t.Fatalf("a run whose journal is complete scored %d candidates, planted %d lures, measured %d models",
+			computed.candidates.Load(), computed.lures.Load(), computed.finals.Load())
+	}
+	// Another seed: another search, the journal replaced.
+	other := cfg
+	other.Seed = 5
+	reset()
+	if _, err := Run(context.Background(), classic.PointMass, m, held, other, dir, t.Logf); err != nil {
+		t.Fatal(err)
+	}
+	if n := computed.candidates.Load(); n < int64(other.Iterations*other.Population) || computed.lures.Load() != 1 {
+		t.Fatalf("a run of another config scored %d candidates: it read another run's journal", n)
 	}
 }

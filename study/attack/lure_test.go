@@ -203,7 +203,7 @@ func TestAttackLureStart(t *testing.T) {
 	planner := planning.Config{Optimizer: planning.MethodCEM, Horizon: 8, Population: 40, Elites: 5, Iterations: 3, Alpha: 0.1, MinVariance: 0.001, Particles: 2, Propagation: planning.TSInf, ReplanEvery: 1}
 	cfg := Config{Start: "lure", Lure: LureConfig{Starts: 500, Steps: 30, Distance: 2}, Subset: "last", Dims: 4, Step: 0.02, Seed: 4, Workers: 2,
 		Search: study.EvalSpec{Episodes: 1, Planner: planner}, Final: study.EvalSpec{Episodes: 2, Planner: planner}}
-	res, err := Run(context.Background(), classic.PointMass, m, held, cfg, t.Logf)
+	res, err := Run(context.Background(), classic.PointMass, m, held, cfg, "", t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ func TestAttackLureStart(t *testing.T) {
 	for _, bad := range []LureConfig{{Pull: 2}, {Distance: -1}, {Weights: []float64{0.1, 0}}} {
 		c := cfg
 		c.Lure = bad
-		if _, err := Run(context.Background(), classic.PointMass, m, held, c, t.Logf); err == nil {
+		if _, err := Run(context.Background(), classic.PointMass, m, held, c, "", t.Logf); err == nil {
 			t.Errorf("lure %+v was accepted", bad)
 		}
 	}
