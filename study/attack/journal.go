@@ -162,7 +162,23 @@ func (j *journal) final(d string) (finalRecord, bool) {
 	return r, ok
 }
 
+// recordFinal records the final measurement of the model of digest d
+// (one holding a non-finite number, which JSON cannot carry, is not kept
+// and is measured again).
 func (j *journal) recordFinal(d string, r finalRecord) error {
+	finite := func(v float64) bool { return !math.IsInf(v, 0) && !math.IsNaN(v) }
+	ok := finite(r.Score.NLL) && finite(r.Score.RewardMean) && finite(r.Score.RewardStd)
+	for _, v := range r.Score.Rewards {
+		ok = ok && finite(v)
+	}
+	for _, ep := range r.Observations {
+		for _, v := range ep {
+			ok = ok && finite(float64(v))
+		}
+	}
+	if !ok {
+		return nil
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.rec.Final[d] = r
