@@ -62,6 +62,9 @@ func openJournal(dir, key string) (*journal, error) {
 	if dir == "" {
 		return j, nil
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
 	b, err := os.ReadFile(filepath.Join(dir, JournalFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return j, nil

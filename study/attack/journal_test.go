@@ -12,7 +12,7 @@ import (
 // be computed again) rather than failing the run; what is recorded reads
 // back, and a journal of another key or a damaged one is handled.
 func TestJournalKeepsOnlyFiniteNumbers(t *testing.T) {
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "new", "dir")
 	j, err := openJournal(dir, "k1")
 	if err != nil {
 		t.Fatal(err)
