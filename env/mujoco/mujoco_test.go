@@ -503,3 +503,57 @@ func TestFeaturesArePETSs(t *testing.T) {
 		}
 	}
 }
+
+// TestHalfCheetahOutOfRange: a step or a rollout that leaves the
+// half-cheetah flying faster or higher than its body can — the contact
+// exploit a simulator planner once found — ends the episode with a
+// RangeError naming the quantity (planning.SimObjective scores a rollout
+// that fails −Inf); ordinary driving does not trip it.
+func TestHalfCheetahOutOfRange(t *testing.T) {
+	for _, c := range []struct {
+		qpos1, qvel0 float64
+		want         string
+	}{{0, 120, "forward speed"}, {0, -120, "forward speed"}, {9, 0, "torso 9"}} {
+		e := newEnv(t, HalfCheetah)
+		e.Reset(4)
+		e.sim.QPos()[1] += c.qpos1
+		e.sim.QVel()[0] = c.qvel0
+		if err := e.sim.Forward(); err != nil {
+			t.Fatal(err)
+		}
+		_, _, _, _, err := e.Step(make([]float32, 6))
+		var re *RangeError
+		if !errors.As(err, &re) || !strings.Contains(re.What, c.want) || re.Step != 0 {
+			t.Fatalf("flung (height +%g, speed %g): %v, want a RangeError on %q", c.qpos1, c.qvel0, err, c.want)
+		}
+		if _, _, _, _, err := e.Step(make([]float32, 6)); !errors.Is(err, env.ErrEpisodeOver) {
+			t.Fatalf("step after leaving the range: %v, want ErrEpisodeOver", err)
+		}
+		// The same through Rollout, the simulator planner's path.
+		r := newEnv(t, HalfCheetah)
+		r.Reset(4)
+		r.sim.QPos()[1] += c.qpos1
+		r.sim.QVel()[0] = c.qvel0
+		if err := r.sim.Forward(); err != nil {
+			t.Fatal(err)
+		}
+		r.capture(r.cur)
+		obs, rew := make([]float32, 3*18), make([]float64, 3)
+		if err := r.Rollout(make([]float32, 3*6), 3, obs, rew); !errors.As(err, &re) || !strings.Contains(re.What, c.want) {
+			t.Fatalf("rollout flung (height +%g, speed %g): %v, want a RangeError on %q", c.qpos1, c.qvel0, err, c.want)
+		}
+	}
+	// Full throttle, random actions, for a whole episode: within range.
+	e := newEnv(t, HalfCheetah)
+	e.Reset(5)
+	src := rng.New(6)
+	act := make([]float32, 6)
+	for i := 0; i < 1000; i++ {
+		for j := range act {
+			act[j] = float32(2*src.Float64() - 1)
+		}
+		if _, _, _, _, err := e.Step(act); err != nil {
+			t.Fatalf("random driving, step %d: %v", i, err)
+		}
+	}
+}
