@@ -401,20 +401,6 @@ func (e *UnstableError) Error() string {
 	return fmt.Sprintf("mujoco: simulation unstable at step %d: %s; the simulation was reset", e.Step, e.Warning)
 }
 
-// RangeError reports a step after which the state lies beyond what the
-// task's body can physically reach — a contact exploit that MuJoCo does not
-// flag (it warns only at values of 10¹⁰): the episode cannot go on, and a
-// planner on the simulator scores the sequence −Inf, as for an unstable
-// step.
-type RangeError struct {
-	Step int    // environment step of the episode
-	What string // the quantity, its value and its limit
-}
-
-func (e *RangeError) Error() string {
-	return fmt.Sprintf("mujoco: state beyond the physical range after step %d: %s", e.Step, e.What)
-}
-
 func (s *Sim) result(r C.int, warning C.int, step int) error {
 	switch r {
 	case C.mmOK:

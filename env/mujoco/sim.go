@@ -94,12 +94,6 @@ func (e *simEnv) Step(action []float32) ([]float32, float64, bool, bool, error) 
 		return nil, 0, false, false, fmt.Errorf("%s step %d: %w", e.t.name, e.steps, err)
 	}
 	e.capture(e.cur)
-	if e.t.outOfRange != nil {
-		if what := e.t.outOfRange(e.cur); what != "" {
-			e.done = true
-			return nil, 0, false, false, fmt.Errorf("%s step %d: %w", e.t.name, e.steps, &RangeError{Step: e.steps, What: what})
-		}
-	}
 	r := e.t.stepReward(e.prev, e.cur, e.act, e.dt)
 	e.steps++
 	trunc := e.steps >= e.t.steps
@@ -223,12 +217,6 @@ func (e *simEnv) Rollout(actions []float32, horizon int, obs []float32, reward [
 	prev := record{v: e.cur.v, nq: e.cur.nq, nv: e.cur.nv}
 	for h := 0; h < horizon; h++ {
 		cur := record{v: rec[h*w : (h+1)*w], nq: prev.nq, nv: prev.nv}
-		if e.t.outOfRange != nil {
-			if what := e.t.outOfRange(cur); what != "" {
-				e.done = true
-				return fmt.Errorf("%s rollout: %w", e.t.name, &RangeError{Step: e.steps + h, What: what})
-			}
-		}
 		for j := range act {
 			act[j] = float32(ctrl[h*ad+j])
 		}

@@ -57,10 +57,6 @@ type spec struct {
 	// fromObs).
 	coverage env.Box
 	names    []string // of the observation's dimensions, if known
-	// outOfRange, if set, describes how the state cur lies beyond what the
-	// task's body can physically reach ("" when it does not): a planner on
-	// the simulator can find contact exploits that MuJoCo does not flag.
-	outOfRange func(cur record) string
 }
 
 // record is one step's simulator record.

@@ -2,7 +2,6 @@ package mujoco
 
 import (
 	_ "embed"
-	"fmt"
 	"math"
 
 	"github.com/mismatch-rl/mismatch/env"
@@ -191,9 +190,6 @@ func mustBox(lo, hi []float32) env.Box {
 
 // Half-cheetah.
 
-// The half-cheetah's physical range (see outOfRange).
-const halfcheetahMaxSpeed, halfcheetahMaxHeight = 50.0, 5.0
-
 var halfcheetahSpec = spec{
 	name: "halfcheetah", xml: halfcheetahXML, frameSkip: 5, steps: 1000, obsDim: 18,
 	act: env.Uniform(6, -1, 1),
@@ -230,21 +226,6 @@ var halfcheetahSpec = spec{
 		}
 	},
 	absolute: []int{0},
-	// The strongest gaits seen here (experts planning on the simulator,
-	// 6 500–9 600 per episode) run at up to 13.5 m/s with the torso below
-	// 0.9 m; a CEM expert once found a contact exploit that sent the cheetah
-	// flying at 163 m/s, 8 m up. The limits leave a wide margin to every
-	// real gait.
-	outOfRange: func(cur record) string {
-		q, v := cur.qpos(), cur.qvel()
-		switch {
-		case math.Abs(v[0]) > halfcheetahMaxSpeed:
-			return fmt.Sprintf("forward speed %.1f m/s (at most %g)", v[0], halfcheetahMaxSpeed)
-		case q[1] > halfcheetahMaxHeight:
-			return fmt.Sprintf("torso %.1f m above its start (at most %g)", q[1], halfcheetahMaxHeight)
-		}
-		return ""
-	},
 	// The observation holds everything but the forward position, which
 	// nothing depends on: a state is set at x = 0, with the step before
 	// it placed so that the observed forward speed is reproduced.
