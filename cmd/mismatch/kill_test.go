@@ -262,8 +262,12 @@ func TestKilledAttackResumesExactly(t *testing.T) {
 		args = append(args, p+".planner.population=30", p+".planner.horizon=8", p+".planner.particles=2")
 	}
 	struck, full := killRounds(t, 30, 2, 6, []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM}, args...)
-	if total := struck[0] + struck[1]; total < 4 {
-		t.Fatalf("only %d of the signals struck a running process", total)
+	// A resumed run is shorter than the first, so later signals may come
+	// after it ends; the first of each round (under half a run) strikes.
+	for round, n := range struck {
+		if n == 0 {
+			t.Fatalf("round %d: no signal struck a running process", round)
+		}
 	}
 	t.Logf("%v signals in 2 rounds (an uninterrupted run takes %s)", struck, full.Round(time.Millisecond))
 }
