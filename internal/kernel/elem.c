@@ -339,34 +339,27 @@ static inline __attribute__((always_inline)) long mm_repeat_cols(float *ra, floa
 	return per;
 }
 
-// mm_logvar_rows runs mm_logvar_block over rows×d values with per-column
-// bounds hi, lo: whole rows at a time, the bounds repeated to match, or
-// pieces of one row where rows are wider than a block.
-static inline __attribute__((always_inline)) void mm_logvar_rows(float *out, const float *raw, const float *hi, const float *lo,
-		const float *eps, long rows, long d) {
+// mm_logvar_bound writes the bounded log-variances of rows×d raw values
+// into lv (which may be raw): per column, hi − softplus(hi − raw), then
+// lo + softplus(that − lo). Whole rows at a time, the bounds repeated to
+// match, or pieces of one row where rows are wider than a block.
+MM_CLONES
+void mm_logvar_bound(float *lv, const float *raw, const float *hi, const float *lo, long rows, long d) {
 	float hb[MM_ROWBLK], lb[MM_ROWBLK], a[MM_ROWBLK], e[MM_ROWBLK];
 	if (d <= MM_ROWBLK) {
 		long L = mm_repeat_cols(hb, lb, hi, lo, d) * d, n = rows * d;
 		for (long i0 = 0; i0 < n; i0 += L) {
 			long m = n - i0 < L ? n - i0 : L;
-			mm_logvar_block(out + i0, raw + i0, hb, lb, eps ? eps + i0 : eps, m, a, e);
+			mm_logvar_block(lv + i0, raw + i0, hb, lb, NULL, m, a, e);
 		}
 		return;
 	}
 	for (long r = 0; r < rows; r++) {
 		for (long j0 = 0; j0 < d; j0 += MM_ROWBLK) {
 			long m = d - j0 < MM_ROWBLK ? d - j0 : MM_ROWBLK, o = r * d + j0;
-			mm_logvar_block(out + o, raw + o, hi + j0, lo + j0, eps ? eps + o : eps, m, a, e);
+			mm_logvar_block(lv + o, raw + o, hi + j0, lo + j0, NULL, m, a, e);
 		}
 	}
-}
-
-// mm_logvar_bound writes the bounded log-variances of rows×d raw values
-// into lv (which may be raw): per column, hi − softplus(hi − raw), then
-// lo + softplus(that − lo).
-MM_CLONES
-void mm_logvar_bound(float *lv, const float *raw, const float *hi, const float *lo, long rows, long d) {
-	mm_logvar_rows(lv, raw, hi, lo, NULL, rows, d);
 }
 
 // mm_gauss_sample writes rows×d draws into sample: mean + exp(lv/2)·eps,
