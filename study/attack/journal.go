@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -112,7 +111,7 @@ func (j *journal) candidate(z []float64) (float64, bool) {
 // recordCandidate records z's objective f (JSON has no infinities: those
 // are not kept, and are computed again).
 func (j *journal) recordCandidate(z []float64, f float64) error {
-	if math.IsInf(f, 0) || math.IsNaN(f) {
+	if !finite([]float64{f}) {
 		return nil
 	}
 	j.mu.Lock()
@@ -169,15 +168,9 @@ func (j *journal) final(d string) (finalRecord, bool) {
 // (one holding a non-finite number, which JSON cannot carry, is not kept
 // and is measured again).
 func (j *journal) recordFinal(d string, r finalRecord) error {
-	finite := func(v float64) bool { return !math.IsInf(v, 0) && !math.IsNaN(v) }
-	ok := finite(r.Score.NLL) && finite(r.Score.RewardMean) && finite(r.Score.RewardStd)
-	for _, v := range r.Score.Rewards {
-		ok = ok && finite(v)
-	}
+	ok := finite([]float64{r.Score.NLL, r.Score.RewardMean, r.Score.RewardStd}) && finite(r.Score.Rewards)
 	for _, ep := range r.Observations {
-		for _, v := range ep {
-			ok = ok && finite(float64(v))
-		}
+		ok = ok && finite(ep)
 	}
 	if !ok {
 		return nil

@@ -175,7 +175,8 @@ func lures(m *dynamics.Model, held *data.Buffer, acts env.Box, l LureConfig, src
 	return out, nil
 }
 
-func finite(x []float32) bool {
+// finite reports whether every value of x is neither NaN nor infinite.
+func finite[T float32 | float64](x []T) bool {
 	for _, v := range x {
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
 			return false
