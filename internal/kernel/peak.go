@@ -25,7 +25,8 @@ var (
 	peak     Peak
 )
 
-// MeasurePeak measures the peak once per process (about a tenth of a second) and returns it; cores is how many cores to run the fp32 loop on
+// MeasurePeak measures the peak once per process (about a tenth of a
+// second) and returns it; cores is how many cores to run the fp32 loop on
 // at once (< 1: GOMAXPROCS), the first call's value counting.
 func MeasurePeak(cores int) Peak {
 	peakOnce.Do(func() {
