@@ -766,3 +766,81 @@ func TestKeepNormalizer(t *testing.T) {
 		t.Fatalf("refitted normaliser of input 0: mean %g std %g, want about 2 and %g", refit.InMean[0], refit.InStd[0], 3*std[0])
 	}
 }
+
+// TestNextShared: NextShared gives what Next gives for the input rows
+// repeated as its map says — means and samples, Gaussian and deterministic
+// models, plain and packed predictors, one goroutine and three — bit for
+// bit through the packed networks (a row's result does not depend on the
+// call's other rows), to float32 rounding through the plain one (OpenBLAS
+// may sum a row in another order for another row count); and it refuses a
+// map that leaves the input rows.
+func TestNextShared(t *testing.T) {
+	const E, k, perBlock = 3, 7, 1500 // result rows per block: two chunks and a bit
+	for _, class := range []Class{PE, DE} {
+		m, err := New(spec{name: "share", od: 3, ad: 2, absolute: []int{2}}, Config{Class: class, Members: E, Hidden: []int{32, 32}, Activation: nn.Swish}, 41)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := rng.New(42)
+		obs := make([]float32, E*k*3)
+		act := make([]float32, E*k*2)
+		src.FillUniform(obs, -2, 2)
+		src.FillUniform(act, -1, 1)
+		from := make([]int, E*perBlock)
+		rep := struct{ obs, act []float32 }{make([]float32, len(from)*3), make([]float32, len(from)*2)}
+		for j := range from {
+			from[j] = j/perBlock*k + src.IntN(k) // an input row of the result row's member
+			copy(rep.obs[j*3:(j+1)*3], obs[from[j]*3:])
+			copy(rep.act[j*2:(j+1)*2], act[from[j]*2:])
+		}
+		members := []int{2, 0, 1}
+		preds := map[string]func(threads int) (*Predictor, error){
+			"plain": func(th int) (*Predictor, error) { return m.NewPredictor(th), nil },
+			"fp32":  func(th int) (*Predictor, error) { return m.NewPackedPredictor(th, nn.FP32) },
+			"bf16":  func(th int) (*Predictor, error) { return m.NewPackedPredictor(th, nn.BF16) },
+		}
+		for name, newPred := range preds {
+			for _, threads := range []int{1, 3} {
+				p, err := newPred(threads)
+				if errors.Is(err, nn.ErrUnsupported) {
+					continue
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, seed := range []uint64{0, 43} {
+					var s1, s2 *rng.Source
+					if seed != 0 {
+						s1, s2 = rng.New(seed), rng.New(seed)
+					}
+					want := make([]float32, len(from)*3)
+					got := make([]float32, len(from)*3)
+					if err := p.Next(want, rep.obs, rep.act, perBlock, members, s1); err != nil {
+						t.Fatal(err)
+					}
+					if err := p.NextShared(got, obs, act, k, members, from, s2); err != nil {
+						t.Fatal(err)
+					}
+					for i := range want {
+						tol := 0.0
+						if name == "plain" {
+							tol = 1e-5 * (1 + math.Abs(float64(want[i])))
+						}
+						if math.Abs(float64(got[i]-want[i])) > tol {
+							t.Fatalf("%v %s, %d goroutines, seed %d: value %d is %v shared, %v repeated", class, name, threads, seed, i, got[i], want[i])
+						}
+					}
+				}
+				bad := append([]int(nil), from...)
+				bad[len(bad)/2] = E * k
+				if err := p.NextShared(make([]float32, len(from)*3), obs, act, k, members, bad, nil); err == nil || !strings.Contains(err.Error(), "input row 21 of 21") {
+					t.Fatalf("%v %s: a map beyond the input rows gave %v", class, name, err)
+				}
+				if err := p.NextShared(make([]float32, len(from)*3-1), obs, act, k, members, from, nil); err == nil {
+					t.Fatalf("%v %s: a short result buffer was accepted", class, name)
+				}
+				p.Close()
+			}
+		}
+	}
+}

@@ -99,7 +99,7 @@ func (m *Model) evaluate(p *Predictor, buf *data.Buffer, weights []float32) (Met
 			copy(act[e*r*ad:(e+1)*r*ad], buf.Act[c0*ad:(c0+r)*ad])
 		}
 		m.targets(y, buf.Obs[c0*od:], buf.Next[c0*od:], r)
-		if _, err := p.forward(obs, act, r, nil, p.splitTask); err != nil {
+		if err := p.forward(obs, act, r, nil, p.splitTask); err != nil {
 			return Metrics{}, err
 		}
 		for i := 0; i < r; i++ {

@@ -382,6 +382,10 @@ type Predictor struct {
 	pool            *parallel.Pool
 	obs, act        []float32
 	next            []float32 // Next's result
+	from            []int     // NextShared's input row of each result row
+	outRows         []float32 // p.out, or NextShared's rows of it
+	obsRows         []float32 // p.obs, or NextShared's rows of it
+	shOut, shObs    []float32 // NextShared's rows of p.out and p.obs
 	meanOut, varOut []float32 // Moments' results
 	sample          bool
 	seed            uint64 // of this call's noise; chunk c draws stream seed+c
@@ -414,11 +418,11 @@ func (p *Predictor) head(task int) (lo, hi int) {
 	m := p.m
 	n, lo, hi := p.chunk(task)
 	if m.Head == nil {
-		copy(p.mean[lo:hi], p.out[lo:hi])
+		copy(p.mean[lo:hi], p.outRows[lo:hi])
 		return lo, hi
 	}
 	// Split cannot fail here: forward checked the sizes.
-	m.Head.Split(p.mean[lo:hi], p.lv[lo:hi], p.out[2*lo:2*hi], n)
+	m.Head.Split(p.mean[lo:hi], p.lv[lo:hi], p.outRows[2*lo:2*hi], n)
 	return lo, hi
 }
 
@@ -433,9 +437,12 @@ func (p *Predictor) chunk(task int) (n, lo, hi int) {
 
 func (p *Predictor) nextRows(_, task int) {
 	m := p.m
+	if p.from != nil {
+		p.gatherShared(task)
+	}
 	if !p.sample || m.Head == nil {
 		lo, hi := p.head(task)
-		m.fromTargets(p.next[lo:hi], p.obs[lo:hi], p.mean[lo:hi])
+		m.fromTargets(p.next[lo:hi], p.obsRows[lo:hi], p.mean[lo:hi])
 		return
 	}
 	// The head's bounds and sample in one vectorised pass, ε drawn in
@@ -445,14 +452,26 @@ func (p *Predictor) nextRows(_, task int) {
 	eps := p.noise[lo:hi]
 	kernel.Normals(eps, p.seed+uint64(task))
 	// Sample cannot fail here: forward checked the sizes.
-	m.Head.Sample(p.mean[lo:hi], p.out[2*lo:2*hi], eps, n)
-	m.fromTargets(p.next[lo:hi], p.obs[lo:hi], p.mean[lo:hi])
+	m.Head.Sample(p.mean[lo:hi], p.outRows[2*lo:2*hi], eps, n)
+	m.fromTargets(p.next[lo:hi], p.obsRows[lo:hi], p.mean[lo:hi])
+}
+
+// gatherShared copies the network outputs and observations of the input
+// rows that task's chunk of NextShared's result rows come from.
+func (p *Predictor) gatherShared(task int) {
+	od, w := p.m.obsDim, p.m.Net.Layers[len(p.m.Net.Layers)-1].Out
+	r0 := task * predictChunk
+	for j := r0; j < min(r0+predictChunk, len(p.from)); j++ {
+		i := p.from[j]
+		copy(p.outRows[j*w:(j+1)*w], p.out[i*w:(i+1)*w])
+		copy(p.obsRows[j*od:(j+1)*od], p.obs[i*od:(i+1)*od])
+	}
 }
 
 func (p *Predictor) momentRows(_, task int) {
 	m := p.m
 	lo, hi := p.head(task)
-	m.fromTargets(p.meanOut[lo:hi], p.obs[lo:hi], p.mean[lo:hi])
+	m.fromTargets(p.meanOut[lo:hi], p.obsRows[lo:hi], p.mean[lo:hi])
 	if m.Head == nil {
 		clear(p.varOut[lo:hi])
 		return
@@ -495,30 +514,38 @@ func growTo(s []float32, n int) []float32 {
 }
 
 // forward evaluates blocks of rows (block i through members[i]; nil means
-// every member in order), then runs task over the rows' chunks: the caller
-// sets what task writes to.
-func (p *Predictor) forward(obs, act []float32, rows int, members []int, task func(worker, task int)) (int, error) {
+// every member in order), then runs task over the chunks of the rows'
+// results (NextShared's result rows, where p.from is set): the caller sets
+// what task writes to.
+func (p *Predictor) forward(obs, act []float32, rows int, members []int, task func(worker, task int)) error {
 	m := p.m
 	n := p.rows(rows, members)
 	if len(obs) < n*m.obsDim || len(act) < n*m.actDim {
-		return 0, fmt.Errorf("dynamics: %d observations and %d actions for %d rows", len(obs)/m.obsDim, len(act)/m.actDim, n)
+		return fmt.Errorf("dynamics: %d observations and %d actions for %d rows", len(obs)/m.obsDim, len(act)/m.actDim, n)
 	}
+	w := m.Net.Layers[len(m.Net.Layers)-1].Out
 	p.in = growTo(p.in, n*m.InputDim())
-	p.out = growTo(p.out, n*m.Net.Layers[len(m.Net.Layers)-1].Out)
-	tasks := (n + predictChunk - 1) / predictChunk
+	p.out = growTo(p.out, n*w)
 	p.obs, p.act = obs[:n*m.obsDim], act[:n*m.actDim]
-	p.pool.Run(tasks, p.inputTask)
+	p.pool.Run((n+predictChunk-1)/predictChunk, p.inputTask)
 	p.act = nil
 	if err := p.ev.ForwardMembers(p.out, p.in, rows, members); err != nil {
 		p.obs = nil
-		return 0, err
+		return err
+	}
+	p.outRows, p.obsRows = p.out, p.obs
+	if p.from != nil {
+		n = len(p.from)
+		p.shOut = growTo(p.shOut, n*w)
+		p.shObs = growTo(p.shObs, n*m.obsDim)
+		p.outRows, p.obsRows = p.shOut, p.shObs
 	}
 	p.mean = growTo(p.mean, n*m.obsDim)
 	p.lv = growTo(p.lv, n*m.obsDim)
 	p.noise = growTo(p.noise, n*m.obsDim)
-	p.pool.Run(tasks, task)
-	p.obs = nil
-	return n, nil
+	p.pool.Run((n+predictChunk-1)/predictChunk, task)
+	p.obs, p.outRows, p.obsRows = nil, nil, nil
+	return nil
 }
 
 // Next writes into next the predicted next observations of k blocks of rows
@@ -535,8 +562,41 @@ func (p *Predictor) Next(next, obs, act []float32, rows int, members []int, src 
 	if p.sample {
 		p.seed = src.Uint64()
 	}
-	_, err := p.forward(obs, act, rows, members, p.nextTask)
+	err := p.forward(obs, act, rows, members, p.nextTask)
 	p.next = nil
+	return err
+}
+
+// NextShared is Next for result rows that share inputs: obs and act hold k
+// blocks of rows input rows, as Next's do, and row j of next is a
+// prediction for input row from[j], sampled (with src) with the noise Next
+// gives the j-th of len(from) rows. Each input row's network pass is
+// computed once however many result rows come from it: a planner's first
+// step, whose particles of a sequence start from the same state, needs a
+// quarter of the passes with 20 particles over 5 members. It gives what
+// Next gives for the input rows repeated as from says (in blocks of the
+// same members), bit for bit where a row's network pass does not depend on
+// the call's other rows — the packed predictors' kernels; OpenBLAS's sgemm
+// may round a row differently for another row count.
+func (p *Predictor) NextShared(next, obs, act []float32, rows int, members []int, from []int, src *rng.Source) error {
+	n := p.rows(rows, members)
+	if len(next) < len(from)*p.m.obsDim {
+		return fmt.Errorf("dynamics: next buffer holds %d values, want %d", len(next), len(from)*p.m.obsDim)
+	}
+	for j, i := range from {
+		if i < 0 || i >= n {
+			return fmt.Errorf("dynamics: result row %d from input row %d of %d", j, i, n)
+		}
+	}
+	if len(from) == 0 {
+		return nil
+	}
+	p.next, p.sample, p.from = next, src != nil, from
+	if p.sample {
+		p.seed = src.Uint64()
+	}
+	err := p.forward(obs, act, rows, members, p.nextTask)
+	p.next, p.from = nil, nil
 	return err
 }
 
@@ -555,7 +615,7 @@ func (p *Predictor) Moments(mean, variance, obs, act []float32, rows int, member
 		return fmt.Errorf("dynamics: result buffers shorter than %d", nd)
 	}
 	p.meanOut, p.varOut = mean, variance
-	_, err := p.forward(obs, act, rows, members, p.momTask)
+	err := p.forward(obs, act, rows, members, p.momTask)
 	p.meanOut, p.varOut = nil, nil
 	return err
 }

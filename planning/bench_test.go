@@ -24,7 +24,11 @@ import (
 // of the fp32 floor: the FLOPs at the fp32 FMA peak of one core times the
 // goroutines (kernel.MeasurePeak; its log line also gives the peak of 2
 // cores running the loop at once, which on the machines measured is twice
-// one core's). Run with OPENBLAS_CORETYPE unset (make bench does).
+// one core's). The FLOPs, and so the floor and the GFLOP/s reported, are
+// the nominal ones of every particle's row through the network: the
+// objective computes about 5% fewer, the first step's network pass once
+// per sequence and member (see ModelObjective). Run with
+// OPENBLAS_CORETYPE unset (make bench does).
 func BenchmarkControlStep(b *testing.B) {
 	peak := kernel.MeasurePeak(2)
 	b.Logf("CPU %s; fp32 peak %.0f GFLOP/s per core (%s), %.0f on %d cores at once, bf16 %.0f per core; BLAS %s; planning nets on %s in fp32, %s in bf16",

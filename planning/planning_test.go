@@ -801,3 +801,52 @@ func TestObjectiveUsesPlanReward(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedSteps: the steps computed once per sequence and member
+// (sharedStep: the first; every step under Mean) give the returns of
+// every slot computed apart, for each propagation that samples or keeps
+// members, on one goroutine and two, with more particles than members (so
+// slots share) and a population that leaves padding slots — bit for bit
+// through the packed predictors, to rounding through OpenBLAS, which may
+// round a row differently for another row count.
+func TestSharedSteps(t *testing.T) {
+	m, err := dynamics.New(classic.PointMass, dynamics.Config{Class: dynamics.PE, Members: 5, Hidden: []int{16, 16}, Activation: nn.Swish}, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tol := 0.0
+	if p, err := m.NewPackedPredictor(1, nn.FP32); errors.Is(err, nn.ErrUnsupported) {
+		tol = 1e-4
+	} else {
+		p.Close()
+	}
+	const H, n, P = 5, 37, 7 // 259 particles: 52 slots a member, one of padding
+	seqs := make([]float32, n*H)
+	rng.New(9).FillUniform(seqs, -1, 1)
+	for _, prop := range []Propagation{TSInf, TS1, Mean} {
+		for _, threads := range []int{1, 2} {
+			returns := func(unshared bool) []float64 {
+				o, err := NewModelObjective(classic.PointMass, m, H, P, prop, nn.FP32, threads, 10)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer o.Close()
+				o.unshared = unshared
+				o.SetStart([]float32{0.2, -0.1})
+				r := make([]float64, n)
+				for range 2 { // the second call reuses the first's buffers
+					if err := o.Evaluate(context.Background(), r, seqs, n); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return r
+			}
+			want, got := returns(true), returns(false)
+			for s := range want {
+				if math.IsInf(want[s], 0) || math.Abs(got[s]-want[s]) > tol*(1+math.Abs(want[s])) {
+					t.Fatalf("%v, %d goroutines: sequence %d returns %v shared, %v computed apart", prop, threads, s, got[s], want[s])
+				}
+			}
+		}
+	}
+}
