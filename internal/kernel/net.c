@@ -13,37 +13,23 @@
 #include <dnnl.h>
 #include "mlp.h"
 #include <omp.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MM_MAXL 32
-#define MM_MAXM 16
 // The rows of oneDNN's primitives: see mm_net_forward.
 #define MM_DNNL_ROWS 256
 
 typedef struct {
-	long M;
-	dnnl_primitive_t prim[MM_MAXL];
-	dnnl_memory_desc_t scratch[MM_MAXL];
-} mm_plan;
-
-// What one worker keeps per row count: memory objects whose data handles
-// are set at each call.
-typedef struct {
-	long M;
-	dnnl_memory_t src[MM_MAXL], dst[MM_MAXL], scratch[MM_MAXL];
-} mm_mems;
-
-typedef struct {
 	dnnl_stream_t stream;
-	void *buf[2];    // ping-pong hidden activations
-	uint16_t *in16;  // the first layer's input in bf16
-	float *pad;      // a short piece's inputs, padded with zero rows
-	mm_mems mems[MM_MAXM];
-	int nmems;
+	void *buf[2];   // ping-pong hidden activations
+	uint16_t *in16; // the first layer's input in bf16
+	float *pad;     // a short piece's inputs, padded with zero rows
+	// Memory objects of the layers' inputs and outputs, their data
+	// handles set at each call, and the layers' scratchpads.
+	dnnl_memory_t src[MM_MAXL], dst[MM_MAXL], scratch[MM_MAXL];
 	float *own; // mlp512's block buffers
 } mm_worker;
 
@@ -55,9 +41,7 @@ typedef struct {
 	dnnl_memory_desc_t wpacked[MM_MAXL];
 	dnnl_memory_t *w; // L × E packed weights
 	dnnl_memory_t *b; // L × E biases
-	pthread_mutex_t mu;
-	mm_plan plans[MM_MAXM];
-	int nplans;
+	dnnl_primitive_t prim[MM_MAXL]; // the layers' matmuls for MM_DNNL_ROWS rows
 	mm_worker *workers;
 	int nworkers;
 	int maxw;
@@ -166,7 +150,6 @@ mm_net *mm_net_create(int L, const int *widths, int E, int act, float slope, int
 	n->L = L, n->E = E, n->bf16 = bf16, n->act = act, n->slope = slope;
 	memcpy(n->width, widths, sizeof(int) * (L + 1));
 	for (int l = 0; l <= L; l++) n->maxw = n->width[l] > n->maxw ? n->width[l] : n->maxw;
-	pthread_mutex_init(&n->mu, NULL);
 	n->nworkers = workers;
 	int level = mlp_level(bf16) < own ? mlp_level(bf16) : own;
 	if (level > 0) {
@@ -209,9 +192,41 @@ mm_net *mm_net_create(int L, const int *widths, int E, int act, float slope, int
 		rpd = NULL;
 	}
 	dnnl_stream_destroy(st);
-	n->workers = calloc(workers, sizeof(mm_worker));
-	for (int w = 0; w < workers; w++) TRY(dnnl_stream_create(&n->workers[w].stream, n->eng, dnnl_stream_default_flags), "stream");
+	st = NULL;
+	// One primitive a layer, for MM_DNNL_ROWS rows whatever a call's rows
+	// (see mm_net_forward), and each worker's memory for it.
+	const long M = MM_DNNL_ROWS;
+	dnnl_memory_desc_t scratch[MM_MAXL];
+	for (int l = 0; l < L; l++) {
+		TRY(mm_pd(n, l, M, &n->wpacked[l], &pd), "matmul");
+		scratch[l] = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+		TRY(dnnl_primitive_create(&n->prim[l], pd), "matmul");
+		dnnl_primitive_desc_destroy(pd);
+		pd = NULL;
+	}
+	if (!(n->workers = calloc(workers, sizeof(mm_worker)))) goto oom;
+	for (int w = 0; w < workers; w++) {
+		mm_worker *k = &n->workers[w];
+		TRY(dnnl_stream_create(&k->stream, n->eng, dnnl_stream_default_flags), "stream");
+		for (int l = 0; l < L; l++) {
+			dnnl_dims_t sd = {M, n->width[l]}, dd = {M, n->width[l + 1]};
+			dnnl_memory_desc_t smd, dmd;
+			TRY(dnnl_memory_desc_init_by_tag(&smd, 2, sd, in_type(n, l), dnnl_ab), "memory");
+			TRY(dnnl_memory_desc_init_by_tag(&dmd, 2, dd, out_type(n, l), dnnl_ab), "memory");
+			TRY(dnnl_memory_create(&k->src[l], &smd, n->eng, DNNL_MEMORY_NONE), "memory");
+			TRY(dnnl_memory_create(&k->dst[l], &dmd, n->eng, DNNL_MEMORY_NONE), "memory");
+			TRY(dnnl_memory_create(&k->scratch[l], &scratch[l], n->eng, DNNL_MEMORY_ALLOCATE), "memory");
+		}
+		size_t sz = (size_t)M * n->maxw * sizeof(float);
+		k->buf[0] = malloc(sz);
+		k->buf[1] = malloc(sz);
+		k->in16 = malloc((size_t)M * n->width[0] * sizeof(uint16_t));
+		k->pad = malloc((size_t)M * n->width[0] * sizeof(float));
+		if (!k->buf[0] || !k->buf[1] || !k->in16 || !k->pad) goto oom;
+	}
 	return n;
+oom:
+	snprintf(err, errlen, "oneDNN: out of memory for the net's buffers");
 fail:
 	if (reorder) dnnl_primitive_destroy(reorder);
 	if (rpd) dnnl_primitive_desc_destroy(rpd);
@@ -224,21 +239,19 @@ fail:
 
 void mm_net_free(mm_net *n) {
 	if (!n) return;
-	for (int i = 0; i < n->nplans; i++)
-		for (int l = 0; l < n->L; l++)
-			if (n->plans[i].prim[l]) dnnl_primitive_destroy(n->plans[i].prim[l]);
+	for (int l = 0; l < n->L; l++)
+		if (n->prim[l]) dnnl_primitive_destroy(n->prim[l]);
 	for (int i = 0; n->w && i < n->L * n->E; i++) {
 		if (n->w[i]) dnnl_memory_destroy(n->w[i]);
 		if (n->b[i]) dnnl_memory_destroy(n->b[i]);
 	}
 	for (int w = 0; n->workers && w < n->nworkers; w++) {
 		mm_worker *k = &n->workers[w];
-		for (int i = 0; i < k->nmems; i++)
-			for (int l = 0; l < n->L; l++) {
-				dnnl_memory_destroy(k->mems[i].src[l]);
-				dnnl_memory_destroy(k->mems[i].dst[l]);
-				dnnl_memory_destroy(k->mems[i].scratch[l]);
-			}
+		for (int l = 0; l < n->L; l++) {
+			if (k->src[l]) dnnl_memory_destroy(k->src[l]);
+			if (k->dst[l]) dnnl_memory_destroy(k->dst[l]);
+			if (k->scratch[l]) dnnl_memory_destroy(k->scratch[l]);
+		}
 		if (k->stream) dnnl_stream_destroy(k->stream);
 		free(k->buf[0]);
 		free(k->buf[1]);
@@ -256,72 +269,7 @@ void mm_net_free(mm_net *n) {
 	free(n->w);
 	free(n->b);
 	if (n->eng) dnnl_engine_destroy(n->eng);
-	pthread_mutex_destroy(&n->mu);
 	free(n);
-}
-
-// plan returns the primitives for M rows, making them the first time.
-static mm_plan *plan(mm_net *n, long M, char *err, int errlen) {
-	pthread_mutex_lock(&n->mu);
-	for (int i = 0; i < n->nplans; i++)
-		if (n->plans[i].M == M) {
-			pthread_mutex_unlock(&n->mu);
-			return &n->plans[i];
-		}
-	mm_plan *p = NULL;
-	if (n->nplans == MM_MAXM) {
-		snprintf(err, errlen, "oneDNN: more than %d row counts", MM_MAXM);
-		goto done;
-	}
-	p = &n->plans[n->nplans];
-	memset(p, 0, sizeof *p);
-	p->M = M;
-	for (int l = 0; l < n->L; l++) {
-		dnnl_primitive_desc_t pd;
-		dnnl_status_t s = mm_pd(n, l, M, &n->wpacked[l], &pd);
-		if (s == dnnl_success) {
-			p->scratch[l] = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-			s = dnnl_primitive_create(&p->prim[l], pd);
-			dnnl_primitive_desc_destroy(pd);
-		}
-		if (s != dnnl_success) {
-			seterr(err, errlen, "matmul", s);
-			for (int k = 0; k < l; k++) dnnl_primitive_destroy(p->prim[k]);
-			p = NULL;
-			goto done;
-		}
-	}
-	n->nplans++;
-done:
-	pthread_mutex_unlock(&n->mu);
-	return p;
-}
-
-static mm_mems *mems(mm_net *n, mm_worker *k, mm_plan *p, char *err, int errlen) {
-	long M = p->M;
-	for (int i = 0; i < k->nmems; i++)
-		if (k->mems[i].M == M) return &k->mems[i];
-	if (k->nmems == MM_MAXM) {
-		snprintf(err, errlen, "oneDNN: more than %d row counts", MM_MAXM);
-		return NULL;
-	}
-	mm_mems *m = &k->mems[k->nmems];
-	m->M = M;
-	for (int l = 0; l < n->L; l++) {
-		dnnl_dims_t sd = {M, n->width[l]}, dd = {M, n->width[l + 1]};
-		dnnl_memory_desc_t smd, dmd;
-		dnnl_memory_desc_init_by_tag(&smd, 2, sd, in_type(n, l), dnnl_ab);
-		dnnl_memory_desc_init_by_tag(&dmd, 2, dd, out_type(n, l), dnnl_ab);
-		dnnl_status_t s = dnnl_memory_create(&m->src[l], &smd, n->eng, DNNL_MEMORY_NONE);
-		if (s == dnnl_success) s = dnnl_memory_create(&m->dst[l], &dmd, n->eng, DNNL_MEMORY_NONE);
-		if (s == dnnl_success) s = dnnl_memory_create(&m->scratch[l], &p->scratch[l], n->eng, DNNL_MEMORY_ALLOCATE);
-		if (s != dnnl_success) {
-			seterr(err, errlen, "memory", s);
-			return NULL;
-		}
-	}
-	k->nmems++;
-	return m;
 }
 
 // mm_net_forward carries rows rows of x (rows × width[0], fp32) through
@@ -337,26 +285,8 @@ int mm_net_forward(mm_net *n, int worker, int member, const float *x, long rows,
 	omp_set_num_threads(1);
 	// One primitive, for MM_DNNL_ROWS rows, whatever the call's rows: a
 	// short last piece is padded with zero rows. So any split of rows gives
-	// each row the same result, and the plans stay one (a plan per row count
-	// would run out as callers' splits vary).
+	// each row the same result, and one primitive a layer serves every call.
 	const long M = MM_DNNL_ROWS;
-	if (!k->buf[0]) {
-		size_t sz = (size_t)M * n->maxw * sizeof(float);
-		k->buf[0] = malloc(sz);
-		k->buf[1] = malloc(sz);
-		k->in16 = malloc((size_t)M * n->width[0] * sizeof(uint16_t));
-		k->pad = calloc((size_t)M * n->width[0], sizeof(float));
-		if (!k->buf[0] || !k->buf[1] || !k->in16 || !k->pad) {
-			snprintf(err, errlen, "oneDNN: out of memory for %ld rows", M);
-			free(k->buf[0]), free(k->buf[1]), free(k->in16), free(k->pad);
-			k->buf[0] = k->buf[1] = k->pad = NULL, k->in16 = NULL;
-			return -1;
-		}
-	}
-	mm_plan *p = plan(n, M, err, errlen);
-	if (!p) return -1;
-	mm_mems *m = mems(n, k, p, err, errlen);
-	if (!m) return -1;
 	long win = n->width[0], wout = n->width[n->L];
 	for (long r0 = 0; r0 < rows; r0 += M) {
 		long c = rows - r0 < M ? rows - r0 : M;
@@ -375,11 +305,11 @@ int mm_net_forward(mm_net *n, int worker, int member, const float *x, long rows,
 		}
 		for (int l = 0; l < n->L; l++) {
 			void *out = l < n->L - 1 ? k->buf[l % 2] : c < M ? (void *)k->buf[l % 2] : (void *)ds;
-			dnnl_memory_set_data_handle_v2(m->src[l], (void *)in, k->stream);
-			dnnl_memory_set_data_handle_v2(m->dst[l], out, k->stream);
-			dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, m->src[l]}, {DNNL_ARG_WEIGHTS, n->w[l * n->E + member]},
-				{DNNL_ARG_BIAS, n->b[l * n->E + member]}, {DNNL_ARG_DST, m->dst[l]}, {DNNL_ARG_SCRATCHPAD, m->scratch[l]}};
-			dnnl_status_t s = dnnl_primitive_execute(p->prim[l], k->stream, 5, args);
+			dnnl_memory_set_data_handle_v2(k->src[l], (void *)in, k->stream);
+			dnnl_memory_set_data_handle_v2(k->dst[l], out, k->stream);
+			dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, k->src[l]}, {DNNL_ARG_WEIGHTS, n->w[l * n->E + member]},
+				{DNNL_ARG_BIAS, n->b[l * n->E + member]}, {DNNL_ARG_DST, k->dst[l]}, {DNNL_ARG_SCRATCHPAD, k->scratch[l]}};
+			dnnl_status_t s = dnnl_primitive_execute(n->prim[l], k->stream, 5, args);
 			if (s != dnnl_success) {
 				seterr(err, errlen, "matmul", s);
 				return -1;
@@ -400,8 +330,8 @@ int mm_net_forward(mm_net *n, int worker, int member, const float *x, long rows,
 		}
 	}
 	// The caller's memory is not ours to keep a pointer to.
-	dnnl_memory_set_data_handle_v2(m->src[0], NULL, k->stream);
-	dnnl_memory_set_data_handle_v2(m->dst[n->L - 1], NULL, k->stream);
+	dnnl_memory_set_data_handle_v2(k->src[0], NULL, k->stream);
+	dnnl_memory_set_data_handle_v2(k->dst[n->L - 1], NULL, k->stream);
 	return 0;
 }
 
