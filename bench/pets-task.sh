@@ -1,7 +1,7 @@
 #!/bin/sh
 # PETS with the fast preset on a MuJoCo task, against the same planner on
 # the true simulator:
-#   bench/pets-task.sh TASK [SEED]     (halfcheetah, reacher or pusher)
+#   bench/pets-task.sh TASK [SEED]     (halfcheetah, halfcheetah-fine, reacher or pusher)
 # First the expert (bench/expert with the preset's planner, 2 episodes;
 # kept in runs/bench-TASK-expert.txt), then the PETS run (resumed from
 # runs/bench-TASK-fast-seedN). It prints each trial and checks the issue's
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 task=${1:?usage: bench/pets-task.sh TASK [SEED]}
 seed=${2:-1}
 case $task in
-halfcheetah) want=0.5 ;;
+halfcheetah | halfcheetah-fine) want=0.5 ;;
 reacher | pusher) want=0.8 ;;
 *) echo "bench/pets-task.sh: no target for task $task" >&2; exit 2 ;;
 esac

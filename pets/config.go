@@ -109,6 +109,16 @@ func sameRun(raw []byte, c Config) (bool, error) {
 // Presets names the built-in configurations.
 var Presets = []string{"default", "fast", "paper"}
 
+// PresetTask is the task whose presets task uses: itself, but the
+// half-cheetah's for its fine variant (halfcheetah-fine), which differs
+// only in its numerics.
+func PresetTask(task string) string {
+	if task == "halfcheetah-fine" {
+		return "halfcheetah"
+	}
+	return task
+}
+
 // Preset returns a built-in configuration for a task:
 //
 //   - default: settings that reach the task's known performance in a few
@@ -120,13 +130,14 @@ var Presets = []string{"default", "fast", "paper"}
 //   - paper: the PETS paper's settings (as the objective-mismatch paper
 //     used them), for a cluster.
 func Preset(name, task string) (Config, error) {
+	family := PresetTask(task)
 	c := Config{Task: task, Seed: 1, RandomTrials: 1,
 		Model:   dynamics.DefaultConfig(),
 		Train:   TrainConfig{TrainConfig: dynamics.DefaultTrainConfig()},
 		Planner: planning.DefaultConfig(),
 	}
 	c.Planner.Population, c.Planner.Elites, c.Planner.Particles = 300, 30, 10
-	switch task {
+	switch family {
 	case "cartpole-swingup":
 		// A horizon of 25 steps (1 s), PETS's: at 15, even planning on
 		// the true simulator peaks near 172 (the swing-up needs the
@@ -150,7 +161,7 @@ func Preset(name, task string) (Config, error) {
 		c.Planner.Population = 150
 		c.Planner.Elites = 15
 		c.Planner.Particles = 5
-		switch task {
+		switch family {
 		case "halfcheetah":
 			// Learning on 1000-step episodes within hours on 2 cores: a
 			// 3×200 ensemble and CEM with 200 sequences of 30 steps,
@@ -176,7 +187,7 @@ func Preset(name, task string) (Config, error) {
 		c.Train.TrainConfig = dynamics.TrainConfig{Epochs: 5, BatchSize: 32, LR: 1e-3}
 		c.Model.LearnLogVarBounds = true
 		c.Planner = planning.DefaultConfig()
-		switch task {
+		switch family {
 		case "cartpole-swingup":
 			c.Trials = 20 // the paper's cartpole runs; PETS ran 50
 			c.Model.Hidden = []int{500, 500, 500}

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -199,6 +200,18 @@ func TestConfigValidation(t *testing.T) {
 	}
 	if _, err := Preset("slow", "pointmass"); err == nil {
 		t.Fatal("unknown preset accepted")
+	}
+	// The half-cheetah's fine variant gets the half-cheetah's presets.
+	for _, p := range Presets {
+		hc, _ := Preset(p, "halfcheetah")
+		fine, err := Preset(p, "halfcheetah-fine")
+		if err != nil || fine.Task != "halfcheetah-fine" {
+			t.Fatalf("preset %s for halfcheetah-fine: task %q, %v", p, fine.Task, err)
+		}
+		fine.Task = hc.Task
+		if !reflect.DeepEqual(fine, hc) {
+			t.Fatalf("preset %s: halfcheetah-fine %+v, halfcheetah %+v", p, fine, hc)
+		}
 	}
 }
 

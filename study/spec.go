@@ -373,6 +373,7 @@ var Presets = []string{"fast", "paper"}
 //   - paper: the paper's sizes (for cartpole: 50 PETS runs of 20 trials,
 //     10 episodes per model, the 7⁵ grid), for a cluster.
 func Preset(name, kind, task string) (Spec, error) {
+	family := pets.PresetTask(task)
 	expertPlanner := planning.DefaultConfig()
 	expertPlanner.Particles = 1 // the simulator is deterministic
 	s := Spec{Kind: kind, Task: task, Seed: 1,
@@ -390,7 +391,7 @@ func Preset(name, kind, task string) (Spec, error) {
 	// expert's, without a population of runs) cover. The pusher has
 	// neither: its observation does not determine a state to start from.
 	lowDim := false // the task's box is small enough to grid and sample
-	switch task {
+	switch family {
 	case "halfcheetah", "reacher":
 		s.Datasets = append(s.Datasets, DatasetSpec{Name: "sampled", Kind: "uniform", Samples: 100_000, Cover: s.Datasets[len(s.Datasets)-1].Name})
 	case "pusher":
@@ -434,7 +435,7 @@ func Preset(name, kind, task string) (Spec, error) {
 		if task == "cartpole-swingup" {
 			s.Datasets[0].Threshold = 175
 		}
-		if task == "halfcheetah" {
+		if family == "halfcheetah" {
 			// 1000-step episodes: the expert plans with the PETS fast
 			// preset's planner on the simulator, two episodes per model
 			// and two PETS runs of ten trials keep the study within
@@ -448,7 +449,7 @@ func Preset(name, kind, task string) (Spec, error) {
 		case LikelihoodReward:
 			fastPETS.Trials = 10
 			s.Population.Runs = 3
-			if task == "halfcheetah" {
+			if family == "halfcheetah" {
 				s.Population.Runs = 2
 			}
 			s.Population.PETS = fastPETS

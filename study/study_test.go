@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -287,6 +288,20 @@ func TestSpecValidation(t *testing.T) {
 	s.Datasets = append(s.Datasets, DatasetSpec{Name: "u", Kind: "uniform", Samples: 10, Cover: "on-policy"})
 	if err := s.Validate(); err != nil {
 		t.Fatal(err)
+	}
+	// The half-cheetah's fine variant gets the half-cheetah's studies.
+	for _, kind := range []string{LikelihoodReward, LossReward} {
+		for _, p := range Presets {
+			hc, _ := Preset(p, kind, "halfcheetah")
+			fine, err := Preset(p, kind, "halfcheetah-fine")
+			if err != nil || fine.Task != "halfcheetah-fine" || fine.Population.PETS.Task != "halfcheetah-fine" && kind == LikelihoodReward {
+				t.Fatalf("preset %s/%s for halfcheetah-fine: task %q (PETS %q), %v", p, kind, fine.Task, fine.Population.PETS.Task, err)
+			}
+			fine.Task, fine.Population.PETS.Task = hc.Task, hc.Population.PETS.Task
+			if !reflect.DeepEqual(fine, hc) {
+				t.Fatalf("preset %s/%s: halfcheetah-fine %+v, halfcheetah %+v", p, kind, fine, hc)
+			}
+		}
 	}
 	for _, task := range []string{"cartpole-swingup", "pointmass", "halfcheetah", "reacher", "pusher"} {
 		for _, kind := range []string{LikelihoodReward, LossReward, Reweight} {
