@@ -85,7 +85,7 @@ func (p *Propagation) UnmarshalText(b []byte) error {
 // state earns nothing more and stays there. Particles of a sequence on one
 // member that share their inputs — all of them at the first step, which
 // starts from one state; under Mean, at every step — share one network
-// pass, with the results of a pass per particle.
+// pass, and each gets what a pass of its own would give.
 type ModelObjective struct {
 	task      env.Task
 	model     *dynamics.Model
@@ -111,12 +111,12 @@ type ModelObjective struct {
 	expandedMembers []int
 
 	// The shared inputs of sharedStep.
-	firstX, firstA []float32
-	firstFrom      []int
-	firstRow       []int // per sequence: its input row in the current block, or -1
-	firstSlots     []int // per input row, block after block: the first slot it serves
-	firstCount     []int // per block: its input rows before padding
-	unshared       bool  // tests: predict every slot's first step apart
+	sharedX, sharedA []float32
+	sharedFrom       []int
+	sharedRow        []int // per sequence: its input row in the current block, or -1
+	sharedSlots      []int // per input row, block after block: the first slot it serves
+	sharedCount      []int // per block: its input rows before padding
+	unshared         bool  // tests: predict every slot apart at every step
 
 	// Row-wise work (gathering states and actions, rewards) runs in
 	// chunks on pool, reading the current step's arguments.
@@ -400,50 +400,50 @@ func (o *ModelObjective) Evaluate(ctx context.Context, returns []float64, seqs [
 // over 5 members make a quarter of the network passes.
 func (o *ModelObjective) sharedStep(n, block int, sample *rng.Source) error {
 	od, ad, P, E := o.model.ObsDim(), o.model.ActDim(), o.particles, len(o.members)
-	o.firstRow = grow(o.firstRow, n)
-	o.firstFrom = grow(o.firstFrom, E*block)
+	o.sharedRow = grow(o.sharedRow, n)
+	o.sharedFrom = grow(o.sharedFrom, E*block)
 	// The blocks' distinct sequences, slots in order: u the most in a
 	// block, every block's input rows padded to u by repeating its last.
-	o.firstSlots = o.firstSlots[:0]
-	o.firstCount = grow(o.firstCount, E)
+	o.sharedSlots = o.sharedSlots[:0]
+	o.sharedCount = grow(o.sharedCount, E)
 	u := 0
 	for e := 0; e < E; e++ {
-		for s := range o.firstRow {
-			o.firstRow[s] = -1
+		for s := range o.sharedRow {
+			o.sharedRow[s] = -1
 		}
 		k := 0
 		for i := e * block; i < (e+1)*block; i++ {
 			s := o.perm[i] / P
-			if o.firstRow[s] < 0 {
-				o.firstRow[s] = k
-				o.firstSlots = append(o.firstSlots, i)
+			if o.sharedRow[s] < 0 {
+				o.sharedRow[s] = k
+				o.sharedSlots = append(o.sharedSlots, i)
 				k++
 			}
-			o.firstFrom[i] = o.firstRow[s]
+			o.sharedFrom[i] = o.sharedRow[s]
 		}
 		u = max(u, k)
-		o.firstCount[e] = k
+		o.sharedCount[e] = k
 	}
-	o.firstX = grow(o.firstX, E*u*od)
-	o.firstA = grow(o.firstA, E*u*ad)
-	slots := o.firstSlots
+	o.sharedX = grow(o.sharedX, E*u*od)
+	o.sharedA = grow(o.sharedA, E*u*ad)
+	slots := o.sharedSlots
 	for e := 0; e < E; e++ {
-		k := o.firstCount[e]
+		k := o.sharedCount[e]
 		for q, i := range slots[:k] {
 			r := e*u + q
-			copy(o.firstX[r*od:(r+1)*od], o.x[i*od:(i+1)*od])
-			copy(o.firstA[r*ad:(r+1)*ad], o.a[i*ad:(i+1)*ad])
+			copy(o.sharedX[r*od:(r+1)*od], o.x[i*od:(i+1)*od])
+			copy(o.sharedA[r*ad:(r+1)*ad], o.a[i*ad:(i+1)*ad])
 		}
 		slots = slots[k:]
 		for r := e*u + k; r < (e+1)*u; r++ {
-			copy(o.firstX[r*od:(r+1)*od], o.firstX[(r-1)*od:r*od])
-			copy(o.firstA[r*ad:(r+1)*ad], o.firstA[(r-1)*ad:r*ad])
+			copy(o.sharedX[r*od:(r+1)*od], o.sharedX[(r-1)*od:r*od])
+			copy(o.sharedA[r*ad:(r+1)*ad], o.sharedA[(r-1)*ad:r*ad])
 		}
 		for i := e * block; i < (e+1)*block; i++ {
-			o.firstFrom[i] += e * u
+			o.sharedFrom[i] += e * u
 		}
 	}
-	return o.pred.NextShared(o.y, o.firstX, o.firstA, u, o.blockMembers, o.firstFrom, sample)
+	return o.pred.NextShared(o.y, o.sharedX, o.sharedA, u, o.blockMembers, o.sharedFrom, sample)
 }
 
 // expectationStep moves each of the R rows in x to the average of the
