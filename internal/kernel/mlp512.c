@@ -119,7 +119,7 @@ static T512 __attribute__((noinline)) void act512(int act, float slope, float *h
 	}
 }
 
-#define T512BF __attribute__((target("avx512f,avx512bf16,fma")))
+#define T512BF __attribute__((target("avx512f,avx512bw,avx512bf16,fma")))
 
 // The two precisions' steps of a tile: load a row vector of inputs,
 // broadcast a weight (in bf16, a pair of them), multiply-add.
@@ -177,7 +177,7 @@ static const tile_fn tiles16[2][MLP_NR] = {TILE_ROW(16, 1), TILE_ROW(16, 2)};
 // mlp_level is the best kernel this CPU runs in fp32 (bf16 0) or bf16 (1):
 // 2 this file's AVX-512 one, 1 mlp256.c's AVX2 one (fp32 only), 0 none.
 int mlp_level(int bf16) {
-	if (__builtin_cpu_supports("avx512f") && (!bf16 || __builtin_cpu_supports("avx512bf16"))) return 2;
+	if (__builtin_cpu_supports("avx512f") && (!bf16 || (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512bf16")))) return 2;
 	return !bf16 && mlp256_available() ? 1 : 0;
 }
 
@@ -214,13 +214,20 @@ float *mlp_pack(const float *W, long K, long N, int bf16w, int NR) {
 
 // pairs16 rounds the fp32 activations f ([unit][row], n units, 32 rows)
 // to bf16 pairs h ([unit pair][row][2]); an odd n's last pair gets a zero.
+// Both units' 16 rows round in one instruction, then a word permutation
+// interleaves them (two operations a vector, where widening each half and
+// merging took six).
 static T512BF void pairs16(const float *f, long n, uint32_t *h) {
+	// Word 2r takes the first unit's row r (word r), word 2r+1 the second's
+	// (word 16 + r).
+	const __m512i mix = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5,
+		20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
 	for (long j = 0; 2 * j < n; j++)
 		for (int v = 0; v < 2; v++) {
-			__m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_load_ps(f + 2 * j * MLP_ROWS + 16 * v)));
-			__m512i hi = _mm512_setzero_si512();
-			if (2 * j + 1 < n) hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_load_ps(f + (2 * j + 1) * MLP_ROWS + 16 * v)));
-			_mm512_store_si512(h + j * MLP_ROWS + 16 * v, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+			__m512 lo = _mm512_load_ps(f + 2 * j * MLP_ROWS + 16 * v), hi = _mm512_setzero_ps();
+			if (2 * j + 1 < n) hi = _mm512_load_ps(f + (2 * j + 1) * MLP_ROWS + 16 * v);
+			__m512i both = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+			_mm512_store_si512(h + j * MLP_ROWS + 16 * v, _mm512_permutexvar_epi16(mix, both));
 		}
 }
 
