@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mismatch-rl/mismatch/pets"
 	"github.com/mismatch-rl/mismatch/report"
 	"github.com/mismatch-rl/mismatch/study/stats"
 )
@@ -24,9 +25,10 @@ var paperCorrelations = map[[2]string]float64{
 
 // PaperCorrelation is the paper's Pearson correlation between
 // log-likelihood and reward on a task's dataset of a kind (expert,
-// on-policy, grid, uniform), if the paper gives one.
+// on-policy, grid, uniform), if the paper gives one; the half-cheetah's
+// for its fine variant, the same task at a finer timestep.
 func PaperCorrelation(task, kind string) (float64, bool) {
-	v, ok := paperCorrelations[[2]string{task, kind}]
+	v, ok := paperCorrelations[[2]string{pets.PresetTask(task), kind}]
 	return v, ok
 }
 

@@ -654,6 +654,7 @@ func TestPaperRhoFollowsTaskAndKind(t *testing.T) {
 		{"cartpole-swingup", "x", "on-policy", 0.34, true},
 		{"halfcheetah", "cheetah-uniform", "uniform", 0.19, true},
 		{"halfcheetah", "e", "expert", 0.07, true},
+		{"halfcheetah-fine", "on", "on-policy", 0.46, true},
 		{"cartpole-swingup", "uniform", "uniform", 0, false},
 		{"pointmass", "expert", "expert", 0, false},
 	} {
