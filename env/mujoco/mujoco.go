@@ -1,7 +1,8 @@
 // Package mujoco is the library's binding to MuJoCo (Debian's libmujoco,
 // 2.2.x) and holds the MuJoCo tasks of the PETS suite: cartpole-swingup,
-// halfcheetah, reacher and pusher. It is the only package that includes
-// MuJoCo's headers; importing it registers the tasks with package env.
+// halfcheetah, reacher and pusher, and halfcheetah-fine, the half-cheetah
+// at half its timestep. It is the only package that includes MuJoCo's
+// headers; importing it registers the tasks with package env.
 //
 // MuJoCo errors become Go errors: the binding installs error and warning
 // handlers, so MuJoCo never prints, reads from the terminal, exits the
