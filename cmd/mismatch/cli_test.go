@@ -41,7 +41,7 @@ func TestCommandsExplainThemselves(t *testing.T) {
 		}
 		mujoco := strings.Contains(l, "MuJoCo")
 		switch f[0] {
-		case "cartpole-swingup", "halfcheetah", "reacher", "pusher":
+		case "cartpole-swingup", "halfcheetah", "halfcheetah-fine", "reacher", "pusher":
 			if !mujoco {
 				t.Errorf("tasks: %q does not say it needs MuJoCo", l)
 			}
