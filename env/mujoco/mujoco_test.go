@@ -187,11 +187,11 @@ func TestHalfCheetahFine(t *testing.T) {
 	if g, err := env.Lookup("halfcheetah-fine"); err != nil || g != HalfCheetahFine {
 		t.Fatalf("halfcheetah-fine looks up as %v, %v", g, err)
 	}
-	s := halfcheetahSpec
-	s.name = "halfcheetah-finest"
-	s.xml = strings.Replace(s.xml, `timestep="0.01"`, `timestep="0.00125"`, 1)
-	s.frameSkip = 40
-	ref := newEnv(t, &task{spec: s})
+	finest := &task{spec: refined(halfcheetahSpec, "halfcheetah-finest", 8)}
+	if m := taskModel(t, finest); m.Timestep() != 0.00125 || finest.frameSkip != 40 {
+		t.Fatalf("the 1/8-timestep run: timestep %g, %d substeps", m.Timestep(), finest.frameSkip)
+	}
+	ref := newEnv(t, finest)
 	var errStd, errFine float64
 	for seed := uint64(1); seed <= 5; seed++ {
 		a, b := newEnv(t, HalfCheetah), newEnv(t, HalfCheetahFine)

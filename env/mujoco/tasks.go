@@ -3,6 +3,7 @@ package mujoco
 import (
 	_ "embed"
 	"math"
+	"strconv"
 	"strings"
 
 	"github.com/mismatch-rl/mismatch/env"
@@ -256,19 +257,24 @@ var halfcheetahSpec = spec{
 
 // halfcheetahFineSpec is the half-cheetah at half the timestep, twice the
 // substeps.
-var halfcheetahFineSpec = func() spec {
-	s := halfcheetahSpec
-	s.name = "halfcheetah-fine"
-	const from, to = `timestep="0.01"`, `timestep="0.005"`
+var halfcheetahFineSpec = refined(halfcheetahSpec, "halfcheetah-fine", 2)
+
+// refined returns the half-cheetah spec s as a task named name that
+// integrates its model at 1/k of the timestep, k times the substeps a
+// step: the same 0.05 s step.
+func refined(s spec, name string, k int) spec {
+	const from = `timestep="0.01"`
 	if strings.Count(s.xml, from) != 1 {
 		panic("mujoco: the half-cheetah model's timestep is not " + from)
 	}
-	s.xml = strings.Replace(s.xml, from, to, 1)
+	dt := strconv.FormatFloat(0.01/float64(k), 'g', -1, 64)
+	s.name = name
+	s.xml = strings.Replace(s.xml, from, `timestep="`+dt+`"`, 1)
 	// The model's comment, which `mismatch tasks --mjcf` shows, too.
-	s.xml = strings.Replace(s.xml, "timestep 0.01 s.", "timestep 0.005 s here (halfcheetah-fine; PETS's is 0.01 s).", 1)
-	s.frameSkip *= 2
+	s.xml = strings.Replace(s.xml, "timestep 0.01 s.", "timestep "+dt+" s here ("+name+"; PETS's is 0.01 s).", 1)
+	s.frameSkip *= k
 	return s
-}()
+}
 
 // Reacher.
 
