@@ -383,8 +383,6 @@ type Predictor struct {
 	obs, act        []float32
 	next            []float32 // Next's result
 	from            []int     // NextShared's input row of each result row
-	outRows         []float32 // p.out, or NextShared's rows of it
-	obsRows         []float32 // p.obs, or NextShared's rows of it
 	shOut, shObs    []float32 // NextShared's rows of p.out and p.obs
 	meanOut, varOut []float32 // Moments' results
 	sample          bool
@@ -411,18 +409,28 @@ func (p *Predictor) inputRows(_, task int) {
 	m.inputs(p.in[r0*w:(r0+n)*w], p.obs[r0*m.obsDim:], p.act[r0*m.actDim:], n)
 }
 
+// results are the network outputs and observations of the result rows:
+// the input rows', or NextShared's rows of them.
+func (p *Predictor) results() (out, obs []float32) {
+	if p.from != nil {
+		return p.shOut, p.shObs
+	}
+	return p.out, p.obs
+}
+
 // head splits a chunk's outputs into the predicted change (or absolute
 // value) and, for a Gaussian head, its log-variance, and returns the
 // chunk's range of values.
 func (p *Predictor) head(task int) (lo, hi int) {
 	m := p.m
 	n, lo, hi := p.chunk(task)
+	out, _ := p.results()
 	if m.Head == nil {
-		copy(p.mean[lo:hi], p.outRows[lo:hi])
+		copy(p.mean[lo:hi], out[lo:hi])
 		return lo, hi
 	}
 	// Split cannot fail here: forward checked the sizes.
-	m.Head.Split(p.mean[lo:hi], p.lv[lo:hi], p.outRows[2*lo:2*hi], n)
+	m.Head.Split(p.mean[lo:hi], p.lv[lo:hi], out[2*lo:2*hi], n)
 	return lo, hi
 }
 
@@ -440,9 +448,10 @@ func (p *Predictor) nextRows(_, task int) {
 	if p.from != nil {
 		p.gatherShared(task)
 	}
+	out, obs := p.results()
 	if !p.sample || m.Head == nil {
 		lo, hi := p.head(task)
-		m.fromTargets(p.next[lo:hi], p.obsRows[lo:hi], p.mean[lo:hi])
+		m.fromTargets(p.next[lo:hi], obs[lo:hi], p.mean[lo:hi])
 		return
 	}
 	// The head's bounds and sample in one vectorised pass, ε drawn in
@@ -452,8 +461,8 @@ func (p *Predictor) nextRows(_, task int) {
 	eps := p.noise[lo:hi]
 	kernel.Normals(eps, p.seed+uint64(task))
 	// Sample cannot fail here: forward checked the sizes.
-	m.Head.Sample(p.mean[lo:hi], p.outRows[2*lo:2*hi], eps, n)
-	m.fromTargets(p.next[lo:hi], p.obsRows[lo:hi], p.mean[lo:hi])
+	m.Head.Sample(p.mean[lo:hi], out[2*lo:2*hi], eps, n)
+	m.fromTargets(p.next[lo:hi], obs[lo:hi], p.mean[lo:hi])
 }
 
 // gatherShared copies the network outputs and observations of the input
@@ -463,15 +472,16 @@ func (p *Predictor) gatherShared(task int) {
 	r0 := task * predictChunk
 	for j := r0; j < min(r0+predictChunk, len(p.from)); j++ {
 		i := p.from[j]
-		copy(p.outRows[j*w:(j+1)*w], p.out[i*w:(i+1)*w])
-		copy(p.obsRows[j*od:(j+1)*od], p.obs[i*od:(i+1)*od])
+		copy(p.shOut[j*w:(j+1)*w], p.out[i*w:(i+1)*w])
+		copy(p.shObs[j*od:(j+1)*od], p.obs[i*od:(i+1)*od])
 	}
 }
 
 func (p *Predictor) momentRows(_, task int) {
 	m := p.m
 	lo, hi := p.head(task)
-	m.fromTargets(p.meanOut[lo:hi], p.obsRows[lo:hi], p.mean[lo:hi])
+	_, obs := p.results()
+	m.fromTargets(p.meanOut[lo:hi], obs[lo:hi], p.mean[lo:hi])
 	if m.Head == nil {
 		clear(p.varOut[lo:hi])
 		return
@@ -533,18 +543,16 @@ func (p *Predictor) forward(obs, act []float32, rows int, members []int, task fu
 		p.obs = nil
 		return err
 	}
-	p.outRows, p.obsRows = p.out, p.obs
 	if p.from != nil {
 		n = len(p.from)
 		p.shOut = growTo(p.shOut, n*w)
 		p.shObs = growTo(p.shObs, n*m.obsDim)
-		p.outRows, p.obsRows = p.shOut, p.shObs
 	}
 	p.mean = growTo(p.mean, n*m.obsDim)
 	p.lv = growTo(p.lv, n*m.obsDim)
 	p.noise = growTo(p.noise, n*m.obsDim)
 	p.pool.Run((n+predictChunk-1)/predictChunk, task)
-	p.obs, p.outRows, p.obsRows = nil, nil, nil
+	p.obs = nil
 	return nil
 }
 
@@ -558,12 +566,18 @@ func (p *Predictor) Next(next, obs, act []float32, rows int, members []int, src 
 	if nd := p.rows(rows, members) * p.m.obsDim; len(next) < nd {
 		return fmt.Errorf("dynamics: next buffer holds %d values, want %d", len(next), nd)
 	}
-	p.next, p.sample = next, src != nil
+	return p.predictNext(next, obs, act, rows, members, nil, src)
+}
+
+// predictNext is Next, and NextShared with from, once their arguments are
+// checked.
+func (p *Predictor) predictNext(next, obs, act []float32, rows int, members, from []int, src *rng.Source) error {
+	p.next, p.sample, p.from = next, src != nil, from
 	if p.sample {
 		p.seed = src.Uint64()
 	}
 	err := p.forward(obs, act, rows, members, p.nextTask)
-	p.next = nil
+	p.next, p.from = nil, nil
 	return err
 }
 
@@ -591,13 +605,7 @@ func (p *Predictor) NextShared(next, obs, act []float32, rows int, members []int
 	if len(from) == 0 {
 		return nil
 	}
-	p.next, p.sample, p.from = next, src != nil, from
-	if p.sample {
-		p.seed = src.Uint64()
-	}
-	err := p.forward(obs, act, rows, members, p.nextTask)
-	p.next, p.from = nil, nil
-	return err
+	return p.predictNext(next, obs, act, rows, members, from, src)
 }
 
 // rows is the number of rows of k blocks of rows.
