@@ -120,6 +120,15 @@ type Coverer interface {
 	CoverageBox() Box
 }
 
+// Variant is implemented by tasks that pose another task's problem — the
+// same observation, actions, reward and episode — with other numerics (a
+// finer timestep, say). Settings made for that task, such as presets and
+// the paper's figures, are meant for its variants too (see Base).
+type Variant interface {
+	// Base names the task this one varies, or is "" if it varies none.
+	Base() string
+}
+
 // Referencer is implemented by tasks with a known reference reward: the
 // episode reward a strong controller earns, drawn beside learning curves.
 type Referencer interface {

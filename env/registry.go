@@ -54,3 +54,14 @@ func Names() []string {
 	slices.Sort(names)
 	return names
 }
+
+// Base returns the name of the task whose settings the named task takes:
+// the task it varies, if it is a registered Variant of one, otherwise name.
+func Base(name string) string {
+	registry.RLock()
+	defer registry.RUnlock()
+	if v, ok := registry.tasks[name].(Variant); ok && v.Base() != "" {
+		return v.Base()
+	}
+	return name
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mismatch-rl/mismatch/data"
 	"github.com/mismatch-rl/mismatch/dynamics"
+	"github.com/mismatch-rl/mismatch/env"
 	"github.com/mismatch-rl/mismatch/internal/fields"
 	"github.com/mismatch-rl/mismatch/planning"
 )
@@ -109,16 +110,6 @@ func sameRun(raw []byte, c Config) (bool, error) {
 // Presets names the built-in configurations.
 var Presets = []string{"default", "fast", "paper"}
 
-// PresetTask is the task whose presets task uses: itself, but the
-// half-cheetah's for its fine variant (halfcheetah-fine), which differs
-// only in its numerics.
-func PresetTask(task string) string {
-	if task == "halfcheetah-fine" {
-		return "halfcheetah"
-	}
-	return task
-}
-
 // Preset returns a built-in configuration for a task:
 //
 //   - default: settings that reach the task's known performance in a few
@@ -130,7 +121,7 @@ func PresetTask(task string) string {
 //   - paper: the PETS paper's settings (as the objective-mismatch paper
 //     used them), for a cluster.
 func Preset(name, task string) (Config, error) {
-	family := PresetTask(task)
+	family := env.Base(task) // a variant of a task takes the task's presets
 	c := Config{Task: task, Seed: 1, RandomTrials: 1,
 		Model:   dynamics.DefaultConfig(),
 		Train:   TrainConfig{TrainConfig: dynamics.DefaultTrainConfig()},

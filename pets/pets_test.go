@@ -17,6 +17,7 @@ import (
 	"github.com/mismatch-rl/mismatch/dynamics"
 	"github.com/mismatch-rl/mismatch/env"
 	"github.com/mismatch-rl/mismatch/env/classic"
+	_ "github.com/mismatch-rl/mismatch/env/mujoco" // halfcheetah-fine, a variant
 	"github.com/mismatch-rl/mismatch/nn"
 	"github.com/mismatch-rl/mismatch/planning"
 	"github.com/mismatch-rl/mismatch/report"

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/mismatch-rl/mismatch/pets"
+	"github.com/mismatch-rl/mismatch/env"
 	"github.com/mismatch-rl/mismatch/report"
 	"github.com/mismatch-rl/mismatch/study/stats"
 )
@@ -28,7 +28,7 @@ var paperCorrelations = map[[2]string]float64{
 // on-policy, grid, uniform), if the paper gives one; the half-cheetah's
 // for its fine variant, the same task at a finer timestep.
 func PaperCorrelation(task, kind string) (float64, bool) {
-	v, ok := paperCorrelations[[2]string{pets.PresetTask(task), kind}]
+	v, ok := paperCorrelations[[2]string{env.Base(task), kind}]
 	return v, ok
 }
 

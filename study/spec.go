@@ -373,7 +373,7 @@ var Presets = []string{"fast", "paper"}
 //   - paper: the paper's sizes (for cartpole: 50 PETS runs of 20 trials,
 //     10 episodes per model, the 7⁵ grid), for a cluster.
 func Preset(name, kind, task string) (Spec, error) {
-	family := pets.PresetTask(task)
+	family := env.Base(task)
 	expertPlanner := planning.DefaultConfig()
 	expertPlanner.Particles = 1 // the simulator is deterministic
 	s := Spec{Kind: kind, Task: task, Seed: 1,

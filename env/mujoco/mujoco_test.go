@@ -187,6 +187,13 @@ func TestHalfCheetahFine(t *testing.T) {
 	if g, err := env.Lookup("halfcheetah-fine"); err != nil || g != HalfCheetahFine {
 		t.Fatalf("halfcheetah-fine looks up as %v, %v", g, err)
 	}
+	// A variant of the half-cheetah, so it takes its settings; the other
+	// tasks, and names not registered, are their own base.
+	for name, want := range map[string]string{"halfcheetah-fine": "halfcheetah", "halfcheetah": "halfcheetah", "pusher": "pusher", "no-such-task": "no-such-task"} {
+		if got := env.Base(name); got != want {
+			t.Errorf("env.Base(%q) = %q, want %q", name, got, want)
+		}
+	}
 	finest := &task{spec: refined(halfcheetahSpec, "halfcheetah-finest", 8)}
 	if m := taskModel(t, finest); m.Timestep() != 0.00125 || finest.frameSkip != 40 {
 		t.Fatalf("the 1/8-timestep run: timestep %g, %d substeps", m.Timestep(), finest.frameSkip)

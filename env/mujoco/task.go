@@ -13,6 +13,7 @@ import (
 // out by layout.
 type spec struct {
 	name      string
+	base      string // the task this one varies (env.Variant), if any
 	xml       string
 	frameSkip int
 	steps     int
@@ -113,6 +114,7 @@ func (t *task) load() (*Model, error) {
 }
 
 func (t *task) Name() string              { return t.name }
+func (t *task) Base() string              { return t.base }
 func (t *task) ObservationSpace() env.Box { return env.Unbounded(t.obsDim) }
 func (t *task) ActionSpace() env.Box      { return t.act }
 func (t *task) EpisodeSteps() int         { return t.steps }

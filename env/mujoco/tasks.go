@@ -46,7 +46,8 @@ var (
 	// launch the cheetah: a CEM planner on the simulator found a gait of
 	// 163 m/s in one of two expert episodes, where this variant ran the
 	// same planner and seeds at 11 m/s (see the README). Its name is
-	// "halfcheetah-fine"; presets treat it as the half-cheetah.
+	// "halfcheetah-fine"; it is an env.Variant of "halfcheetah", whose
+	// presets it takes.
 	HalfCheetahFine env.Task = &task{spec: halfcheetahFineSpec}
 	// Reacher is PETS's 3-D reacher: observation 17, the arm's seven joint
 	// angles, the goal and the arm's seven joint velocities; seven torques
@@ -261,14 +262,14 @@ var halfcheetahFineSpec = refined(halfcheetahSpec, "halfcheetah-fine", 2)
 
 // refined returns the half-cheetah spec s as a task named name that
 // integrates its model at 1/k of the timestep, k times the substeps a
-// step: the same 0.05 s step.
+// step: the same 0.05 s step, a variant of s's task (env.Variant).
 func refined(s spec, name string, k int) spec {
 	const from = `timestep="0.01"`
 	if strings.Count(s.xml, from) != 1 {
 		panic("mujoco: the half-cheetah model's timestep is not " + from)
 	}
 	dt := strconv.FormatFloat(0.01/float64(k), 'g', -1, 64)
-	s.name = name
+	s.base, s.name = s.name, name
 	s.xml = strings.Replace(s.xml, from, `timestep="`+dt+`"`, 1)
 	// The model's comment, which `mismatch tasks --mjcf` shows, too.
 	s.xml = strings.Replace(s.xml, "timestep 0.01 s.", "timestep "+dt+" s here ("+name+"; PETS's is 0.01 s).", 1)
