@@ -11,13 +11,15 @@
 #   attack     the adversarial search on the cartpole study's best model,
 #              10 CMA-ES generations of 6, each candidate scored by 3 episodes
 #   cheetah    likelihood vs reward on half-cheetah (fast preset; hours)
+#   cheetah-fine  the same on halfcheetah-fine, the half-cheetah at half
+#              the timestep, free of the contact exploit (about 2 hours)
 #   report     mismatch reproduce ROOT --markdown REPRODUCTION.md
 # Every study resumes from what it finished, so the script can be stopped
 # and run again. ROOT is runs/reproduce unless REPRODUCE_ROOT says otherwise.
 set -eu
 cd "$(dirname "$0")/.."
 root=${REPRODUCE_ROOT:-runs/reproduce}
-steps=${*:-cartpole loss reweight attack cheetah report}
+steps=${*:-cartpole loss reweight attack cheetah cheetah-fine report}
 make -s build
 mkdir -p "$root"
 m=./bin/mismatch
@@ -67,11 +69,14 @@ for step in $steps; do
 	cheetah)
 		$m study run --task halfcheetah --preset fast --out "$root/likelihood-reward-halfcheetah"
 		;;
+	cheetah-fine)
+		$m study run --task halfcheetah-fine --preset fast --out "$root/likelihood-reward-halfcheetah-fine"
+		;;
 	report)
 		$m reproduce "$root" --markdown REPRODUCTION.md
 		;;
 	*)
-		echo "reproduce: unknown step $step (want cartpole, loss, reweight, attack, cheetah or report)" >&2
+		echo "reproduce: unknown step $step (want cartpole, loss, reweight, attack, cheetah, cheetah-fine or report)" >&2
 		exit 2
 		;;
 	esac

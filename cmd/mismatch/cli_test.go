@@ -205,7 +205,7 @@ func TestReproduceCommand(t *testing.T) {
 	root := t.TempDir()
 	md := filepath.Join(t.TempDir(), "REPRODUCTION.md")
 	out, err = command("reproduce", root, "--markdown", md).CombinedOutput()
-	if err != nil || strings.Count(string(out), "not run") != 10 {
+	if err != nil || strings.Count(string(out), "not run") != 13 {
 		t.Fatalf("reproduce over an empty directory: %v\n%s", err, out)
 	}
 	for _, p := range []string{filepath.Join(root, "reproduction.html"), md} {

@@ -20,7 +20,7 @@ func reproduceCommand() *cobra.Command {
 		Short: "Put the paper's findings beside this project's studies of them, in one page",
 		Long: `Read the finished studies under ROOT (as scripts/reproduce.sh lays them
 out: likelihood-reward-cartpole, likelihood-reward-halfcheetah,
-loss-reward-cartpole, reweight-cartpole, attack-cartpole; a flag names
+likelihood-reward-halfcheetah-fine, loss-reward-cartpole, reweight-cartpole, attack-cartpole; a flag names
 another directory for one of them) and write one self-contained HTML page
 with, for each of the paper's findings, the paper's number or claim, ours
 with its interval, the figure, the command, the wall time and machine, and
@@ -36,6 +36,7 @@ Nothing is run.`,
 			}
 			s := reproduce.Layout(a[0])
 			for _, o := range []struct{ flag, dst *string }{{&src.CartpoleLikelihood, &s.CartpoleLikelihood}, {&src.CheetahLikelihood, &s.CheetahLikelihood},
+				{&src.CheetahFineLikelihood, &s.CheetahFineLikelihood},
 				{&src.LossReward, &s.LossReward}, {&src.Reweight, &s.Reweight}, {&src.Attack, &s.Attack}} {
 				if *o.flag != "" {
 					*o.dst = *o.flag
@@ -67,6 +68,7 @@ Nothing is run.`,
 	f := cmd.Flags()
 	f.StringVar(&src.CartpoleLikelihood, "cartpole", "", "likelihood-vs-reward study on cartpole-swingup")
 	f.StringVar(&src.CheetahLikelihood, "halfcheetah", "", "likelihood-vs-reward study on halfcheetah")
+	f.StringVar(&src.CheetahFineLikelihood, "halfcheetah-fine", "", "likelihood-vs-reward study on halfcheetah-fine")
 	f.StringVar(&src.LossReward, "loss-reward", "", "loss-vs-reward study")
 	f.StringVar(&src.Reweight, "reweight", "", "re-weighting study")
 	f.StringVar(&src.Attack, "attack", "", "adversarial search output")

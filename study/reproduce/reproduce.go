@@ -28,16 +28,21 @@ import (
 type Sources struct {
 	CartpoleLikelihood string // study run --kind likelihood-reward on cartpole-swingup (with study metrics for the accuracy finding)
 	CheetahLikelihood  string // the same on halfcheetah
-	LossReward         string // study run --kind loss-reward
-	Reweight           string // study run --kind reweight
-	Attack             string // study attack --out
+	// CheetahFineLikelihood is the same on halfcheetah-fine, the
+	// half-cheetah at half the timestep, whose expert cannot launch itself
+	// through the contacts as the halfcheetah expert can.
+	CheetahFineLikelihood string
+	LossReward            string // study run --kind loss-reward
+	Reweight              string // study run --kind reweight
+	Attack                string // study attack --out
 }
 
 // Layout is where scripts/reproduce.sh puts each study under root.
 func Layout(root string) Sources {
 	j := func(name string) string { return filepath.Join(root, name) }
 	return Sources{CartpoleLikelihood: j("likelihood-reward-cartpole"), CheetahLikelihood: j("likelihood-reward-halfcheetah"),
-		LossReward: j("loss-reward-cartpole"), Reweight: j("reweight-cartpole"), Attack: j("attack-cartpole")}
+		CheetahFineLikelihood: j("likelihood-reward-halfcheetah-fine"),
+		LossReward:            j("loss-reward-cartpole"), Reweight: j("reweight-cartpole"), Attack: j("attack-cartpole")}
 }
 
 // Verdicts.
@@ -72,6 +77,7 @@ func Assemble(src Sources) ([]Finding, error) {
 	}{
 		{src.CartpoleLikelihood, "cartpole-swingup", []string{"expert", "on-policy", "grid"}},
 		{src.CheetahLikelihood, "halfcheetah", []string{"expert", "on-policy", "uniform"}},
+		{src.CheetahFineLikelihood, "halfcheetah-fine", []string{"expert", "on-policy", "uniform"}},
 	} {
 		fs, err := likelihood(lr.dir, lr.task, lr.kinds)
 		if err != nil {

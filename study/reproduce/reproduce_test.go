@@ -130,8 +130,8 @@ func TestReproduceStudies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(fs) != 10 {
-		t.Fatalf("%d findings, want 10", len(fs))
+	if len(fs) != 13 {
+		t.Fatalf("%d findings, want 13", len(fs))
 	}
 	byName := map[string]Finding{}
 	for _, f := range fs {
@@ -160,7 +160,7 @@ func TestReproduceStudies(t *testing.T) {
 	if f := byName["Loss vs reward over training epochs"]; !strings.Contains(f.Ours, "seed 2:") {
 		t.Errorf("loss finding: %q", f.Ours)
 	}
-	for _, name := range []string{"Likelihood vs reward, halfcheetah, expert data", "Re-weighted training", "Adversarial model (CMA-ES on the last layer)"} {
+	for _, name := range []string{"Likelihood vs reward, halfcheetah, expert data", "Likelihood vs reward, halfcheetah-fine, uniform data", "Re-weighted training", "Adversarial model (CMA-ES on the last layer)"} {
 		if f := byName[name]; f.Verdict != NotRun || !strings.Contains(f.Why, "does not exist") {
 			t.Errorf("%s: %+v, want not run", name, f)
 		}
@@ -185,7 +185,7 @@ func TestReproduceStudies(t *testing.T) {
 	if err := WriteMarkdown(&md, fs); err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(md.String(), "\n## "); n != 10 || !strings.Contains(md.String(), "| Loss vs reward over training epochs |") {
+	if n := strings.Count(md.String(), "\n## "); n != 13 || !strings.Contains(md.String(), "| Loss vs reward over training epochs |") {
 		t.Fatalf("%d sections in the Markdown:\n%s", n, md.String())
 	}
 
@@ -193,8 +193,8 @@ func TestReproduceStudies(t *testing.T) {
 	// reason; a finished study of another kind where one is expected is an
 	// error.
 	os.MkdirAll(src.Reweight, 0o755)
-	if fs, err := Assemble(src); err != nil || !strings.Contains(fs[9].Why, "holds no reweight.csv") {
-		t.Fatalf("an unfinished reweight study: %v, %+v", err, fs[9])
+	if fs, err := Assemble(src); err != nil || !strings.Contains(fs[12].Why, "holds no reweight.csv") {
+		t.Fatalf("an unfinished reweight study: %v, %+v", err, fs[12])
 	}
 	src.CheetahLikelihood = src.CartpoleLikelihood
 	if _, err := Assemble(src); err == nil || !strings.Contains(err.Error(), "want likelihood-reward on halfcheetah") {
