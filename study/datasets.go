@@ -17,9 +17,11 @@ import (
 	"github.com/mismatch-rl/mismatch/study/stats"
 )
 
-// DatasetPath is where a study keeps a dataset; TrajectoryPath is where an
-// expert dataset's best episode is kept (for distances to the expert).
+// DatasetPath is where a study keeps a dataset.
 func DatasetPath(dir, name string) string { return filepath.Join(dir, "datasets", name+".npz") }
+
+// TrajectoryPath is where a study keeps an expert dataset's best episode
+// (for distances to the expert).
 func TrajectoryPath(dir, name string) string {
 	return filepath.Join(dir, "datasets", name+".trajectory.npz")
 }

@@ -17,10 +17,9 @@ import (
 // File is the attack's summary, written into its output directory.
 const File = "attack.json"
 
-// WriteAttack saves an attack's result in dir: attack.json, the adversarial
+// WriteReport saves an attack's result in dir: attack.json, the adversarial
 // model (adversary.safetensors), figures and report.html. expert, if not
 // nil, is drawn beside the two models' trajectories.
-
 func WriteReport(dir string, c Config, res *Result, expert *data.Buffer, obsNames []string) error {
 	if err := os.MkdirAll(filepath.Join(dir, "figures"), 0o755); err != nil {
 		return err
