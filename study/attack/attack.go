@@ -189,7 +189,7 @@ var computed struct{ candidates, lures, finals atomic.Int64 }
 // worse than every one that keeps it.
 const penalty = 1e6
 
-// Attack searches for a model whose reward is low and whose NLL on held
+// Run searches for a model whose reward is low and whose NLL on held
 // is no worse than model's.
 //
 // With a directory dir, Run keeps what it computes there as it goes (the
