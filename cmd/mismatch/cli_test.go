@@ -40,6 +40,9 @@ func TestCommandsExplainThemselves(t *testing.T) {
 			continue
 		}
 		mujoco := strings.Contains(l, "MuJoCo")
+		if variant := strings.Contains(l, "a variant of halfcheetah"); variant != (f[0] == "halfcheetah-fine") {
+			t.Errorf("tasks: %q says it is a variant of halfcheetah: %v", l, variant)
+		}
 		switch f[0] {
 		case "cartpole-swingup", "halfcheetah", "halfcheetah-fine", "reacher", "pusher":
 			if !mujoco {

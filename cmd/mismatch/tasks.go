@@ -41,6 +41,9 @@ func tasksCommand() *cobra.Command {
 				if _, ok := t.(mjcfTask); ok {
 					engine = "MuJoCo (libmujoco; not in -tags nomujoco builds)"
 				}
+				if base := env.Base(name); base != name {
+					engine += "; a variant of " + base + ", with its presets"
+				}
 				fmt.Fprintf(w, "%-18s %4d %9d %4d %6d  %s\n", name, t.ObservationSpace().Dim(), t.InputDim(), t.ActionSpace().Dim(), t.EpisodeSteps(), engine)
 			}
 			fmt.Fprintln(w, "mismatch tasks --mjcf NAME prints the model MuJoCo simulates for a MuJoCo task.")
