@@ -20,39 +20,53 @@ import (
 // particles per sequence, TS∞ — 75 model calls of 10 000 rows, 124 GFLOP —
 // in each precision the machine runs, on 1 and 2 goroutines; then the same
 // planner on the paper's second task, the half-cheetah (its model 24 → 36
-// wide: 138 GFLOP). It reports seconds per step and the step as a multiple
-// of the fp32 floor: the FLOPs at the fp32 FMA peak of one core times the
-// goroutines (kernel.MeasurePeak; its log line also gives the peak of 2
-// cores running the loop at once, which on the machines measured is twice
-// one core's). The FLOPs, and so the floor and the GFLOP/s reported, are
-// the nominal ones of every particle's row through the network: the
-// objective computes about 5% fewer, the first step's network pass once
-// per sequence and member (see ModelObjective). Run with
-// OPENBLAS_CORETYPE unset (make bench does).
+// wide: 138 GFLOP); then, as halfcheetah-fast, the planner of the `fast`
+// presets on the half-cheetah (horizon 30, population 200, 20 elites, 3
+// iterations, 5 particles: 90 model calls of 1 000 rows, 16.6 GFLOP),
+// which PETS runs and the studies' cells spend their time in. It reports
+// seconds per step and the step as a multiple of the fp32 floor: the
+// FLOPs at the fp32 FMA peak of one core times the goroutines
+// (kernel.MeasurePeak; its log line also gives the peak of 2 cores running
+// the loop at once, which on the machines measured is twice one core's).
+// The FLOPs, and so the floor and the GFLOP/s reported, are the nominal
+// ones of every particle's row through the network: the objective
+// computes fewer where a sequence's particles on one member share the
+// first step (about 5% at the notebook's settings; none with 5 particles
+// over 5 members), the first step's network pass once per sequence and
+// member (see ModelObjective). Run with OPENBLAS_CORETYPE unset (make
+// bench does).
 func BenchmarkControlStep(b *testing.B) {
 	peak := kernel.MeasurePeak(2)
 	b.Logf("CPU %s; fp32 peak %.0f GFLOP/s per core (%s), %.0f on %d cores at once, bf16 %.0f per core; BLAS %s; planning nets on %s in fp32, %s in bf16",
 		cpuName(), peak.FP32, peak.ISA, peak.FP32Cores, peak.Cores, peak.BF16, kernel.BLAS(), kernel.NetKernel(false), kernel.NetKernel(true))
-	for _, task := range []env.Task{mujoco.CartpoleSwingup, mujoco.HalfCheetah} {
-		m, err := dynamics.New(task, dynamics.Config{Class: dynamics.PE, Members: 5, Hidden: []int{200, 200, 200}, Activation: nn.Swish}, 1)
+	notebook := CEMConfig{Horizon: 15, Population: 500, Elites: 50, Iterations: 5, Alpha: 0.1, MinVariance: 0.001}
+	fast := CEMConfig{Horizon: 30, Population: 200, Elites: 20, Iterations: 3, Alpha: 0.1, MinVariance: 0.001}
+	for _, s := range []struct {
+		name      string
+		task      env.Task
+		cem       CEMConfig
+		particles int
+	}{
+		{"", mujoco.CartpoleSwingup, notebook, 20},
+		{"halfcheetah/", mujoco.HalfCheetah, notebook, 20},
+		{"halfcheetah-fast/", mujoco.HalfCheetah, fast, 5},
+	} {
+		m, err := dynamics.New(s.task, dynamics.Config{Class: dynamics.PE, Members: 5, Hidden: []int{200, 200, 200}, Activation: nn.Swish}, 1)
 		if err != nil {
 			b.Fatal(err)
 		}
-		name := ""
-		if task != mujoco.CartpoleSwingup {
-			name = task.Name() + "/"
-		}
-		controlStep(b, name, task, m, peak)
+		controlStep(b, s.name, s.task, m, s.cem, s.particles, peak)
 	}
 }
 
-func controlStep(b *testing.B, name string, task env.Task, m *dynamics.Model, peak kernel.Peak) {
-	// 75 calls × 10 000 rows × 2 FLOPs per multiply-add of every layer.
+func controlStep(b *testing.B, name string, task env.Task, m *dynamics.Model, cfg CEMConfig, particles int, peak kernel.Peak) {
+	// A model call a step and iteration, of every particle's row, at 2
+	// FLOPs per multiply-add of every layer.
 	var macs int
 	for _, l := range m.Net.Layers {
 		macs += l.In * l.Out
 	}
-	flops := 75 * 10000 * 2 * float64(macs)
+	flops := float64(cfg.Iterations*cfg.Horizon*cfg.Population*particles) * 2 * float64(macs)
 	ad := task.ActionSpace().Dim()
 	for _, prec := range []nn.Precision{nn.FP32, nn.BF16} {
 		if prec == nn.BF16 && !nn.BF16Supported() {
@@ -61,16 +75,16 @@ func controlStep(b *testing.B, name string, task env.Task, m *dynamics.Model, pe
 		}
 		for _, threads := range []int{1, 2} {
 			b.Run(fmt.Sprintf("%s%s/goroutines=%d", name, prec, threads), func(b *testing.B) {
-				obj, err := NewModelObjective(task, m, 15, 20, TSInf, prec, threads, 2)
+				obj, err := NewModelObjective(task, m, cfg.Horizon, particles, TSInf, prec, threads, 2)
 				if err != nil {
 					b.Fatal(err)
 				}
 				defer obj.Close()
-				cem, _ := NewCEM(CEMConfig{Horizon: 15, Population: 500, Elites: 50, Iterations: 5, Alpha: 0.1, MinVariance: 0.001}, BoundsOf(task.ActionSpace()), 3)
+				cem, _ := NewCEM(cfg, BoundsOf(task.ActionSpace()), 3)
 				start := make([]float32, task.ObservationSpace().Dim())
 				start[1] = 0.1
 				obj.SetStart(start)
-				plan := make([]float32, 15*ad)
+				plan := make([]float32, cfg.Horizon*ad)
 				for b.Loop() {
 					if err := cem.Optimize(context.Background(), plan, obj, plan); err != nil {
 						b.Fatal(err)
