@@ -17,6 +17,23 @@ import (
 // the number of goroutines.
 const chunkRows = 512
 
+// packedChunk is the rows a task of a packed pass carries: chunkRows, or
+// fewer where k blocks of rows rows would give workers workers too few
+// tasks to share evenly — about four a worker, in whole 32-row blocks of
+// the kernel. At planning's smaller sizes (a population of 200 with 5
+// particles: 5 blocks of 200 rows) tasks of chunkRows left one worker a
+// block more than the other, and a helper waking late had nothing left to
+// take. A packed pass gives each row the same result however the rows
+// are split (kernel.Net), so unlike chunkRows this may follow the worker
+// count.
+func packedChunk(rows, k, workers int) int {
+	if workers <= 1 {
+		return chunkRows
+	}
+	c := (rows*k + 4*workers - 1) / (4 * workers)
+	return min(max((c+31)/32*32, 32), chunkRows)
+}
+
 // Evaluator runs inference forward passes of an MLP with buffers reused
 // across calls, keeping no activations. It reads the MLP's parameters at
 // each call, so it sees updates made between calls. An Evaluator is not safe
@@ -221,7 +238,7 @@ func (e *Evaluator) forward(dst, x []float32, rows int, members []int, layers in
 		return nil
 	}
 	if e.net != nil && layers == len(e.m.Layers) {
-		return e.net.ForwardBlocks(e.pool.Workers(), x, rows, members, k, chunkRows, dst)
+		return e.net.ForwardBlocks(e.pool.Workers(), x, rows, members, k, packedChunk(rows, k, e.pool.Workers()), dst)
 	}
 	e.x, e.dst, e.rows, e.members, e.layers = x, dst, rows, members, layers
 	e.chunks = (rows + chunkRows - 1) / chunkRows

@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -106,6 +107,51 @@ func TestForwardMembersAndThreadsAgree(t *testing.T) {
 	}
 	if err := ev.ForwardMembers(sub, xs, rows, []int{4}); err == nil {
 		t.Fatal("member 4 of 4 accepted")
+	}
+}
+
+// TestPackedForwardThreadsAgree: a packed pass gives the same bits on 1,
+// 2 and 3 goroutines, whose tasks split the rows differently (packedChunk),
+// at planning's sizes small and large.
+func TestPackedForwardThreadsAgree(t *testing.T) {
+	for _, c := range []struct{ rows, k, workers, chunk int }{
+		{200, 5, 2, 128}, {2000, 5, 2, 512}, {500, 5, 2, 320}, {1, 1, 2, 32}, {200, 5, 1, chunkRows}, {40, 3, 3, 32},
+	} {
+		if got := packedChunk(c.rows, c.k, c.workers); got != c.chunk {
+			t.Errorf("packedChunk(%d rows, %d blocks, %d workers) = %d, want %d", c.rows, c.k, c.workers, got, c.chunk)
+		}
+	}
+	cfg := Config{Members: 5, In: 7, Hidden: []int{48, 48}, Out: 6, Activation: Swish}
+	m := mustNew(t, cfg, 8)
+	for _, p := range []Precision{FP32, BF16} {
+		for _, rows := range []int{200, 37, 1100} {
+			x := randInput(rng.New(9), cfg.Members*rows*cfg.In)
+			var first []float32
+			for _, threads := range []int{1, 2, 3} {
+				ev, err := NewPackedEvaluator(m, threads, p)
+				if errors.Is(err, ErrUnsupported) {
+					t.Skip(err)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				out := make([]float32, cfg.Members*rows*cfg.Out)
+				err = ev.Forward(out, x, rows)
+				ev.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if first == nil {
+					first = out
+					continue
+				}
+				for i := range out {
+					if math.Float32bits(out[i]) != math.Float32bits(first[i]) {
+						t.Fatalf("%v, %d rows: output %d is %v on %d goroutines, %v on 1", p, rows, i, out[i], threads, first[i])
+					}
+				}
+			}
+		}
 	}
 }
 

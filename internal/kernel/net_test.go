@@ -249,8 +249,9 @@ func TestNetActivationsAtExtremes(t *testing.T) {
 }
 
 // TestNetIsDeterministic: the same blocks through ForwardBlocks give the
-// same bits every time, on one thread or two (a oneDNN primitive run by
-// two threads at once once shared a scratchpad and did not).
+// same bits every time, on one thread or two and in chunks of any size (a
+// oneDNN primitive run by two threads at once once shared a scratchpad and
+// did not).
 func TestNetIsDeterministic(t *testing.T) {
 	if !NetAvailable {
 		t.Skip("built without oneDNN")
@@ -285,7 +286,10 @@ func TestNetIsDeterministic(t *testing.T) {
 		var first []float32
 		for rep := 0; rep < 9; rep++ {
 			dst := make([]float32, blocks*rows*8)
-			if err := n.ForwardBlocks(1+rep%3, x, rows, ms, blocks, 128, dst); err != nil {
+			// In chunks of any size: the planner picks them by the rows
+			// and workers of a call.
+			chunk := []int{128, 32, 700, 96, 512, 1}[rep%6]
+			if err := n.ForwardBlocks(1+rep%3, x, rows, ms, blocks, chunk, dst); err != nil {
 				t.Fatal(err)
 			}
 			if first == nil {
@@ -294,7 +298,7 @@ func TestNetIsDeterministic(t *testing.T) {
 			}
 			for i := range dst {
 				if math.Float32bits(dst[i]) != math.Float32bits(first[i]) {
-					t.Fatalf("%s repetition %d (%d threads): output %d is %v, first %v", name, rep, 1+rep%3, i, dst[i], first[i])
+					t.Fatalf("%s repetition %d (%d threads, chunks of %d rows): output %d is %v, first %v", name, rep, 1+rep%3, chunk, i, dst[i], first[i])
 				}
 			}
 		}
