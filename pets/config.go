@@ -87,7 +87,8 @@ func (c Config) Validate() error {
 // sameRun reports whether the configuration recorded in a run directory
 // (raw YAML) describes the run c describes: keys it lacks (settings added
 // since it was written) take c's values, and neither planner settings that
-// the chosen optimiser ignores nor the number of trials count.
+// the chosen optimiser ignores, nor the number of trials, nor the threads
+// count.
 func sameRun(raw []byte, c Config) (bool, error) {
 	old := c
 	old.Model.Hidden, old.Model.WeightDecay = nil, nil
@@ -99,6 +100,10 @@ func sameRun(raw []byte, c Config) (bool, error) {
 	// A trial does not depend on how many follow it, so a run can be
 	// extended, or ended early, by asking for more or fewer trials.
 	old.Trials = c.Trials
+	// Nor does it depend on the threads that run it (training, noise and
+	// the packed network passes are split in fixed chunks), so a run may
+	// be resumed on another machine or beside other runs.
+	old.Threads = c.Threads
 	canon := func(c Config) []byte {
 		c.Planner = c.Planner.Used()
 		b, _ := yaml.Marshal(c)

@@ -117,7 +117,11 @@ func TestResumeAfterCancel(t *testing.T) {
 	}
 	table, _ := os.ReadFile(filepath.Join(dir, TrialsFile))
 	var resumed []float64
-	rows, err = Run(context.Background(), cfg, Options{Dir: dir, Progress: func(e Event) {
+	// Resumed on one goroutine (it began on two): the threads are not part
+	// of the run.
+	one := cfg
+	one.Threads = 1
+	rows, err = Run(context.Background(), one, Options{Dir: dir, Progress: func(e Event) {
 		if e.Phase == "resumed" {
 			resumed = append(resumed, e.Row.Reward)
 		}
@@ -157,9 +161,12 @@ func TestResumeAfterCancel(t *testing.T) {
 	}
 	same(rows, "resumed")
 	// A finished run asked for one more trial runs only that trial, and is
-	// the run that had asked for it from the start.
+	// the run that had asked for it from the start (here on three
+	// goroutines).
 	table, _ = os.ReadFile(filepath.Join(dir, TrialsFile))
-	rows, err = Run(context.Background(), longer, Options{Dir: dir})
+	three := longer
+	three.Threads = 3
+	rows, err = Run(context.Background(), three, Options{Dir: dir})
 	if err != nil || len(rows) != len(ref) {
 		t.Fatalf("extended run: %v, %d rows, want %d", err, len(rows), len(ref))
 	}

@@ -3,20 +3,24 @@ package study
 import (
 	"context"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/mismatch-rl/mismatch/data"
 	"github.com/mismatch-rl/mismatch/dynamics"
 	"github.com/mismatch-rl/mismatch/env"
+	"github.com/mismatch-rl/mismatch/internal/parallel"
 	"github.com/mismatch-rl/mismatch/internal/safefile"
 	"github.com/mismatch-rl/mismatch/pets"
 	"github.com/mismatch-rl/mismatch/rng"
@@ -63,20 +67,18 @@ func runProgress(logf func(string, ...any), r int) func(pets.Event) {
 }
 
 // preparePopulation builds or finds the population's models, returning the
-// members and, for PETS populations, the run directories.
-func preparePopulation(ctx context.Context, s Spec, task env.Task, dir string, logf func(string, ...any)) ([]Member, []string, error) {
+// members and, for PETS populations, the run directories. Up to workers
+// PETS runs go at once (below 1: one per CPU).
+func preparePopulation(ctx context.Context, s Spec, task env.Task, dir string, workers int, logf func(string, ...any)) ([]Member, []string, error) {
 	p := s.Population
 	switch p.Kind {
 	case "pets":
+		if err := petsRuns(ctx, s, dir, workers, logf); err != nil {
+			return nil, nil, err
+		}
 		var dirs []string
 		for r := 0; r < p.Runs; r++ {
-			cfg := petsRunConfig(s, r)
-			rd := runDir(r)
-			logf("population: PETS run %d of %d", r+1, p.Runs)
-			if _, err := pets.Run(ctx, cfg, pets.Options{Dir: filepath.Join(dir, rd), Progress: runProgress(logf, r)}); err != nil {
-				return nil, nil, fmt.Errorf("population run %d: %w", r, err)
-			}
-			dirs = append(dirs, rd)
+			dirs = append(dirs, runDir(r))
 		}
 		ms, err := runMembers(dir, dirs, true)
 		abs := make([]string, len(dirs))
@@ -98,6 +100,67 @@ func preparePopulation(ctx context.Context, s Spec, task env.Task, dir string, l
 		return ms, nil, err
 	}
 	return nil, nil, fmt.Errorf("study: population kind %q", p.Kind)
+}
+
+// petsRuns makes (or resumes) the population's PETS runs, up to workers at
+// once, the study's threads shared among them: two runs on one goroutine
+// each keep two cores busier than one run on two, whose row-wise work at
+// the presets' sizes runs on one core while the other waits. A run's
+// numbers do not depend on its thread count (the packed network passes
+// give a row the same result however rows are split, and training and
+// noise are split in fixed chunks), so they are those of runs made one at
+// a time. The first run to fail stops the others.
+func petsRuns(ctx context.Context, s Spec, dir string, workers int, logf func(string, ...any)) error {
+	runs := s.Population.Runs
+	if workers < 1 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	workers = min(workers, runs)
+	threads := s.Threads
+	if workers > 1 {
+		if threads < 1 {
+			threads = runtime.GOMAXPROCS(0)
+		}
+		threads = max(threads/workers, 1)
+		var mu sync.Mutex
+		inner := logf
+		logf = func(format string, args ...any) {
+			mu.Lock()
+			defer mu.Unlock()
+			inner(format, args...)
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pool := parallel.New(workers)
+	defer pool.Close()
+	errs := make([]error, runs)
+	pool.Run(runs, func(_, r int) {
+		if ctx.Err() != nil {
+			errs[r] = ctx.Err()
+			return
+		}
+		cfg := petsRunConfig(s, r)
+		cfg.Threads = threads
+		logf("population: PETS run %d of %d", r+1, runs)
+		if _, err := pets.Run(ctx, cfg, pets.Options{Dir: filepath.Join(dir, runDir(r)), Progress: runProgress(logf, r)}); err != nil {
+			errs[r] = fmt.Errorf("population run %d: %w", r, err)
+			cancel()
+		}
+	})
+	// The error of the run that failed first, not the cancellations it
+	// caused; the caller's own cancellation where that was the cause.
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // petsRunConfig is the configuration of the population's r-th PETS run.

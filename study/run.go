@@ -32,7 +32,8 @@ type Options struct {
 	// positions i with i mod Shards = Shard in the population. Shards ≤ 1
 	// means all.
 	Shard, Shards int
-	// Workers is the number of cells evaluated at once (0: one per CPU).
+	// Workers is the number of cells evaluated, and of a pets
+	// population's PETS runs made, at once (0: one per CPU).
 	Workers int
 	Log     func(format string, args ...any)
 	// Progress, if set, is called after each cell with the cells done and
@@ -134,7 +135,7 @@ func Prepare(ctx context.Context, s Spec, o Options) error {
 			}
 		}
 	}
-	members, runs, err := preparePopulation(ctx, s, task, o.Dir, o.logf)
+	members, runs, err := preparePopulation(ctx, s, task, o.Dir, o.Workers, o.logf)
 	if err != nil {
 		return err
 	}

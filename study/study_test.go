@@ -545,14 +545,45 @@ func TestShardedPreparation(t *testing.T) {
 	if err := Prepare(context.Background(), s, Options{Dir: dir}); err != nil {
 		t.Fatal(err)
 	}
-	one := t.TempDir()
-	if err := Prepare(context.Background(), s, Options{Dir: one}); err != nil {
+	// One process making the runs one at a time, and two at once (each
+	// on its share of the threads): the same runs as the shards made.
+	for _, workers := range []int{1, 2} {
+		one := t.TempDir()
+		var log []string
+		if err := Prepare(context.Background(), s, Options{Dir: one, Workers: workers, Log: func(f string, a ...any) { log = append(log, fmt.Sprintf(f, a...)) }}); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{PopulationFile, "runs/run_000/data.npz", "runs/run_001/data.npz", "runs/run_001/models/trial_003.safetensors", "datasets/on-policy.npz"} {
+			a, _ := os.ReadFile(filepath.Join(dir, f))
+			b, _ := os.ReadFile(filepath.Join(one, f))
+			if len(a) == 0 || !bytes.Equal(a, b) {
+				t.Fatalf("%s, sharded:\n%.600s\none process, %d runs at once:\n%.600s", f, a, workers, b)
+			}
+		}
+		if want := fmt.Sprintf("population: run 1 trial %d of %d: reward", s.Population.PETS.Trials, s.Population.PETS.Trials); !slices.ContainsFunc(log, func(l string) bool { return strings.HasPrefix(l, want) }) {
+			t.Errorf("%d runs at once logged no %q", workers, want)
+		}
+	}
+}
+
+// TestPopulationRunFails: a PETS run that cannot be made fails the
+// preparation with its own error, not the cancellation it causes in the
+// run beside it.
+func TestPopulationRunFails(t *testing.T) {
+	dir := t.TempDir()
+	if err := Prepare(context.Background(), tinySpec(), Options{Dir: dir, Workers: 2}); err != nil {
 		t.Fatal(err)
 	}
-	a, _ := os.ReadFile(filepath.Join(dir, PopulationFile))
-	b, _ := os.ReadFile(filepath.Join(one, PopulationFile))
-	if !bytes.Equal(a, b) {
-		t.Fatalf("sharded population:\n%s\none process:\n%s", a, b)
+	// Run 1's data damaged, run 0 to be made again (it is still running
+	// when run 1 fails, and is stopped), and the population table gone.
+	bad := filepath.Join(dir, "runs", "run_001", "data.npz")
+	if err := os.WriteFile(bad, []byte("PK\x03\x04 not a zip"), 0o644); err != nil || os.Remove(filepath.Join(dir, PopulationFile)) != nil ||
+		os.RemoveAll(filepath.Join(dir, "runs", "run_000")) != nil {
+		t.Fatal(err)
+	}
+	err := Prepare(context.Background(), tinySpec(), Options{Dir: dir, Workers: 2})
+	if err == nil || !strings.Contains(err.Error(), "population run 1") || !strings.Contains(err.Error(), "data.npz") || errors.Is(err, context.Canceled) {
+		t.Fatalf("run 1's data damaged: %v", err)
 	}
 }
 

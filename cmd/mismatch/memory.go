@@ -97,8 +97,8 @@ func petsMemory(c pets.Config, task env.Task, prefix string) memory.Estimate {
 }
 
 // studyMemory estimates a study: its datasets, held together while cells
-// are evaluated; the population's preparation, one model or PETS run at a
-// time; and each worker's model and planner.
+// are evaluated; the population's preparation, one model at a time or up
+// to workers PETS runs at once; and each worker's model and planner.
 func studyMemory(s study.Spec, task env.Task, workers int) memory.Estimate {
 	var e memory.Estimate
 	od, ad := task.ObservationSpace().Dim(), task.ActionSpace().Dim()
@@ -123,7 +123,15 @@ func studyMemory(s study.Spec, task env.Task, workers int) memory.Estimate {
 	p := s.Population
 	switch p.Kind {
 	case "pets":
-		e = append(e, petsMemory(p.PETS, task, "population.pets.")...)
+		// Up to --workers runs at once (study.Options.Workers).
+		at := max(min(workers, p.Runs), 1)
+		for _, part := range petsMemory(p.PETS, task, "population.pets.") {
+			if at > 1 {
+				part.What += fmt.Sprintf(", on each of %d runs at once", at)
+				part.Bytes *= float64(at)
+			}
+			e = append(e, part)
+		}
 	case "train", "epochs", "reweight":
 		e = append(e, memory.Part{What: "population.model.members × population.model.hidden, trained", Bytes: p.Model.TrainingBytes(task, p.Train.BatchSize)})
 	}

@@ -212,7 +212,7 @@ func studyRunCommand(prepareOnly bool) *cobra.Command {
 	fl.StringVar(&f.task, "task", "", "task (default cartpole-swingup)")
 	fl.StringVar(&f.file, "spec", "", "YAML study spec, applied over the preset")
 	fl.StringVar(&f.out, "out", "", "study directory (default runs/study-KIND-PRESET)")
-	fl.IntVar(&f.workers, "workers", 0, "cells evaluated at once (default one per CPU)")
+	fl.IntVar(&f.workers, "workers", 0, "cells evaluated, and the population's PETS runs made, at once (default one per CPU)")
 	fl.BoolVar(&f.print, "print-spec", false, "print the resolved spec and exit")
 	f.mem.register(fl)
 	if prepareOnly {
