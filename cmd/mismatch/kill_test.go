@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -431,6 +432,8 @@ evaluation:
 	one, sharded := t.TempDir(), t.TempDir()
 	if out, err := command(append([]string{"study", "run", "--out", one}, base...)...).CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, out)
+	} else if !regexp.MustCompile(`cell 1/6 \S+: reward .* in \d+s, ETA \d+`).Match(out) || !regexp.MustCompile(`cell 6/6 \S+: reward .* in \d+s\n`).Match(out) {
+		t.Errorf("the cells' progress lines give no time left, or give one after the last:\n%s", out)
 	}
 	parallel := func(n int, args func(i int) []string) {
 		var cmds []*exec.Cmd

@@ -41,3 +41,24 @@ func TestProgressWithinLongEpisodes(t *testing.T) {
 		t.Errorf("trial line:\n%s", last)
 	}
 }
+
+// TestCellsLeft: the cells still to do, in rounds of the workers, at the
+// done cells' mean time.
+func TestCellsLeft(t *testing.T) {
+	for _, c := range []struct {
+		sec                  float64
+		done, total, workers int
+		want                 time.Duration
+	}{
+		{600, 3, 10, 2, 800 * time.Second}, // 200 s a cell, 7 left: 4 rounds of 2
+		{600, 3, 10, 1, 1400 * time.Second},
+		{600, 3, 10, 7, 200 * time.Second},
+		{90.4, 1, 2, 2, 90 * time.Second},
+		{100, 5, 5, 2, 0},
+		{0, 0, 5, 2, 0},
+	} {
+		if got := cellsLeft(c.sec, c.done, c.total, c.workers); got != c.want {
+			t.Errorf("cellsLeft(%g s, %d of %d, %d workers) = %v, want %v", c.sec, c.done, c.total, c.workers, got, c.want)
+		}
+	}
+}

@@ -132,10 +132,16 @@ func studyRunCommand(prepareOnly bool) *cobra.Command {
 				fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", a...)
 			}
 			ctx := cmd.Context()
+			var cellSec float64
 			opt := study.Options{Dir: f.out, Shard: shard, Shards: shards, Workers: f.workers, Log: logf,
 				Progress: func(done, total int, c study.Cell) {
-					logf("cell %d/%d %s: reward %.2f ± %.2f in %.0fs%s", done, total, c.ID, c.RewardMean, c.RewardStd, c.Seconds,
-						map[bool]string{true: " (failed: " + c.Error + ")", false: ""}[c.Error != ""])
+					cellSec += c.Seconds
+					eta := ""
+					if done < total {
+						eta = ", ETA " + cellsLeft(cellSec, done, total, f.workers).String()
+					}
+					logf("cell %d/%d %s: reward %.2f ± %.2f in %.0fs%s%s", done, total, c.ID, c.RewardMean, c.RewardStd, c.Seconds,
+						map[bool]string{true: " (failed: " + c.Error + ")", false: ""}[c.Error != ""], eta)
 				}}
 			if shards > 1 && !prepareOnly {
 				// Shards evaluate the cells of a prepared study.
@@ -332,4 +338,18 @@ a rerun computes only what is new.`,
 	cmd.Flags().StringSliceVar(&names, "metrics", nil, "metrics to compute (default all: "+strings.Join(metrics.Names(), ", ")+")")
 	cmd.Flags().IntVar(&workers, "workers", 0, "models scored at once (default one per CPU)")
 	return cmd
+}
+
+// cellsLeft is the time the cells still to do need, from the mean time of
+// the done ones (sec in all) and the cells evaluated at once.
+func cellsLeft(sec float64, done, total, workers int) time.Duration {
+	if workers < 1 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	if done < 1 || total <= done {
+		return 0
+	}
+	left := total - done
+	rounds := (left + workers - 1) / workers
+	return time.Duration(sec / float64(done) * float64(rounds) * float64(time.Second)).Round(time.Second)
 }
