@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"strings"
 
 	"github.com/mismatch-rl/mismatch/dynamics"
@@ -341,6 +342,14 @@ func (o *ModelObjective) Evaluate(ctx context.Context, returns []float64, seqs [
 			return ctx.Err()
 		default:
 		}
+		// A scheduling point each step. A goroutine that runs for 10 ms
+		// without one, as a planner's does in its long cgo calls, is
+		// taken for a hog by the runtime's monitor: it preempts it, takes
+		// its processor from the cgo call and hands it off, and then
+		// watches every 20 µs — thousands of wake-ups a second, 7% of a
+		// core on the Zen 5 VM, a core the other goroutines need. A
+		// yield, with nothing else to run, costs well under a µs.
+		runtime.Gosched()
 		if o.prop == TS1 && t > 0 {
 			assign()
 		}
