@@ -117,17 +117,23 @@ func TestResumeAfterCancel(t *testing.T) {
 	}
 	table, _ := os.ReadFile(filepath.Join(dir, TrialsFile))
 	var resumed []float64
-	// Resumed on one goroutine (it began on two): the threads are not part
+	// Resumed on other threads (it began on two): the threads are not part
 	// of the run.
+	// Its planners on the goroutines Options.Threads gives as each trial
+	// starts (3, then 2), its trainer on one.
 	one := cfg
 	one.Threads = 1
+	asked := 0
 	rows, err = Run(context.Background(), one, Options{Dir: dir, Progress: func(e Event) {
 		if e.Phase == "resumed" {
 			resumed = append(resumed, e.Row.Reward)
 		}
-	}})
+	}, Threads: func() int { asked++; return 4 - asked }})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if asked != 2 {
+		t.Fatalf("Options.Threads asked %d times for the 2 trials left", asked)
 	}
 	// The finished MPC trial is announced, so progress counts its reward.
 	if len(resumed) != 1 || resumed[0] != rows[1].Reward {

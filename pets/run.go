@@ -84,6 +84,11 @@ type Options struct {
 	Dir string
 	// Progress, if set, receives events as the run goes.
 	Progress func(Event)
+	// Threads, if set, gives the goroutines of each trial's planner, asked
+	// as the trial's episode starts, in place of the config's Threads (a
+	// run's numbers do not depend on them): a study running runs side by
+	// side gives a run left alone the cores the others had.
+	Threads func() int
 }
 
 // Run runs PETS. It returns the finished trials, including those of an
@@ -118,7 +123,7 @@ func Run(ctx context.Context, cfg Config, opt Options) ([]Trial, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &run{cfg: cfg, task: task, dir: opt.Dir, rows: rows, buf: buf, seed: rng.New(cfg.Seed), progress: opt.Progress}
+	r := &run{cfg: cfg, task: task, dir: opt.Dir, rows: rows, buf: buf, seed: rng.New(cfg.Seed), progress: opt.Progress, threads: opt.Threads}
 	if r.progress == nil {
 		r.progress = func(Event) {}
 	}
@@ -156,6 +161,7 @@ type run struct {
 	buf      *data.Buffer
 	seed     *rng.Source
 	progress func(Event)
+	threads  func() int // Options.Threads
 	model    *dynamics.Model
 	trainer  *dynamics.Trainer
 }
@@ -243,7 +249,11 @@ func (r *run) trial(ctx context.Context, trial int) error {
 
 	// Planner and objective draw from the trial's own streams, so a
 	// resumed trial plans as it would have in one go.
-	agent, err := planning.NewModelAgent(r.task, r.model, cfg.Planner, cfg.Threads, r.seed.Named("plan").Child(uint64(trial)).Uint64())
+	threads := cfg.Threads
+	if r.threads != nil {
+		threads = r.threads()
+	}
+	agent, err := planning.NewModelAgent(r.task, r.model, cfg.Planner, threads, r.seed.Named("plan").Child(uint64(trial)).Uint64())
 	if err != nil {
 		return err
 	}

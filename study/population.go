@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"go.yaml.in/yaml/v3"
 
@@ -103,9 +104,10 @@ func preparePopulation(ctx context.Context, s Spec, task env.Task, dir string, w
 }
 
 // petsRuns makes (or resumes) the population's PETS runs, up to workers at
-// once, the study's threads shared among them: two runs on one goroutine
-// each keep two cores busier than one run on two, whose row-wise work at
-// the presets' sizes runs on one core while the other waits. A run's
+// once, the study's threads shared among the runs in progress: two runs on
+// one goroutine each keep two cores busier than one run on two, whose
+// row-wise work at the presets' sizes runs on one core while the other
+// waits; a run left alone plans its next trials on all of them. A run's
 // numbers do not depend on its thread count (the packed network passes
 // give a row the same result however rows are split, and training and
 // noise are split in fixed chunks), so they are those of runs made one at
@@ -117,11 +119,18 @@ func petsRuns(ctx context.Context, s Spec, dir string, workers int, logf func(st
 	}
 	workers = min(workers, runs)
 	threads := s.Threads
+	var running atomic.Int32
+	var planThreads func() int
 	if workers > 1 {
 		if threads < 1 {
 			threads = runtime.GOMAXPROCS(0)
 		}
-		threads = max(threads/workers, 1)
+		all := threads
+		threads = shareThreads(threads, workers)
+		// A run's trials plan on the threads the runs in progress leave
+		// it: all of them once it is alone (the others done, or fewer
+		// runs than workers left).
+		planThreads = func() int { return shareThreads(all, int(running.Load())) }
 		var mu sync.Mutex
 		inner := logf
 		logf = func(format string, args ...any) {
@@ -143,7 +152,9 @@ func petsRuns(ctx context.Context, s Spec, dir string, workers int, logf func(st
 		cfg := petsRunConfig(s, r)
 		cfg.Threads = threads
 		logf("population: PETS run %d of %d", r+1, runs)
-		if _, err := pets.Run(ctx, cfg, pets.Options{Dir: filepath.Join(dir, runDir(r)), Progress: runProgress(logf, r)}); err != nil {
+		running.Add(1)
+		defer running.Add(-1)
+		if _, err := pets.Run(ctx, cfg, pets.Options{Dir: filepath.Join(dir, runDir(r)), Progress: runProgress(logf, r), Threads: planThreads}); err != nil {
 			errs[r] = fmt.Errorf("population run %d: %w", r, err)
 			cancel()
 		}
@@ -162,6 +173,10 @@ func petsRuns(ctx context.Context, s Spec, dir string, workers int, logf func(st
 	}
 	return nil
 }
+
+// shareThreads is one run's share of all threads with running runs in
+// progress: at least one.
+func shareThreads(all, running int) int { return max(all/max(running, 1), 1) }
 
 // petsRunConfig is the configuration of the population's r-th PETS run.
 func petsRunConfig(s Spec, r int) pets.Config {

@@ -566,6 +566,18 @@ func TestShardedPreparation(t *testing.T) {
 	}
 }
 
+// TestShareThreads: runs side by side split the threads; one left alone
+// gets them all; none gets fewer than one.
+func TestShareThreads(t *testing.T) {
+	for _, c := range []struct{ all, running, want int }{
+		{2, 2, 1}, {2, 1, 2}, {2, 0, 2}, {8, 3, 2}, {1, 2, 1}, {16, 2, 8},
+	} {
+		if got := shareThreads(c.all, c.running); got != c.want {
+			t.Errorf("shareThreads(%d threads, %d runs) = %d, want %d", c.all, c.running, got, c.want)
+		}
+	}
+}
+
 // TestPopulationRunFails: a PETS run that cannot be made fails the
 // preparation with its own error, not the cancellation it causes in the
 // run beside it.
