@@ -159,8 +159,9 @@ func petsRuns(ctx context.Context, s Spec, dir string, workers int, logf func(st
 			cancel()
 		}
 	})
-	// The error of the run that failed first, not the cancellations it
-	// caused; the caller's own cancellation where that was the cause.
+	// A run's own failure rather than the cancellations it caused in the
+	// others (the lowest-numbered, if several failed); the caller's own
+	// cancellation where that was the cause.
 	for _, err := range errs {
 		if err != nil && !errors.Is(err, context.Canceled) {
 			return err
