@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 
 	"github.com/mismatch-rl/mismatch/data"
@@ -351,6 +352,11 @@ func (t *Trainer) epoch(cancel <-chan struct{}, X, Y, weights []float32, seqs []
 			return 0, errCancelled
 		default:
 		}
+		// A scheduling point each batch, as in a planner's rollout: a
+		// goroutine running 10 ms without one, most of it in cgo calls,
+		// sets the runtime's monitor preempting it and waking every 20 µs
+		// (thousands of context switches a second).
+		runtime.Gosched()
 		loss, err := t.step(X, Y, weights, seqs, b0, min(B, nt-b0))
 		if err != nil {
 			return 0, err
