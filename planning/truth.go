@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"runtime"
 
 	"github.com/mismatch-rl/mismatch/env"
 	"github.com/mismatch-rl/mismatch/internal/parallel"
@@ -90,6 +91,8 @@ func (o *SimObjective) rollout(w, s int) {
 		return
 	default:
 	}
+	// A scheduling point each rollout (see ModelObjective.Evaluate).
+	runtime.Gosched()
 	c := o.clones[w]
 	acts := o.seqs[s*H*ad : (s+1)*H*ad]
 	if err := c.SetState(o.start); err != nil {
