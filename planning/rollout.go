@@ -348,7 +348,8 @@ func (o *ModelObjective) Evaluate(ctx context.Context, returns []float64, seqs [
 		// its processor from the cgo call and hands it off, and then
 		// watches every 20 µs — thousands of wake-ups a second, 7% of a
 		// core on the Zen 5 VM, a core the other goroutines need. A
-		// yield, with nothing else to run, costs well under a µs.
+		// yield costs a few µs at most, once a step of a millisecond
+		// or more.
 		runtime.Gosched()
 		if o.prop == TS1 && t > 0 {
 			assign()
