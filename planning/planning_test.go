@@ -850,3 +850,84 @@ func TestSharedSteps(t *testing.T) {
 		}
 	}
 }
+
+// TestLanes: an evaluation large enough is rolled out in lanes, each an
+// objective of its own on one goroutine over a share of the sequences,
+// drawing from its own stream; the returns are the same on 1, 2 and 3
+// goroutines, bit for bit, and each lane's are those of an objective made
+// with its seed.
+func TestLanes(t *testing.T) {
+	m, err := dynamics.New(classic.PointMass, dynamics.Config{Class: dynamics.PE, Members: 2, Hidden: []int{16, 16}, Activation: nn.Swish}, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const H, P, seed = 4, 2, 10
+	for _, c := range []struct {
+		n, lanes int
+	}{{999, 1}, {2100, 2}, {3500, 3}} {
+		seqs := make([]float32, c.n*H)
+		rng.New(9).FillUniform(seqs, -1, 1)
+		for _, prop := range []Propagation{TSInf, TS1, Expectation, Mean} {
+			var first []float64
+			for _, threads := range []int{1, 2, 3} {
+				o, err := NewModelObjective(classic.PointMass, m, H, P, prop, nn.FP32, threads, seed)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := c.lanes
+				if prop == Expectation {
+					want = max(c.n/laneRows, 1)
+				}
+				if got := o.laneCount(c.n); got != want {
+					t.Fatalf("%d sequences, %v: %d lanes, want %d", c.n, prop, got, want)
+				}
+				o.SetStart([]float32{0.2, -0.1})
+				r := make([]float64, c.n)
+				for range 2 { // the second call reuses the lanes
+					if err := o.Evaluate(context.Background(), r, seqs, c.n); err != nil {
+						t.Fatal(err)
+					}
+				}
+				o.Close()
+				if first == nil {
+					first = r
+					continue
+				}
+				for s := range r {
+					if r[s] != first[s] {
+						t.Fatalf("%d sequences, %v: sequence %d returns %v on %d goroutines, %v on 1", c.n, prop, s, r[s], threads, first[s])
+					}
+				}
+			}
+			if prop != TSInf {
+				continue
+			}
+			// Lane l's share, by an objective of lane l's seed.
+			L := c.lanes
+			for l := 0; l < L; l++ {
+				lo, hi := l*c.n/L, (l+1)*c.n/L
+				ls := uint64(seed)
+				if L > 1 {
+					ls = rng.New(seed).Named("lanes").Uint64() + uint64(l)
+				}
+				o, err := NewModelObjective(classic.PointMass, m, H, P, prop, nn.FP32, 1, ls)
+				if err != nil {
+					t.Fatal(err)
+				}
+				o.SetStart([]float32{0.2, -0.1})
+				r := make([]float64, hi-lo)
+				for range 2 {
+					if err := o.evaluate(context.Background(), r, seqs[lo*H:hi*H], hi-lo); err != nil {
+						t.Fatal(err)
+					}
+				}
+				o.Close()
+				for s := range r {
+					if r[s] != first[lo+s] {
+						t.Fatalf("%d sequences: lane %d's sequence %d returns %v, alone %v", c.n, l, s, first[lo+s], r[s])
+					}
+				}
+			}
+		}
+	}
+}
