@@ -225,7 +225,17 @@ func (c Config) Bytes(task env.Task, mc dynamics.Config) float64 {
 	// flags, return and permutation.
 	rollout := rows * (4*(3*od+ad+1) + 19)
 	predict := mc.PredictBytes(task, 1) * rows
-	return c.sequenceBytes(ad) + rollout + predict
+	// Rolled out in lanes (ModelObjective.laneCount), each lane holds a
+	// packed copy of the network.
+	perMember := rows / float64(max(mc.Members, 1))
+	if c.Propagation == Expectation {
+		perMember = float64(c.Population)
+	}
+	packed := 0.0
+	if lanes := lanesFor(int(min(perMember, math.MaxInt32)), c.Population); lanes > 1 {
+		packed = float64(lanes) * mc.Bytes(task)
+	}
+	return c.sequenceBytes(ad) + rollout + predict + packed
 }
 
 // SimBytes estimates the memory an agent of c holds when it plans on the

@@ -287,8 +287,12 @@ func (o *ModelObjective) laneCount(n int) int {
 	if o.prop == Expectation {
 		perMember = n
 	}
-	return min(max(perMember/laneRows, 1), maxLanes, n)
+	return lanesFor(perMember, n)
 }
+
+// lanesFor is the lanes for n sequences whose particle rows come to
+// perMember for each member.
+func lanesFor(perMember, n int) int { return min(max(perMember/laneRows, 1), maxLanes, max(n, 1)) }
 
 // runLane evaluates lane l's share of the current evaluation.
 func (o *ModelObjective) runLane(_, l int) {
