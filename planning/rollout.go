@@ -132,7 +132,7 @@ type ModelObjective struct {
 	laneRet   []float64
 	laneSeqs  []float32
 	laneCtx   context.Context
-	newLane   func(seed uint64) (*ModelObjective, error)
+	prec      nn.Precision // asked for: each lane is made with it
 
 	// Row-wise work (gathering states and actions, rewards) runs in
 	// chunks on pool, reading the current step's arguments.
@@ -250,10 +250,7 @@ func NewModelObjective(task env.Task, model *dynamics.Model, horizon, particles 
 	o.gatherTask, o.rewardTask = o.gatherRows, o.rewardRows
 	o.laneSeed = rng.New(seed).Named("lanes").Uint64()
 	o.lanePool = parallel.New(min(o.pool.Workers(), maxLanes))
-	o.laneCalls = o.runLane
-	o.newLane = func(seed uint64) (*ModelObjective, error) {
-		return NewModelObjective(task, model, horizon, particles, prop, prec, 1, seed)
-	}
+	o.laneCalls, o.prec = o.runLane, prec
 	return o, nil
 }
 
@@ -341,11 +338,10 @@ func (o *ModelObjective) Evaluate(ctx context.Context, returns []float64, seqs [
 		return o.evaluate(ctx, returns, seqs, n)
 	}
 	for len(o.lanes) < L {
-		lane, err := o.newLane(o.laneSeed + uint64(len(o.lanes)))
+		lane, err := NewModelObjective(o.task, o.model, o.horizon, o.particles, o.prop, o.prec, 1, o.laneSeed+uint64(len(o.lanes)))
 		if err != nil {
 			return err
 		}
-		lane.members = append(lane.members[:0], o.members...)
 		o.lanes = append(o.lanes, lane)
 	}
 	o.laneErrs = grow(o.laneErrs, L)
