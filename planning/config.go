@@ -225,17 +225,23 @@ func (c Config) Bytes(task env.Task, mc dynamics.Config) float64 {
 	// flags, return and permutation.
 	rollout := rows * (4*(3*od+ad+1) + 19)
 	predict := mc.PredictBytes(task, 1) * rows
-	// Rolled out in lanes (ModelObjective.laneCount), each lane holds a
-	// packed copy of the network.
-	perMember := rows / float64(max(mc.Members, 1))
-	if c.Propagation == Expectation {
-		perMember = float64(c.Population)
-	}
 	packed := 0.0
-	if lanes := lanesFor(int(min(perMember, math.MaxInt32)), c.Population); lanes > 1 {
+	if lanes := c.maxLanes(rows); lanes > 1 {
 		packed = float64(lanes) * mc.Bytes(task)
 	}
 	return c.sequenceBytes(ad) + rollout + predict + packed
+}
+
+// maxLanes bounds the lanes an evaluation of a population whose particle
+// rows come to rows is rolled out in (ModelObjective.laneCount), each lane
+// holding a packed copy of the network. The lanes follow the rows each
+// elite member carries, and the elites are the training's to choose, so
+// the bound takes the fewest: one member carrying every row.
+func (c Config) maxLanes(rows float64) int {
+	if c.Propagation == Expectation {
+		rows = float64(c.Population)
+	}
+	return lanesFor(int(min(rows, math.MaxInt32)), c.Population)
 }
 
 // SimBytes estimates the memory an agent of c holds when it plans on the

@@ -931,3 +931,34 @@ func TestLanes(t *testing.T) {
 		}
 	}
 }
+
+// TestBytesBoundsLanes checks that a planner's memory estimate counts at
+// least the lanes (each a packed network) its objective rolls out in,
+// whichever members the training keeps as elites.
+func TestBytesBoundsLanes(t *testing.T) {
+	m, err := dynamics.New(classic.PointMass, dynamics.Config{Class: dynamics.PE, Members: 7, Hidden: []int{8}, Activation: nn.Swish}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, prop := range []Propagation{TSInf, Expectation} {
+		for _, pop := range []int{300, 2100, 5000} {
+			c := Config{Population: pop, Particles: 20, Propagation: prop}
+			rows := float64(pop * c.Particles)
+			bound := c.maxLanes(rows)
+			for elites := 1; elites <= 7; elites++ {
+				m.Elites = m.Elites[:0]
+				for e := range elites {
+					m.Elites = append(m.Elites, e)
+				}
+				o, err := NewModelObjective(classic.PointMass, m, 2, c.Particles, prop, nn.FP32, 1, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := o.laneCount(pop); got > bound {
+					t.Errorf("%v, population %d, %d elites: %d lanes, the estimate counts %d", prop, pop, elites, got, bound)
+				}
+				o.Close()
+			}
+		}
+	}
+}
