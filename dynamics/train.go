@@ -411,7 +411,7 @@ func (t *Trainer) step(X, Y, weights []float32, seqs [][]int, b0, nb int) (float
 	if err := t.pass.Backward(dOut); err != nil {
 		return 0, err
 	}
-	if _, err := m.Net.WeightDecay(t.decay, t.pass.Grad); err != nil {
+	if err := m.Net.WeightDecay(t.decay, t.pass.Grad); err != nil {
 		return 0, err
 	}
 	if err := t.opt.Step(t.params, t.grads); err != nil {

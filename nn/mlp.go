@@ -256,23 +256,20 @@ func (m *MLP) SetParams(p []float32) error {
 }
 
 // WeightDecay adds the gradient of Σ_l ½·λ_l·‖W_l‖² (weights of all members,
-// not biases) to grad, which has Params's layout, and returns the penalty.
-// lambda has one coefficient per layer. This is PETS's per-layer L2 term.
-func (m *MLP) WeightDecay(lambda []float32, grad []float32) (float64, error) {
+// not biases) to grad, which has Params's layout. lambda has one
+// coefficient per layer. This is PETS's per-layer L2 term.
+func (m *MLP) WeightDecay(lambda []float32, grad []float32) error {
 	if len(lambda) != len(m.Layers) {
-		return 0, fmt.Errorf("nn: %d weight-decay coefficients for %d layers", len(lambda), len(m.Layers))
+		return fmt.Errorf("nn: %d weight-decay coefficients for %d layers", len(lambda), len(m.Layers))
 	}
 	if len(grad) != len(m.params) {
-		return 0, fmt.Errorf("nn: gradient has %d elements, want %d", len(grad), len(m.params))
+		return fmt.Errorf("nn: gradient has %d elements, want %d", len(grad), len(m.params))
 	}
 	gl := layerViews(m.cfg, grad)
-	var pen float64
 	for i, l := range m.Layers {
-		lam := lambda[i]
-		if lam == 0 {
-			continue
+		if lambda[i] != 0 {
+			kernel.Decay(gl[i].W, l.W, lambda[i])
 		}
-		pen += 0.5 * float64(lam) * kernel.Decay(gl[i].W, l.W, lam)
 	}
-	return pen, nil
+	return nil
 }

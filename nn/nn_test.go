@@ -218,7 +218,7 @@ func TestGradientsAgainstFiniteDifferences(t *testing.T) {
 				if err := p.Backward(dOut); err != nil {
 					t.Fatal(err)
 				}
-				if _, err := m.WeightDecay(lambda, p.Grad); err != nil {
+				if err := m.WeightDecay(lambda, p.Grad); err != nil {
 					t.Fatal(err)
 				}
 				g.BoundPenalty(penalty, dMax, dMin)
@@ -532,7 +532,7 @@ func TestBadInput(t *testing.T) {
 	if _, err := p.Forward(make([]float32, 5), 5); err == nil {
 		t.Fatal("short training input accepted")
 	}
-	if _, err := m.WeightDecay([]float32{1}, p.Grad); err == nil {
+	if err := m.WeightDecay([]float32{1}, p.Grad); err == nil {
 		t.Fatal("one decay coefficient for two layers accepted")
 	}
 	g := NewGaussian(2)

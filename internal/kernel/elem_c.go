@@ -18,7 +18,7 @@ void mm_exp(float *dst, const float *x, long n);
 void mm_sigmoid(float *dst, const float *x, long n);
 void mm_softplus(float *dst, const float *x, long n);
 void mm_adam(float *p, const float *g, float *m, float *v, long n, float b1, float b2, float lr, float rbc2, float eps);
-double mm_decay(float *g, const float *w, long n, float lambda);
+void mm_decay(float *g, const float *w, long n, float lambda);
 void mm_sincos(float *s, float *c, const float *x, long n);
 void mm_gauss_sample(float *sample, const float *out, const float *hi, const float *lo, const float *eps, long rows, long d);
 void mm_logvar_bound(float *lv, const float *raw, const float *hi, const float *lo, long rows, long d);
@@ -63,6 +63,6 @@ func adamUpdate(p, g, m, v []float32, b1, b2, lr, rbc2, eps float32) {
 	C.mm_adam(fp(p), fp(g), fp(m), fp(v), C.long(len(p)), C.float(b1), C.float(b2), C.float(lr), C.float(rbc2), C.float(eps))
 }
 
-func decay(g, w []float32, lambda float32) float64 {
-	return float64(C.mm_decay(fp(g), fp(w), C.long(len(w)), C.float(lambda)))
+func decay(g, w []float32, lambda float32) {
+	C.mm_decay(fp(g), fp(w), C.long(len(w)), C.float(lambda))
 }

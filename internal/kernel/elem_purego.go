@@ -23,4 +23,4 @@ func adamUpdate(p, g, m, v []float32, b1, b2, lr, rbc2, eps float32) {
 	adamUpdateGo(p, g, m, v, b1, b2, lr, rbc2, eps)
 }
 
-func decay(g, w []float32, lambda float32) float64 { return decayGo(g, w, lambda) }
+func decay(g, w []float32, lambda float32) { decayGo(g, w, lambda) }

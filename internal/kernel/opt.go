@@ -17,15 +17,14 @@ func AdamUpdate(p, g, m, v []float32, b1, b2, lr, rbc2, eps float32) {
 	}
 }
 
-// Decay adds lambda·w to g and returns Σ w², accumulated in float64.
-func Decay(g, w []float32, lambda float32) float64 {
+// Decay adds lambda·w to g: the gradient of the penalty ½·lambda·Σw².
+func Decay(g, w []float32, lambda float32) {
 	if len(g) < len(w) {
 		panic("kernel: Decay slices too short")
 	}
-	if len(w) == 0 {
-		return 0
+	if len(w) > 0 {
+		decay(g[:len(w)], w, lambda)
 	}
-	return decay(g[:len(w)], w, lambda)
 }
 
 func adamUpdateGo(p, g, m, v []float32, b1, b2, lr, rbc2, eps float32) {
@@ -38,12 +37,9 @@ func adamUpdateGo(p, g, m, v []float32, b1, b2, lr, rbc2, eps float32) {
 	}
 }
 
-func decayGo(g, w []float32, lambda float32) float64 {
+func decayGo(g, w []float32, lambda float32) {
 	g = g[:len(w)]
-	var ss float64
 	for j, x := range w {
-		ss += float64(x) * float64(x)
 		g[j] += lambda * x
 	}
-	return ss
 }
