@@ -86,7 +86,6 @@ func (a *Adam) SetState(step int, m, v [][]float32) error {
 			return fmt.Errorf("nn: Adam moment %d has %d and %d values", i, len(m[i]), len(v[i]))
 		}
 	}
-	_, a.m, a.v = a.State()
 	a.step = step
 	a.m, a.v = make([][]float32, len(m)), make([][]float32, len(v))
 	for i := range m {
