@@ -252,6 +252,24 @@ func TestReproducible(t *testing.T) {
 	a, b, c := run(1), run(1), run(3)
 	sameParams(t, "same seed", a, b)
 	sameParams(t, "another thread count", a, c)
+
+	// Two calls, the optimiser's state carried from the first to the
+	// second: the same whether the trainer changes its threads between
+	// them or not.
+	twice := func(threads ...int) *Model {
+		m, _ := New(sp, peConfig(), 15)
+		tr := NewTrainer(m, threads[0])
+		defer tr.Close()
+		for i, n := range threads {
+			tr.SetThreads(n)
+			if _, err := tr.Train(context.Background(), buf, TrainConfig{LR: 1e-3, Epochs: 2, BatchSize: 32, HoldOut: 0.1, Seed: uint64(16 + i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return m
+	}
+	sameParams(t, "threads changed between calls", twice(1, 1), twice(1, 3))
+	sameParams(t, "threads changed between calls", twice(2, 2), twice(2, 1))
 }
 
 func TestCallbackEarlyStoppingAndElites(t *testing.T) {

@@ -127,12 +127,14 @@ type Trainer struct {
 	dMin    []float32
 	x, y, w []float32
 	dOut    []float32
+	threads int // as asked: < 1 is GOMAXPROCS
 }
 
 // NewTrainer returns a trainer for m, running on the given number of
 // goroutines (threads < 1: GOMAXPROCS).
 func NewTrainer(m *Model, threads int) *Trainer {
-	t := &Trainer{m: m, pass: nn.NewPass(m.Net, threads), pred: m.NewPredictor(threads), opt: nn.NewAdam(1e-3), decay: m.cfg.decay()}
+	t := &Trainer{m: m, pass: nn.NewPass(m.Net, threads), pred: m.NewPredictor(threads), opt: nn.NewAdam(1e-3), decay: m.cfg.decay(),
+		threads: threads}
 	t.params = [][]float32{m.Net.Params()}
 	t.grads = [][]float32{t.pass.Grad}
 	if m.Head != nil && m.cfg.LearnLogVarBounds {
@@ -141,6 +143,19 @@ func NewTrainer(m *Model, threads int) *Trainer {
 		t.grads = append(t.grads, t.dMax, t.dMin)
 	}
 	return t
+}
+
+// SetThreads makes the trainer run on the given number of goroutines from
+// its next call (threads < 1: GOMAXPROCS), keeping the optimiser's state.
+// Training gives the same numbers on any number of goroutines.
+func (t *Trainer) SetThreads(threads int) {
+	if threads == t.threads {
+		return
+	}
+	t.pass.Close()
+	t.pred.Close()
+	t.pass, t.pred, t.threads = nn.NewPass(t.m.Net, threads), t.m.NewPredictor(threads), threads
+	t.grads[0] = t.pass.Grad
 }
 
 // Close stops the trainer's goroutines.

@@ -84,8 +84,8 @@ type Options struct {
 	Dir string
 	// Progress, if set, receives events as the run goes.
 	Progress func(Event)
-	// Threads, if set, gives the goroutines of each trial's planner, asked
-	// as the trial's episode starts, in place of the config's Threads (a
+	// Threads, if set, gives the goroutines of each trial's training and
+	// planner, asked as each starts, in place of the config's Threads (a
 	// run's numbers do not depend on them): a study running runs side by
 	// side gives a run left alone the cores the others had.
 	Threads func() int
@@ -225,6 +225,9 @@ func (r *run) restore() error {
 func (r *run) trial(ctx context.Context, trial int) error {
 	cfg := r.cfg
 	r.progress(Event{Phase: "train", Trial: trial, Trials: cfg.Trials})
+	if r.threads != nil {
+		r.trainer.SetThreads(r.threads())
+	}
 	t0 := time.Now()
 	tc := cfg.Train.TrainConfig
 	tc.Seed = r.seed.Named("train").Child(uint64(trial)).Uint64()
