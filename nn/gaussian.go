@@ -107,27 +107,26 @@ func (g *Gaussian) unpack(mean, logVar, out []float32, rows int) error {
 // the raw value and the two bounds, in float64.
 func clamp(raw, hi, lo float64) (lv, dRaw, dHi, dLo float64) {
 	a := hi - raw
-	lv1 := hi - softplus64(a)
-	s1 := sigmoid64(a)
-	b := lv1 - lo
-	lv = lo + softplus64(b)
-	s2 := sigmoid64(b)
+	sp1, s1 := softplusSigmoid(a)
+	b := hi - sp1 - lo
+	sp2, s2 := softplusSigmoid(b)
+	lv = lo + sp2
 	return lv, s2 * s1, s2 * (1 - s1), 1 - s2
 }
 
-func softplus64(x float64) float64 {
+// softplusSigmoid returns log(1 + eˣ) and 1/(1 + e⁻ˣ), both from one
+// e^−|x| (the training loss spent a third of its time in exp).
+func softplusSigmoid(x float64) (softplus, sigmoid float64) {
+	e := math.Exp(-math.Abs(x))
 	if x > 0 {
-		return x + math.Log1p(math.Exp(-x))
+		softplus = x + math.Log1p(e)
+	} else {
+		softplus = math.Log1p(e)
 	}
-	return math.Log1p(math.Exp(x))
-}
-
-func sigmoid64(x float64) float64 {
 	if x >= 0 {
-		return 1 / (1 + math.Exp(-x))
+		return softplus, 1 / (1 + e)
 	}
-	e := math.Exp(x)
-	return e / (1 + e)
+	return softplus, e / (1 + e)
 }
 
 // Loss returns the Gaussian training loss of a batch, summed over members:
