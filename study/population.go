@@ -120,17 +120,17 @@ func petsRuns(ctx context.Context, s Spec, dir string, workers int, logf func(st
 	workers = min(workers, runs)
 	threads := s.Threads
 	var running atomic.Int32
-	var planThreads func() int
+	var runThreads func() int
 	if workers > 1 {
 		if threads < 1 {
 			threads = runtime.GOMAXPROCS(0)
 		}
 		all := threads
 		threads = shareThreads(threads, workers)
-		// A run's trials plan on the threads the runs in progress leave
-		// it: all of them once it is alone (the others done, or fewer
-		// runs than workers left).
-		planThreads = func() int { return shareThreads(all, int(running.Load())) }
+		// A run's trials train and plan on the threads the runs in
+		// progress leave it: all of them once it is alone (the others
+		// done, or fewer runs than workers left).
+		runThreads = func() int { return shareThreads(all, int(running.Load())) }
 		var mu sync.Mutex
 		inner := logf
 		logf = func(format string, args ...any) {
@@ -154,7 +154,7 @@ func petsRuns(ctx context.Context, s Spec, dir string, workers int, logf func(st
 		logf("population: PETS run %d of %d", r+1, runs)
 		running.Add(1)
 		defer running.Add(-1)
-		if _, err := pets.Run(ctx, cfg, pets.Options{Dir: filepath.Join(dir, runDir(r)), Progress: runProgress(logf, r), Threads: planThreads}); err != nil {
+		if _, err := pets.Run(ctx, cfg, pets.Options{Dir: filepath.Join(dir, runDir(r)), Progress: runProgress(logf, r), Threads: runThreads}); err != nil {
 			errs[r] = fmt.Errorf("population run %d: %w", r, err)
 			cancel()
 		}
