@@ -226,22 +226,24 @@ func (c Config) Bytes(task env.Task, mc dynamics.Config) float64 {
 	rollout := rows * (4*(3*od+ad+1) + 19)
 	predict := mc.PredictBytes(task, 1) * rows
 	packed := 0.0
-	if lanes := c.maxLanes(rows); lanes > 1 {
+	if lanes := c.maxLanes(); lanes > 1 {
 		packed = float64(lanes) * mc.Bytes(task)
 	}
 	return c.sequenceBytes(ad) + rollout + predict + packed
 }
 
-// maxLanes bounds the lanes an evaluation of a population whose particle
-// rows come to rows is rolled out in (ModelObjective.laneCount), each lane
-// holding a packed copy of the network. The lanes follow the rows each
-// elite member carries, and the elites are the training's to choose, so
-// the bound takes the fewest: one member carrying every row.
-func (c Config) maxLanes(rows float64) int {
+// maxLanes bounds the lanes an evaluation of the population is rolled out
+// in (ModelObjective.laneCount), each lane holding a packed copy of the
+// network. The lanes follow the rows each elite member carries, and the
+// elites are the training's to choose, so the bound takes the fewest: one
+// member carrying every particle's row (under Expectation, every
+// sequence's).
+func (c Config) maxLanes() int {
+	perMember := float64(c.Population) * float64(c.Particles)
 	if c.Propagation == Expectation {
-		rows = float64(c.Population)
+		perMember = float64(c.Population)
 	}
-	return lanesFor(int(min(rows, math.MaxInt32)), c.Population)
+	return lanesFor(int(min(perMember, math.MaxInt32)), c.Population)
 }
 
 // SimBytes estimates the memory an agent of c holds when it plans on the

@@ -943,8 +943,7 @@ func TestBytesBoundsLanes(t *testing.T) {
 	for _, prop := range []Propagation{TSInf, Expectation} {
 		for _, pop := range []int{300, 2100, 5000} {
 			c := Config{Population: pop, Particles: 20, Propagation: prop}
-			rows := float64(pop * c.Particles)
-			bound := c.maxLanes(rows)
+			bound := c.maxLanes()
 			for elites := 1; elites <= 7; elites++ {
 				m.Elites = m.Elites[:0]
 				for e := range elites {
