@@ -40,8 +40,8 @@ perf report -i "$tmp/perf.data" --stdio --no-children --sort sym -g none --perce
 	{
 		p = $1; sub(/%/, "", p); kind = $2; sym = $3
 		if (sym ~ /^(peak_|mm_peak)/) { peak += p; next }
-		if (sym ~ /^(tile|panel|mlp256_panel)/) part = "matrix multiplies (bias in the tiles)"
-		else if (sym ~ /^(act512|act256|mlp256_act)/) part = "activation (swish)"
+		if (sym ~ /^(tile|panel|mlp256_panel)/) part = "matrix multiplies (bias, swish in the tiles)"
+		else if (sym ~ /^(act512|act256|mlp256_act)/) part = "other activations"
 		else if (sym ~ /^(mlp_forward|pairs16|load)$/) part = "block transposes, rounding to bf16"
 		else if (sym ~ /mm_sincos|mm_exp|env\/mujoco/) part = "task features and reward"
 		else if (sym ~ /mm_standardize|Model\)\.(features|inputs)|inputRows/) part = "other network inputs (normalisation)"
@@ -53,7 +53,7 @@ perf report -i "$tmp/perf.data" --stdio --no-children --sort sym -g none --perce
 		share[part] += p; total += p
 	}
 	END {
-		n = split("matrix multiplies (bias in the tiles)|activation (swish)|block transposes, rounding to bf16|task features and reward|other network inputs (normalisation)|Gaussian head, noise, next state|returns, termination, bookkeeping, CEM|gathers and copies|kernel and Go runtime|other", order, "|")
+		n = split("matrix multiplies (bias, swish in the tiles)|other activations|block transposes, rounding to bf16|task features and reward|other network inputs (normalisation)|Gaussian head, noise, next state|returns, termination, bookkeeping, CEM|gathers and copies|kernel and Go runtime|other", order, "|")
 		cpu = events / 1e9 / steps * total / (total + peak) # CPU seconds a step, the peak left out
 		printf "%-48s %8s %9s %12s\n", "part", "share", "seconds", "CPU seconds"
 		for (i = 1; i <= n; i++) printf "%-48s %7.2f%% %9.4f %12.4f\n", order[i], 100 * share[order[i]] / total, step * share[order[i]] / total, cpu * share[order[i]] / total

@@ -48,7 +48,7 @@ void mlp_forward(int level, int L, const int *width, float *const *pw, const flo
 	const float *x, long rows, float *dst, float *buf);
 
 int mlp256_available(void);
-void mlp256_panel(long K, const float *h, const float *w, const float *b, float *out, int nr, int nv);
+void mlp256_panel(long K, const float *h, const float *w, const float *b, float *out, int nr, int nv, int sw);
 void mlp256_act(int act, float slope, float *h, long n);
 
 #endif

@@ -18,38 +18,6 @@
 
 #define T256 __attribute__((target("avx2,fma")))
 
-#define TILE256(NR)                                                                                   \
-	static T256 void tile256_##NR(long K, const float *h, const float *w, const float *b, float *out) { \
-		__m256 acc[NR][2];                                                                            \
-		_Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) acc[i][0] = acc[i][1] = _mm256_set1_ps(b[i]); \
-		for (long k = 0; k < K; k++) {                                                                \
-			__m256 x0 = _mm256_load_ps(h + k * MLP_ROWS), x1 = _mm256_load_ps(h + k * MLP_ROWS + 8);  \
-			_Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) {                                  \
-				__m256 wi = _mm256_broadcast_ss(w + k * NR + i);                                      \
-				acc[i][0] = _mm256_fmadd_ps(wi, x0, acc[i][0]);                                       \
-				acc[i][1] = _mm256_fmadd_ps(wi, x1, acc[i][1]);                                       \
-			}                                                                                         \
-		}                                                                                             \
-		_Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) {                                      \
-			_mm256_store_ps(out + i * MLP_ROWS, acc[i][0]);                                           \
-			_mm256_store_ps(out + i * MLP_ROWS + 8, acc[i][1]);                                       \
-		}                                                                                             \
-	}
-TILE256(1)
-TILE256(2)
-TILE256(3)
-TILE256(4)
-TILE256(5)
-TILE256(6)
-
-static const tile_fn tiles256[MLP_NR256] = {tile256_1, tile256_2, tile256_3, tile256_4, tile256_5, tile256_6};
-
-// mlp256_panel computes a panel of nr units for nv halves (16 rows each)
-// of a block: input h ([input][row], stride MLP_ROWS), panel w, biases b.
-void mlp256_panel(long K, const float *h, const float *w, const float *b, float *out, int nr, int nv) {
-	for (int v = 0; v < nv; v++) tiles256[nr - 1](K, h + 16 * v, w, b, out + 16 * v);
-}
-
 // pow2 is 2^k for integral k in [−127, 127] (2^−127 comes out as 0).
 static T256 inline __m256 pow2(__m256 k) {
 	__m256i e = _mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127));
@@ -73,6 +41,41 @@ static T256 inline __m256 swish256(__m256 x) {
 	return _mm256_div_ps(x, _mm256_add_ps(one, _mm256_mul_ps(p, pow2(k))));
 }
 
+#define TILE256(NR) TILE256_(NR, , ) TILE256_(NR, s, swish256)
+#define TILE256_(NR, S, F)                                                                                   \
+	static T256 void tile256_##NR##S(long K, const float *h, const float *w, const float *b, float *out) { \
+		__m256 acc[NR][2];                                                                            \
+		_Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) acc[i][0] = acc[i][1] = _mm256_set1_ps(b[i]); \
+		for (long k = 0; k < K; k++) {                                                                \
+			__m256 x0 = _mm256_load_ps(h + k * MLP_ROWS), x1 = _mm256_load_ps(h + k * MLP_ROWS + 8);  \
+			_Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) {                                  \
+				__m256 wi = _mm256_broadcast_ss(w + k * NR + i);                                      \
+				acc[i][0] = _mm256_fmadd_ps(wi, x0, acc[i][0]);                                       \
+				acc[i][1] = _mm256_fmadd_ps(wi, x1, acc[i][1]);                                       \
+			}                                                                                         \
+		}                                                                                             \
+		_Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) {                                      \
+			_mm256_store_ps(out + i * MLP_ROWS, F(acc[i][0]));                                        \
+			_mm256_store_ps(out + i * MLP_ROWS + 8, F(acc[i][1]));                                    \
+		}                                                                                             \
+	}
+TILE256(1)
+TILE256(2)
+TILE256(3)
+TILE256(4)
+TILE256(5)
+TILE256(6)
+
+static const tile_fn tiles256[2][MLP_NR256] = {{tile256_1, tile256_2, tile256_3, tile256_4, tile256_5, tile256_6},
+	{tile256_1s, tile256_2s, tile256_3s, tile256_4s, tile256_5s, tile256_6s}};
+
+// mlp256_panel computes a panel of nr units for nv halves (16 rows each)
+// of a block: input h ([input][row], stride MLP_ROWS), panel w, biases b;
+// swish applied when sw is 1.
+void mlp256_panel(long K, const float *h, const float *w, const float *b, float *out, int nr, int nv, int sw) {
+	for (int v = 0; v < nv; v++) tiles256[sw][nr - 1](K, h + 16 * v, w, b, out + 16 * v);
+}
+
 // tanh256 is mlp512.c's: −m/(2 + m), m = e^(−2|x|) − 1 without cancellation.
 static T256 inline __m256 tanh256(__m256 x) {
 	const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
@@ -90,8 +93,8 @@ static T256 inline __m256 tanh256(__m256 x) {
 	return _mm256_blendv_ps(t, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
 }
 
-// mlp256_act applies kernel.Act act to n floats in place (n a multiple of
-// 8). NaN stays NaN.
+// mlp256_act applies kernel.Act act but swish (the tiles') to n floats in
+// place (n a multiple of 8). NaN stays NaN.
 T256 void mlp256_act(int act, float slope, float *h, long n) {
 	const __m256 zero = _mm256_setzero_ps(), s = _mm256_set1_ps(slope);
 	for (long i = 0; i < n; i += 8) {
@@ -101,7 +104,6 @@ T256 void mlp256_act(int act, float slope, float *h, long n) {
 		case 1: y = _mm256_blendv_ps(x, zero, neg); break;
 		case 2: y = _mm256_blendv_ps(x, _mm256_mul_ps(x, s), neg); break;
 		case 3: y = tanh256(x); break;
-		case 4: y = swish256(x); break;
 		default: continue;
 		}
 		_mm256_store_ps(h + i, y);
@@ -113,7 +115,7 @@ int mlp256_available(void) { return __builtin_cpu_supports("avx2") && __builtin_
 #else
 
 int mlp256_available(void) { return 0; }
-void mlp256_panel(long K, const float *h, const float *w, const float *b, float *out, int nr, int nv) {}
+void mlp256_panel(long K, const float *h, const float *w, const float *b, float *out, int nr, int nv, int sw) {}
 void mlp256_act(int act, float slope, float *h, long n) {}
 
 #endif
