@@ -7,11 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"runtime"
 	"slices"
 
 	"github.com/mismatch-rl/mismatch/data"
 	"github.com/mismatch-rl/mismatch/internal/fields"
+	"github.com/mismatch-rl/mismatch/internal/parallel"
 	"github.com/mismatch-rl/mismatch/internal/safefile"
 	"github.com/mismatch-rl/mismatch/nn"
 	"github.com/mismatch-rl/mismatch/rng"
@@ -128,6 +128,7 @@ type Trainer struct {
 	x, y, w []float32
 	dOut    []float32
 	threads int // as asked: < 1 is GOMAXPROCS
+	yield   parallel.Yielder
 }
 
 // NewTrainer returns a trainer for m, running on the given number of
@@ -367,11 +368,8 @@ func (t *Trainer) epoch(cancel <-chan struct{}, X, Y, weights []float32, seqs []
 			return 0, errCancelled
 		default:
 		}
-		// A scheduling point each batch, as in a planner's rollout: a
-		// goroutine running 10 ms without one, most of it in cgo calls,
-		// sets the runtime's monitor preempting it and waking every 20 µs
-		// (thousands of context switches a second).
-		runtime.Gosched()
+		// A scheduling point every few batches (see parallel.Yielder).
+		t.yield.Yield()
 		loss, err := t.step(X, Y, weights, seqs, b0, min(B, nt-b0))
 		if err != nil {
 			return 0, err

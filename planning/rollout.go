@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"runtime"
 	"strings"
 
 	"github.com/mismatch-rl/mismatch/dynamics"
@@ -133,6 +132,7 @@ type ModelObjective struct {
 	laneSeqs  []float32
 	laneCtx   context.Context
 	prec      nn.Precision // asked for: each lane is made with it
+	yield     parallel.Yielder
 
 	// Row-wise work (gathering states and actions, rewards) runs in
 	// chunks on pool, reading the current step's arguments.
@@ -431,15 +431,10 @@ func (o *ModelObjective) evaluate(ctx context.Context, returns []float64, seqs [
 			return ctx.Err()
 		default:
 		}
-		// A scheduling point each step. A goroutine that runs for 10 ms
-		// without one, as a planner's does in its long cgo calls, is
-		// taken for a hog by the runtime's monitor: it preempts it, takes
-		// its processor from the cgo call and hands it off, and then
-		// watches every 20 µs — thousands of wake-ups a second, 7% of a
-		// core on the Zen 5 VM, a core the other goroutines need. A
-		// yield costs a few µs at most, once a step of a millisecond
-		// or more.
-		runtime.Gosched()
+		// A scheduling point every few steps, for the runtime's monitor
+		// (see parallel.Yielder): a yield each step cost the fast
+		// presets' 1-goroutine planner 2.5% (its steps last 1 ms).
+		o.yield.Yield()
 		if o.prop == TS1 && t > 0 {
 			assign()
 		}

@@ -79,3 +79,20 @@ func TestDroppedPoolStopsItsGoroutines(t *testing.T) {
 		t.Fatalf("%d goroutines remain after dropping pools (%d before)", g, before)
 	}
 }
+
+func TestYielderYieldsOncePerInterval(t *testing.T) {
+	var y Yielder
+	start := time.Now() // no later than the yield's own time
+	if !y.Yield() {
+		t.Fatal("a new Yielder did not yield")
+	}
+	for i := 0; i < 1000 && time.Since(start) < yieldEvery/2; i++ {
+		if y.Yield() {
+			t.Fatalf("yielded again within %v of the last yield (interval %v)", time.Since(start), yieldEvery)
+		}
+	}
+	time.Sleep(yieldEvery)
+	if !y.Yield() {
+		t.Fatalf("did not yield %v after the last yield", yieldEvery)
+	}
+}
