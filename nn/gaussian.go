@@ -103,30 +103,17 @@ func (g *Gaussian) unpack(mean, logVar, out []float32, rows int) error {
 	return nil
 }
 
-// clamp returns the clamped log-variance and its derivatives with respect to
-// the raw value and the two bounds, in float64.
-func clamp(raw, hi, lo float64) (lv, dRaw, dHi, dLo float64) {
-	a := hi - raw
-	sp1, s1 := softplusSigmoid(a)
-	b := hi - sp1 - lo
-	sp2, s2 := softplusSigmoid(b)
-	lv = lo + sp2
-	return lv, s2 * s1, s2 * (1 - s1), 1 - s2
-}
+// bound is the log-variance the raw value raw gets between hi and lo, in
+// float64: lo + softplus(hi − softplus(hi − raw) − lo).
+func bound(raw, hi, lo float64) float64 { return lo + softplus(hi-softplus(hi-raw)-lo) }
 
-// softplusSigmoid returns log(1 + eˣ) and 1/(1 + e⁻ˣ), both from one
-// e^−|x| (the training loss spent a third of its time in exp).
-func softplusSigmoid(x float64) (softplus, sigmoid float64) {
+// softplus is log(1 + eˣ), from e^−|x|.
+func softplus(x float64) float64 {
 	e := math.Exp(-math.Abs(x))
 	if x > 0 {
-		softplus = x + math.Log1p(e)
-	} else {
-		softplus = math.Log1p(e)
+		return x + math.Log1p(e)
 	}
-	if x >= 0 {
-		return softplus, 1 / (1 + e)
-	}
-	return softplus, e / (1 + e)
+	return math.Log1p(e)
 }
 
 // Loss returns the Gaussian training loss of a batch, summed over members:
@@ -150,33 +137,22 @@ func (g *Gaussian) Loss(out, y, w []float32, members, rows int, dOut, dMax, dMin
 	if (dMax != nil && len(dMax) < d) || (dMin != nil && len(dMin) < d) {
 		return 0, fmt.Errorf("nn: bound gradients shorter than %d", d)
 	}
-	c := 1 / float64(rows*d)
-	var loss float64
-	for i := 0; i < n; i++ {
-		wi := 1.0
-		if w != nil {
-			wi = float64(w[i])
-		}
-		o := out[i*2*d : (i+1)*2*d]
-		do := dOut[i*2*d : (i+1)*2*d]
-		yi := y[i*d : (i+1)*d]
-		for j := 0; j < d; j++ {
-			lv, dRaw, dHi, dLo := clamp(float64(o[d+j]), float64(g.MaxLogVar[j]), float64(g.MinLogVar[j]))
-			e := float64(o[j]) - float64(yi[j])
-			iv := math.Exp(-lv)
-			loss += c * wi * (e*e*iv + lv)
-			do[j] = float32(c * wi * 2 * e * iv)
-			dlv := c * wi * (1 - e*e*iv)
-			do[d+j] = float32(dlv * dRaw)
-			if dMax != nil {
-				dMax[j] += float32(dlv * dHi)
-			}
-			if dMin != nil {
-				dMin[j] += float32(dlv * dLo)
-			}
-		}
+	if n == 0 {
+		return 0, nil
 	}
-	return loss, nil
+	if w != nil {
+		w = w[:n]
+	}
+	if dMax != nil {
+		dMax = dMax[:d]
+	}
+	if dMin != nil {
+		dMin = dMin[:d]
+	}
+	// Vectorised in float32 (kernel.GaussianLoss): in float64 with math's
+	// exp and log1p per value it took a fifth of a half-cheetah model's
+	// training epoch.
+	return kernel.GaussianLoss(dOut[:n*2*d], dMax, dMin, out[:n*2*d], y[:n*d], w, g.MaxLogVar, g.MinLogVar, 1/float64(rows*d)), nil
 }
 
 // BoundPenalty returns coef·(Σ max − Σ min), PETS's term that keeps learned
@@ -209,7 +185,7 @@ func (g *Gaussian) NLL(dst []float64, out, y []float32, rows int) error {
 		o := out[i*2*d : (i+1)*2*d]
 		var s float64
 		for j := 0; j < d; j++ {
-			lv, _, _, _ := clamp(float64(o[d+j]), float64(g.MaxLogVar[j]), float64(g.MinLogVar[j]))
+			lv := bound(float64(o[d+j]), float64(g.MaxLogVar[j]), float64(g.MinLogVar[j]))
 			e := float64(o[j]) - float64(y[i*d+j])
 			s += e*e*math.Exp(-lv) + lv + log2Pi
 		}

@@ -97,6 +97,30 @@ func GaussianSample(sample, out, hi, lo, eps []float32) {
 	}
 }
 
+// GaussianLoss is the training loss of Gaussians given as rows of out (as
+// GaussianSample reads them: len(hi) means, then as many raw
+// log-variances, bounded as LogVarBound bounds them) against the targets
+// y, rows of len(hi) values:
+//
+//	Σ_rows c·w_row Σ_d [(mean − y)²·exp(−lv) + lv],
+//
+// with w nil for unit weights. It sets dOut (out's shape) to the loss's
+// gradient and adds the gradients with respect to hi and lo to dHi and dLo
+// where they are not nil. In float32 but the sum (float64, row by row);
+// c·w is rounded to float32.
+func GaussianLoss(dOut, dHi, dLo, out, y, w, hi, lo []float32, c float64) float64 {
+	checkRows("GaussianLoss", len(out)/2, len(y), len(dOut)/2, hi, lo)
+	d := len(hi)
+	if len(out)%2 != 0 || len(dOut) != len(out) || (w != nil && len(w) != len(y)/d) ||
+		(dHi != nil && len(dHi) != d) || (dLo != nil && len(dLo) != d) {
+		panic("kernel: GaussianLoss slices of mismatched lengths")
+	}
+	if len(y) == 0 {
+		return 0
+	}
+	return gaussLoss(dOut, dHi, dLo, out, y, w, hi, lo, c)
+}
+
 // Normals fills dst with standard normal draws, the first len(dst) of the
 // stream key: SplitMix64's outputs from state key, each turned into two
 // draws by Box and Muller. A key's draws are the same on every call and

@@ -24,6 +24,8 @@ void mm_gauss_sample(float *sample, const float *out, const float *hi, const flo
 void mm_logvar_bound(float *lv, const float *raw, const float *hi, const float *lo, long rows, long d);
 void mm_normals(float *dst, long n, uint64_t key);
 void mm_standardize(float *x, const float *mean, const float *std, long rows, long d);
+double mm_gauss_loss(float *dout, float *dhi, float *dlo, const float *out, const float *y, const float *w, const float *hi,
+	const float *lo, long rows, long d, double c);
 */
 import "C"
 
@@ -53,6 +55,19 @@ func normals(dst []float32, key uint64) { C.mm_normals(fp(dst), C.long(len(dst))
 
 func standardize(x, mean, std []float32) {
 	C.mm_standardize(fp(x), fp(mean), fp(std), C.long(len(x)/len(mean)), C.long(len(mean)))
+}
+
+// fpOrNil is fp, or NULL for an empty slice.
+func fpOrNil(s []float32) *C.float {
+	if len(s) == 0 {
+		return nil
+	}
+	return fp(s)
+}
+
+func gaussLoss(dOut, dHi, dLo, out, y, w, hi, lo []float32, c float64) float64 {
+	return float64(C.mm_gauss_loss(fp(dOut), fpOrNil(dHi), fpOrNil(dLo), fp(out), fp(y), fpOrNil(w), fp(hi), fp(lo),
+		C.long(len(y)/len(hi)), C.long(len(hi)), C.double(c)))
 }
 
 func logVarBound(lv, raw, hi, lo []float32) {

@@ -199,6 +199,55 @@ func logVarBoundGo(lv, raw, hi, lo []float32) {
 	}
 }
 
+// softplusSigmoidf is log(1 + eˣ) and 1/(1 + e⁻ˣ) from one e^−|x|, as
+// mm_gauss_loss_block computes them.
+func softplusSigmoidf(x float32) (softplus, sigmoid float32) {
+	a := x
+	if a < 0 {
+		a = -a
+	}
+	e := expf(-a)
+	softplus = log1pf(e)
+	if x > 0 {
+		softplus += x
+	}
+	if x >= 0 {
+		return softplus, 1 / (1 + e)
+	}
+	return softplus, e / (1 + e)
+}
+
+func gaussLossGo(dOut, dHi, dLo, out, y, w, hi, lo []float32, c float64) float64 {
+	d := len(hi)
+	var loss float64
+	for r := 0; r < len(y)/d; r++ {
+		wr := float32(c)
+		if w != nil {
+			wr = float32(c * float64(w[r]))
+		}
+		for j := range d {
+			o := out[2*r*d:]
+			sp1, s1 := softplusSigmoidf(hi[j] - o[d+j])
+			sp2, s2 := softplusSigmoidf(hi[j] - sp1 - lo[j])
+			lv := sp2 + lo[j]
+			iv := expf(-lv)
+			diff := o[j] - y[r*d+j]
+			q := diff * diff * iv
+			loss += float64(wr * (q + lv))
+			dOut[2*r*d+j] = wr * 2 * diff * iv
+			dlv := wr * (1 - q)
+			dOut[2*r*d+d+j] = dlv * (s2 * s1)
+			if dHi != nil {
+				dHi[j] += dlv * (s2 * (1 - s1))
+			}
+			if dLo != nil {
+				dLo[j] += dlv * (1 - s2)
+			}
+		}
+	}
+	return loss
+}
+
 func gaussSampleGo(sample, out, hi, lo, eps []float32) {
 	d := len(hi)
 	for r := 0; r < len(sample)/d; r++ {

@@ -16,6 +16,9 @@ func softplusVec(dst, x []float32)                   { softplusGo(dst, x) }
 func sincosVec(sin, cos, x []float32)                { sincosGo(sin, cos, x) }
 func gaussSample(sample, out, hi, lo, eps []float32) { gaussSampleGo(sample, out, hi, lo, eps) }
 func logVarBound(lv, raw, hi, lo []float32)          { logVarBoundGo(lv, raw, hi, lo) }
+func gaussLoss(dOut, dHi, dLo, out, y, w, hi, lo []float32, c float64) float64 {
+	return gaussLossGo(dOut, dHi, dLo, out, y, w, hi, lo, c)
+}
 func normals(dst []float32, key uint64)              { normalsGo(dst, key) }
 func standardize(x, mean, std []float32)             { standardizeGo(x, mean, std) }
 

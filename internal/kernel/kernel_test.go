@@ -655,3 +655,93 @@ func TestGaussianSample(t *testing.T) {
 		}
 	}
 }
+
+// TestGaussianLoss checks both backends' loss and gradients against the
+// formulas in float64, with and without weights and bound gradients, for
+// rows narrower and wider than a block.
+func TestGaussianLoss(t *testing.T) {
+	for _, d := range []int{3, 18, 300} {
+		for _, weighted := range []bool{false, true} {
+			rows := 1100/d + 3
+			n := rows * d
+			r := rand.New(rand.NewPCG(uint64(d), 2))
+			hi, lo := make([]float32, d), make([]float32, d)
+			for j := range d {
+				hi[j], lo[j] = 0.5-0.1*float32(j%5), -3+0.3*float32(j%7)
+			}
+			out, y := make([]float32, 2*n), make([]float32, n)
+			for i := range out {
+				out[i] = float32(r.Float64()*8 - 4)
+			}
+			for i := range y {
+				y[i] = float32(r.NormFloat64())
+			}
+			var w []float32
+			if weighted {
+				w = make([]float32, rows)
+				for i := range w {
+					w[i] = float32(r.Float64() * 2)
+				}
+			}
+			const c = 1.0 / 37
+			// The reference, in float64.
+			wantOut, wantHi, wantLo := make([]float64, 2*n), make([]float64, d), make([]float64, d)
+			var wantLoss float64
+			sp := func(x float64) (float64, float64) { return math.Log1p(math.Exp(x)), 1 / (1 + math.Exp(-x)) }
+			for row := 0; row < rows; row++ {
+				wr := c
+				if w != nil {
+					wr *= float64(w[row])
+				}
+				for j := range d {
+					h, l := float64(hi[j]), float64(lo[j])
+					sp1, s1 := sp(h - float64(out[2*row*d+d+j]))
+					sp2, s2 := sp(h - sp1 - l)
+					lv := l + sp2
+					e := float64(out[2*row*d+j]) - float64(y[row*d+j])
+					iv := math.Exp(-lv)
+					wantLoss += wr * (e*e*iv + lv)
+					wantOut[2*row*d+j] = wr * 2 * e * iv
+					dlv := wr * (1 - e*e*iv)
+					wantOut[2*row*d+d+j] = dlv * s2 * s1
+					wantHi[j] += dlv * s2 * (1 - s1)
+					wantLo[j] += dlv * (1 - s2)
+				}
+			}
+			for _, be := range []struct {
+				name string
+				f    func(dOut, dHi, dLo, out, y, w, hi, lo []float32, c float64) float64
+			}{{"selected", GaussianLoss}, {"go", gaussLossGo}} {
+				for _, bounds := range []bool{false, true} {
+					dOut := make([]float32, 2*n)
+					var dHi, dLo []float32
+					if bounds {
+						// Added to, not set.
+						dHi, dLo = make([]float32, d), make([]float32, d)
+						for j := range d {
+							dHi[j], dLo[j] = 1, -1
+						}
+					}
+					loss := be.f(dOut, dHi, dLo, out, y, w, hi, lo, c)
+					name := fmt.Sprintf("%s, d=%d, weighted=%v, bounds=%v", be.name, d, weighted, bounds)
+					if math.Abs(loss-wantLoss) > 1e-5*math.Abs(wantLoss)+1e-6 {
+						t.Fatalf("%s: loss %g, want %g", name, loss, wantLoss)
+					}
+					for i, g := range dOut {
+						if !close(g, wantOut[i], 1e-5, 1e-8) {
+							t.Fatalf("%s: gradient %d = %g, want %g", name, i, g, wantOut[i])
+						}
+					}
+					if bounds {
+						for j := range d {
+							// Sums of rows' float32 terms.
+							if !close(dHi[j], wantHi[j]+1, 1e-4, 1e-6) || !close(dLo[j], wantLo[j]-1, 1e-4, 1e-6) {
+								t.Fatalf("%s: bound gradients %d = %g, %g, want %g, %g", name, j, dHi[j], dLo[j], wantHi[j]+1, wantLo[j]-1)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
