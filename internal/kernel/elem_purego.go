@@ -19,8 +19,8 @@ func logVarBound(lv, raw, hi, lo []float32)          { logVarBoundGo(lv, raw, hi
 func gaussLoss(dOut, dHi, dLo, out, y, w, hi, lo []float32, c float64) float64 {
 	return gaussLossGo(dOut, dHi, dLo, out, y, w, hi, lo, c)
 }
-func normals(dst []float32, key uint64)              { normalsGo(dst, key) }
-func standardize(x, mean, std []float32)             { standardizeGo(x, mean, std) }
+func normals(dst []float32, key uint64)  { normalsGo(dst, key) }
+func standardize(x, mean, std []float32) { standardizeGo(x, mean, std) }
 
 func adamUpdate(p, g, m, v []float32, b1, b2, lr, rbc2, eps float32) {
 	adamUpdateGo(p, g, m, v, b1, b2, lr, rbc2, eps)
