@@ -4,9 +4,10 @@
 # records the control step benchmark (go test -bench ControlStep ./planning:
 # cartpole swing-up at mbrl-lib's notebook settings; default fp32 on 1
 # goroutine; SHAPE halfcheetah is the same planner on the half-cheetah,
-# halfcheetah-fast the fast presets' smaller planner there) under perf, groups the CPU samples by function into the parts
-# of the README's table (matrix multiplies, activation, block transposes,
-# the task's features and reward, normalisation, Gaussian head and noise,
+# halfcheetah-fast the fast presets' smaller planner there) under perf,
+# groups the CPU samples by function into the parts of the README's table
+# (matrix multiplies with the swish the tiles apply, other activations,
+# block transposes, the task's features and reward, normalisation, Gaussian head and noise,
 # the rollout's bookkeeping and CEM, gathers, kernel and Go runtime), and
 # prints each part's share of the samples, that share of the step's
 # seconds, and its CPU seconds a step (on more than one goroutine, the

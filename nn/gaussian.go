@@ -124,7 +124,8 @@ func softplus(x float64) float64 {
 // unit weights). It sets dOut (out's shape) to the loss's gradient and adds
 // the gradient with respect to the bounds to dMax and dMin when they are not
 // nil. The constant ½ and log 2π terms are left out, as PETS does; NLL gives
-// the full density.
+// the full density. It is computed in float32 but for the sum
+// (kernel.GaussianLoss).
 func (g *Gaussian) Loss(out, y, w []float32, members, rows int, dOut, dMax, dMin []float32) (float64, error) {
 	d := g.Dim
 	n := members * rows
