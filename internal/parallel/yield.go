@@ -17,7 +17,7 @@ const yieldEvery = 2 * time.Millisecond
 // preempted by the runtime's monitor, which takes its processor during the
 // cgo call, hands it off and then watches every 20 µs — thousands of
 // wake-ups a second, 7% of a core a planner's other goroutines need. The
-// zero value is ready; a Yielder belongs to one goroutine.
+// zero value is ready; a Yielder is not safe for concurrent use.
 type Yielder struct{ last time.Time }
 
 // Yield calls runtime.Gosched if the goroutine has not yielded through y in
