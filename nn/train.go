@@ -146,14 +146,7 @@ func (p *Pass) backwardMember(worker, e int) {
 		}
 		// dW = inᵀ·dZ, db = column sums of dZ.
 		kernel.Sgemm(true, false, l.In, l.Out, n, 1, in, l.In, dz, l.Out, 0, g.MemberW(e), l.Out)
-		gb := g.MemberB(e)
-		clear(gb)
-		for r := 0; r < n; r++ {
-			row := dz[r*l.Out : (r+1)*l.Out]
-			for j, v := range row {
-				gb[j] += v
-			}
-		}
+		kernel.ColSums(g.MemberB(e), dz[:n*l.Out])
 		if i == 0 {
 			break
 		}

@@ -233,6 +233,18 @@ void mm_adam(float *p, const float *g, float *m, float *v, long n, float b1, flo
 	}
 }
 
+// mm_col_sums sets s[j] to the sum of column j of the rows × cols matrix
+// x, adding row by row: each column in the order a scalar loop adds it, so
+// vectorising across the columns keeps the bits.
+MM_CLONES
+void mm_col_sums(float *s, const float *x, long rows, long cols) {
+	for (long j = 0; j < cols; j++) s[j] = 0;
+	for (long r = 0; r < rows; r++) {
+		const float *xr = x + r * cols;
+		for (long j = 0; j < cols; j++) s[j] += xr[j];
+	}
+}
+
 // mm_decay adds lambda·w to g. (It once returned Σw² too, which no caller
 // used: the sum's chain of float additions kept the loop from
 // vectorising, and it took 13% of a training epoch of the PETS ensemble.)

@@ -97,6 +97,20 @@ func GaussianSample(sample, out, hi, lo, eps []float32) {
 	}
 }
 
+// ColSums sets s[j] to the sum of column j of x, rows of len(s) values
+// (a bias's gradient), adding the rows in order: the bits of a scalar
+// loop's sums. len(x) is a multiple of len(s).
+func ColSums(s, x []float32) {
+	if len(s) == 0 || len(x)%len(s) != 0 {
+		panic("kernel: ColSums slices of mismatched lengths")
+	}
+	if len(x) == 0 {
+		clear(s)
+		return
+	}
+	colSums(s, x)
+}
+
 // GaussianLoss is the training loss of Gaussians given as rows of out (as
 // GaussianSample reads them: len(hi) means, then as many raw
 // log-variances, bounded as LogVarBound bounds them) against the targets

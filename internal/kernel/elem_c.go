@@ -19,6 +19,7 @@ void mm_sigmoid(float *dst, const float *x, long n);
 void mm_softplus(float *dst, const float *x, long n);
 void mm_adam(float *p, const float *g, float *m, float *v, long n, float b1, float b2, float lr, float rbc2, float eps);
 void mm_decay(float *g, const float *w, long n, float lambda);
+void mm_col_sums(float *s, const float *x, long rows, long cols);
 void mm_sincos(float *s, float *c, const float *x, long n);
 void mm_gauss_sample(float *sample, const float *out, const float *hi, const float *lo, const float *eps, long rows, long d);
 void mm_logvar_bound(float *lv, const float *raw, const float *hi, const float *lo, long rows, long d);
@@ -69,6 +70,8 @@ func gaussLoss(dOut, dHi, dLo, out, y, w, hi, lo []float32, c float64) float64 {
 	return float64(C.mm_gauss_loss(fp(dOut), fpOrNil(dHi), fpOrNil(dLo), fp(out), fp(y), fpOrNil(w), fp(hi), fp(lo),
 		C.long(len(y)/len(hi)), C.long(len(hi)), C.double(c)))
 }
+
+func colSums(s, x []float32) { C.mm_col_sums(fp(s), fp(x), C.long(len(x)/len(s)), C.long(len(s))) }
 
 func logVarBound(lv, raw, hi, lo []float32) {
 	C.mm_logvar_bound(fp(lv), fp(raw), fp(hi), fp(lo), C.long(len(lv)/len(hi)), C.long(len(hi)))

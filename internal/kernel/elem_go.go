@@ -248,6 +248,15 @@ func gaussLossGo(dOut, dHi, dLo, out, y, w, hi, lo []float32, c float64) float64
 	return loss
 }
 
+func colSumsGo(s, x []float32) {
+	clear(s)
+	for r := 0; r+len(s) <= len(x); r += len(s) {
+		for j, v := range x[r : r+len(s)] {
+			s[j] += v
+		}
+	}
+}
+
 func gaussSampleGo(sample, out, hi, lo, eps []float32) {
 	d := len(hi)
 	for r := 0; r < len(sample)/d; r++ {

@@ -16,6 +16,7 @@ func softplusVec(dst, x []float32)                   { softplusGo(dst, x) }
 func sincosVec(sin, cos, x []float32)                { sincosGo(sin, cos, x) }
 func gaussSample(sample, out, hi, lo, eps []float32) { gaussSampleGo(sample, out, hi, lo, eps) }
 func logVarBound(lv, raw, hi, lo []float32)          { logVarBoundGo(lv, raw, hi, lo) }
+func colSums(s, x []float32)                         { colSumsGo(s, x) }
 func gaussLoss(dOut, dHi, dLo, out, y, w, hi, lo []float32, c float64) float64 {
 	return gaussLossGo(dOut, dHi, dLo, out, y, w, hi, lo, c)
 }

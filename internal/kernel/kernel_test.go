@@ -745,3 +745,38 @@ func TestGaussianLoss(t *testing.T) {
 		}
 	}
 }
+
+// TestColSums checks both backends against the scalar loop bit for bit:
+// each column summed row by row.
+func TestColSums(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, cols := range []int{1, 7, 36, 200} {
+		for _, rows := range []int{0, 1, 32, 33} {
+			x := make([]float32, rows*cols)
+			for i := range x {
+				x[i] = float32(r.NormFloat64() * math.Exp(r.NormFloat64()*3))
+			}
+			want := make([]float32, cols)
+			for row := 0; row < rows; row++ {
+				for j := range cols {
+					want[j] += x[row*cols+j]
+				}
+			}
+			for _, be := range []struct {
+				name string
+				f    func(s, x []float32)
+			}{{"selected", ColSums}, {"go", colSumsGo}} {
+				s := make([]float32, cols)
+				for j := range s {
+					s[j] = 99 // set, not added to
+				}
+				be.f(s, x)
+				for j := range s {
+					if math.Float32bits(s[j]) != math.Float32bits(want[j]) {
+						t.Fatalf("%s, %d × %d: column %d sums to %g, want %g", be.name, rows, cols, j, s[j], want[j])
+					}
+				}
+			}
+		}
+	}
+}
