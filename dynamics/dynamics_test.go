@@ -862,3 +862,32 @@ func TestNextShared(t *testing.T) {
 		}
 	}
 }
+
+// TestWeightDecayShrinksWeights trains the same model with and without
+// weight decay: the decayed one ends with smaller weights, its biases (not
+// decayed) aside.
+func TestWeightDecayShrinksWeights(t *testing.T) {
+	sp := spec{name: "lg", od: 2, ad: 1}
+	buf := linearGaussian(300, []float64{0.05, 0.1}, 24)
+	sumSq := func(decay float32) float64 {
+		cfg := peConfig()
+		cfg.WeightDecay = []float32{decay}
+		m, err := New(sp, cfg, 25)
+		if err != nil {
+			t.Fatal(err)
+		}
+		train(t, m, buf, TrainConfig{LR: 1e-3, Epochs: 3, BatchSize: 32, Seed: 26})
+		var s float64
+		for _, l := range m.Net.Layers {
+			for _, w := range l.W {
+				s += float64(w) * float64(w)
+			}
+		}
+		return s
+	}
+	without, with := sumSq(0), sumSq(1)
+	t.Logf("Σw² %.4g with weight decay 1, %.4g without", with, without)
+	if !(with < 0.9*without) {
+		t.Errorf("Σw² %g with weight decay 1, %g without: want it at least 10%% smaller", with, without)
+	}
+}

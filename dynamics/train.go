@@ -129,6 +129,7 @@ type Trainer struct {
 	dOut    []float32
 	threads int // as asked: < 1 is GOMAXPROCS
 	yield   parallel.Yielder
+	spans   [][]nn.Decay // the weight decay, per parameter vector (t.params[0] is the net's)
 }
 
 // NewTrainer returns a trainer for m, running on the given number of
@@ -424,10 +425,17 @@ func (t *Trainer) step(X, Y, weights []float32, seqs [][]int, b0, nb int) (float
 	if err := t.pass.Backward(dOut); err != nil {
 		return 0, err
 	}
-	if err := m.Net.WeightDecay(t.decay, t.pass.Grad); err != nil {
-		return 0, err
+	if t.spans == nil {
+		// The weight decay goes into the optimiser's pass (one pass over
+		// the parameters, not two: Adam is memory-bound).
+		spans, err := m.Net.DecaySpans(t.decay)
+		if err != nil {
+			return 0, err
+		}
+		t.spans = make([][]nn.Decay, len(t.params))
+		t.spans[0] = spans
 	}
-	if err := t.opt.Step(t.params, t.grads); err != nil {
+	if err := t.opt.StepDecayed(t.params, t.grads, t.spans); err != nil {
 		return 0, err
 	}
 	return loss, nil

@@ -28,13 +28,40 @@ func (a *Adam) Steps() int { return a.step }
 
 // Step updates every params[i] with its gradient grads[i]. The vectors must
 // keep their lengths from one Step to the next.
-func (a *Adam) Step(params, grads [][]float32) error {
+func (a *Adam) Step(params, grads [][]float32) error { return a.StepDecayed(params, grads, nil) }
+
+// A Decay is an L2 penalty ½·Lambda·Σp² on the elements [Lo, Hi) of a
+// parameter vector (see MLP.DecaySpans).
+type Decay struct {
+	Lo, Hi int
+	Lambda float32
+}
+
+// StepDecayed is Step with the penalties decay[i] on params[i] (decay nil,
+// or decay[i] nil: none): the numbers of adding Lambda·p to grads[i] over
+// each span and then calling Step, in one pass over the parameters instead
+// of two. The gradients are left as they were. Each params[i]'s spans lie
+// within it, in order, without overlapping.
+func (a *Adam) StepDecayed(params, grads [][]float32, decay [][]Decay) error {
 	if len(params) != len(grads) {
 		return fmt.Errorf("nn: Adam given %d parameter vectors and %d gradients", len(params), len(grads))
+	}
+	if decay != nil && len(decay) != len(params) {
+		return fmt.Errorf("nn: Adam given %d parameter vectors and %d decay lists", len(params), len(decay))
 	}
 	for i := range params {
 		if len(params[i]) != len(grads[i]) {
 			return fmt.Errorf("nn: Adam parameter %d has %d elements, its gradient %d", i, len(params[i]), len(grads[i]))
+		}
+		if decay == nil {
+			continue
+		}
+		pos := 0
+		for _, d := range decay[i] {
+			if d.Lo < pos || d.Hi < d.Lo || d.Hi > len(params[i]) {
+				return fmt.Errorf("nn: decay span [%d, %d) of parameter %d (%d elements) out of order or range", d.Lo, d.Hi, i, len(params[i]))
+			}
+			pos = d.Hi
 		}
 	}
 	if a.m == nil {
@@ -58,7 +85,16 @@ func (a *Adam) Step(params, grads [][]float32) error {
 	rbc2 := float32(1 / math.Sqrt(bc2))
 	b1, b2 := float32(a.Beta1), float32(a.Beta2)
 	for i, p := range params {
-		kernel.AdamUpdate(p, grads[i], a.m[i], a.v[i], b1, b2, lr, rbc2, eps)
+		g, m, v := grads[i], a.m[i], a.v[i]
+		pos := 0
+		if decay != nil {
+			for _, d := range decay[i] {
+				kernel.AdamUpdate(p[pos:d.Lo], g[pos:d.Lo], m[pos:d.Lo], v[pos:d.Lo], b1, b2, lr, rbc2, eps)
+				kernel.AdamDecay(p[d.Lo:d.Hi], g[d.Lo:d.Hi], m[d.Lo:d.Hi], v[d.Lo:d.Hi], d.Lambda, b1, b2, lr, rbc2, eps)
+				pos = d.Hi
+			}
+		}
+		kernel.AdamUpdate(p[pos:], g[pos:], m[pos:], v[pos:], b1, b2, lr, rbc2, eps)
 	}
 	return nil
 }

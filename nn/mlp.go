@@ -255,6 +255,24 @@ func (m *MLP) SetParams(p []float32) error {
 	return nil
 }
 
+// DecaySpans returns WeightDecay(lambda, ·)'s penalty as spans of Params()
+// for Adam.StepDecayed: each layer's weights with its coefficient, layers
+// with none left out (biases are not decayed).
+func (m *MLP) DecaySpans(lambda []float32) ([]Decay, error) {
+	if len(lambda) != len(m.Layers) {
+		return nil, fmt.Errorf("nn: %d weight-decay coefficients for %d layers", len(lambda), len(m.Layers))
+	}
+	var spans []Decay
+	off := 0
+	for i, l := range m.Layers {
+		if lambda[i] != 0 {
+			spans = append(spans, Decay{Lo: off, Hi: off + len(l.W), Lambda: lambda[i]})
+		}
+		off += len(l.W) + len(l.B)
+	}
+	return spans, nil
+}
+
 // WeightDecay adds the gradient of Σ_l ½·λ_l·‖W_l‖² (weights of all members,
 // not biases) to grad, which has Params's layout. lambda has one
 // coefficient per layer. This is PETS's per-layer L2 term.

@@ -641,3 +641,63 @@ func TestLayerViews(t *testing.T) {
 		}
 	}
 }
+
+// TestStepDecayedIsDecayThenStep checks Adam.StepDecayed with
+// MLP.DecaySpans against WeightDecay followed by Step, bit for bit over
+// several steps, and its refusal of spans out of order or range.
+func TestStepDecayedIsDecayThenStep(t *testing.T) {
+	cfg := Config{Members: 3, In: 5, Hidden: []int{8, 6}, Out: 4, Activation: Swish}
+	lambda := []float32{1e-2, 0, 5e-2} // a layer without decay in the middle
+	a, b := mustNew(t, cfg, 41), mustNew(t, cfg, 41)
+	extraA, extraB := []float32{0.5, -0.25}, []float32{0.5, -0.25} // a second vector, never decayed
+	optA, optB := NewAdam(1e-2), NewAdam(1e-2)
+	spans, err := b.DecaySpans(lambda)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(spans) != 2 {
+		t.Fatalf("%d spans for two decayed layers", len(spans))
+	}
+	src := rng.New(42)
+	for step := 0; step < 4; step++ {
+		g := randInput(src, len(a.Params()))
+		ge := randInput(src, 2)
+		ga := append([]float32(nil), g...)
+		if err := a.WeightDecay(lambda, ga); err != nil {
+			t.Fatal(err)
+		}
+		if err := optA.Step([][]float32{a.Params(), extraA}, [][]float32{ga, ge}); err != nil {
+			t.Fatal(err)
+		}
+		gb := append([]float32(nil), g...)
+		if err := optB.StepDecayed([][]float32{b.Params(), extraB}, [][]float32{gb, ge}, [][]Decay{spans, nil}); err != nil {
+			t.Fatal(err)
+		}
+		for i, p := range a.Params() {
+			if math.Float32bits(p) != math.Float32bits(b.Params()[i]) {
+				t.Fatalf("step %d, parameter %d: %g after WeightDecay and Step, %g after StepDecayed", step, i, p, b.Params()[i])
+			}
+		}
+		if extraA[0] != extraB[0] || extraA[1] != extraB[1] {
+			t.Fatalf("step %d: the undecayed vector %v against %v", step, extraB, extraA)
+		}
+		for i := range g {
+			if gb[i] != g[i] {
+				t.Fatalf("StepDecayed changed gradient %d", i)
+			}
+		}
+	}
+	n := len(b.Params())
+	for _, bad := range [][]Decay{
+		{{Lo: 5, Hi: 3, Lambda: 1}},
+		{{Lo: 0, Hi: n + 1, Lambda: 1}},
+		{{Lo: 4, Hi: 8, Lambda: 1}, {Lo: 6, Hi: 9, Lambda: 1}},
+	} {
+		if err := optB.StepDecayed([][]float32{b.Params(), extraB}, [][]float32{make([]float32, n), make([]float32, 2)}, [][]Decay{bad, nil}); err == nil {
+			t.Errorf("spans %v accepted", bad)
+		}
+	}
+	if optB.Steps() != 4 {
+		t.Errorf("refused steps counted: %d steps, want 4", optB.Steps())
+	}
+}

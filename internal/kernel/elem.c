@@ -222,14 +222,33 @@ static inline float mm_sqrtf(float x) {
 	return x * y;
 }
 
+// MM_ADAM_ONE is Adam's update of element j with gradient gj, the one
+// formula mm_adam and mm_adam_decay share.
+#define MM_ADAM_ONE(gj)                                             \
+	do {                                                        \
+		float mj = b1 * m[j] + (1.0f - b1) * (gj);          \
+		float vj = b2 * v[j] + (1.0f - b2) * (gj) * (gj);   \
+		m[j] = mj;                                          \
+		v[j] = vj;                                          \
+		p[j] -= lr * mj / (mm_sqrtf(vj) * rbc2 + eps);      \
+	} while (0)
+
 MM_CLONES
 void mm_adam(float *p, const float *g, float *m, float *v, long n, float b1, float b2, float lr, float rbc2, float eps) {
 	for (long j = 0; j < n; j++) {
-		float mj = b1 * m[j] + (1.0f - b1) * g[j];
-		float vj = b2 * v[j] + (1.0f - b2) * g[j] * g[j];
-		m[j] = mj;
-		v[j] = vj;
-		p[j] -= lr * mj / (mm_sqrtf(vj) * rbc2 + eps);
+		float gj = g[j];
+		MM_ADAM_ONE(gj);
+	}
+}
+
+// mm_adam_decay is mm_decay's g + lambda·p then mm_adam, in one pass
+// (the gradient g is read, not written).
+MM_CLONES
+void mm_adam_decay(float *p, const float *g, float *m, float *v, long n, float lambda, float b1, float b2, float lr, float rbc2,
+		float eps) {
+	for (long j = 0; j < n; j++) {
+		float gj = g[j] + lambda * p[j];
+		MM_ADAM_ONE(gj);
 	}
 }
 

@@ -19,6 +19,8 @@ void mm_sigmoid(float *dst, const float *x, long n);
 void mm_softplus(float *dst, const float *x, long n);
 void mm_adam(float *p, const float *g, float *m, float *v, long n, float b1, float b2, float lr, float rbc2, float eps);
 void mm_decay(float *g, const float *w, long n, float lambda);
+void mm_adam_decay(float *p, const float *g, float *m, float *v, long n, float lambda, float b1, float b2, float lr, float rbc2,
+	float eps);
 void mm_col_sums(float *s, const float *x, long rows, long cols);
 void mm_sincos(float *s, float *c, const float *x, long n);
 void mm_gauss_sample(float *sample, const float *out, const float *hi, const float *lo, const float *eps, long rows, long d);
@@ -79,6 +81,11 @@ func logVarBound(lv, raw, hi, lo []float32) {
 
 func adamUpdate(p, g, m, v []float32, b1, b2, lr, rbc2, eps float32) {
 	C.mm_adam(fp(p), fp(g), fp(m), fp(v), C.long(len(p)), C.float(b1), C.float(b2), C.float(lr), C.float(rbc2), C.float(eps))
+}
+
+func adamDecay(p, g, m, v []float32, lambda, b1, b2, lr, rbc2, eps float32) {
+	C.mm_adam_decay(fp(p), fp(g), fp(m), fp(v), C.long(len(p)), C.float(lambda), C.float(b1), C.float(b2), C.float(lr), C.float(rbc2),
+		C.float(eps))
 }
 
 func decay(g, w []float32, lambda float32) {

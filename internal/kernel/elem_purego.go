@@ -28,3 +28,7 @@ func adamUpdate(p, g, m, v []float32, b1, b2, lr, rbc2, eps float32) {
 }
 
 func decay(g, w []float32, lambda float32) { decayGo(g, w, lambda) }
+
+func adamDecay(p, g, m, v []float32, lambda, b1, b2, lr, rbc2, eps float32) {
+	adamDecayGo(p, g, m, v, lambda, b1, b2, lr, rbc2, eps)
+}

@@ -780,3 +780,38 @@ func TestColSums(t *testing.T) {
 		}
 	}
 }
+
+// TestAdamDecayIsDecayThenAdam checks that the fused pass gives, on each
+// backend, the bits of Decay followed by AdamUpdate, and leaves the
+// gradient alone.
+func TestAdamDecayIsDecayThenAdam(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	const n = 2001
+	p0, g0 := randSlice(r, n), randSlice(r, n)
+	m0, v0 := randSlice(r, n), randSlice(r, n)
+	for i := range v0 {
+		v0[i] *= v0[i]
+	}
+	cp := func(s []float32) []float32 { return append([]float32(nil), s...) }
+	for _, be := range []struct {
+		name   string
+		fused  func(p, g, m, v []float32, lambda, b1, b2, lr, rbc2, eps float32)
+		decay  func(g, w []float32, lambda float32)
+		update func(p, g, m, v []float32, b1, b2, lr, rbc2, eps float32)
+	}{{"selected", AdamDecay, Decay, AdamUpdate}, {"go", adamDecayGo, decayGo, adamUpdateGo}} {
+		pa, ga, ma, va := cp(p0), cp(g0), cp(m0), cp(v0)
+		be.fused(pa, ga, ma, va, 0.05, 0.9, 0.999, 0.01, 1.5, 1e-8)
+		pb, gb, mb, vb := cp(p0), cp(g0), cp(m0), cp(v0)
+		be.decay(gb, pb, 0.05)
+		be.update(pb, gb, mb, vb, 0.9, 0.999, 0.01, 1.5, 1e-8)
+		for i := range n {
+			if math.Float32bits(pa[i]) != math.Float32bits(pb[i]) || math.Float32bits(ma[i]) != math.Float32bits(mb[i]) ||
+				math.Float32bits(va[i]) != math.Float32bits(vb[i]) {
+				t.Fatalf("%s, element %d: fused p,m,v %g %g %g, in two passes %g %g %g", be.name, i, pa[i], ma[i], va[i], pb[i], mb[i], vb[i])
+			}
+			if ga[i] != g0[i] {
+				t.Fatalf("%s: the fused pass changed gradient %d", be.name, i)
+			}
+		}
+	}
+}

@@ -17,6 +17,18 @@ func AdamUpdate(p, g, m, v []float32, b1, b2, lr, rbc2, eps float32) {
 	}
 }
 
+// AdamDecay is Decay(g, p, lambda) then AdamUpdate, the same numbers in one
+// pass over the vectors, but g is left as it was.
+func AdamDecay(p, g, m, v []float32, lambda, b1, b2, lr, rbc2, eps float32) {
+	n := len(p)
+	if len(g) < n || len(m) < n || len(v) < n {
+		panic("kernel: AdamDecay slices too short")
+	}
+	if n > 0 {
+		adamDecay(p, g[:n], m[:n], v[:n], lambda, b1, b2, lr, rbc2, eps)
+	}
+}
+
 // Decay adds lambda·w to g: the gradient of the penalty ½·lambda·Σw².
 func Decay(g, w []float32, lambda float32) {
 	if len(g) < len(w) {
@@ -30,6 +42,18 @@ func Decay(g, w []float32, lambda float32) {
 func adamUpdateGo(p, g, m, v []float32, b1, b2, lr, rbc2, eps float32) {
 	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
 	for j, gj := range g {
+		mj := b1*m[j] + (1-b1)*gj
+		vj := b2*v[j] + (1-b2)*gj*gj
+		m[j], v[j] = mj, vj
+		p[j] -= lr * mj / (sqrtf(vj)*rbc2 + eps)
+	}
+}
+
+func adamDecayGo(p, g, m, v []float32, lambda, b1, b2, lr, rbc2, eps float32) {
+	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
+	for j, gj := range g {
+		// Rounded as decayGo rounds it: stored, then read.
+		gj = float32(gj + lambda*p[j])
 		mj := b1*m[j] + (1-b1)*gj
 		vj := b2*v[j] + (1-b2)*gj*gj
 		m[j], v[j] = mj, vj
