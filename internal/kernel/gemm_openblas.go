@@ -30,6 +30,9 @@ func init() {
 }
 
 func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if sgemmWide(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) {
+		return
+	}
 	ta, tb := C.int(C.mmNoTrans), C.int(C.mmNoTrans)
 	if transA {
 		ta = C.mmTrans

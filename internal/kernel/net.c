@@ -361,3 +361,12 @@ int mm_net_forward_blocks(mm_net *n, int threads, const float *x, long rows, con
 	}
 	return failed ? -1 : 0;
 }
+
+// mm_sgemm_dnnl is oneDNN's row-major sgemm on the calling thread alone
+// (an OpenMP team of one: the callers run it on several goroutines); 0 on
+// success.
+int mm_sgemm_dnnl(char ta, char tb, long m, long n, long k, float alpha, const float *a, long lda, const float *b, long ldb,
+		float beta, float *c, long ldc) {
+	omp_set_num_threads(1);
+	return dnnl_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) == dnnl_success ? 0 : -1;
+}
