@@ -54,7 +54,12 @@ func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 }
 
 // BLAS names the library and kernel that multiply matrices, as OpenBLAS
-// reports them (its kernel depends on the CPU and OPENBLAS_CORETYPE).
+// reports them (its kernel depends on the CPU and OPENBLAS_CORETYPE), and
+// oneDNN's sgemm where the build takes the wider shapes to it.
 func BLAS() string {
-	return C.GoString(C.openblas_get_config()) + " (" + C.GoString(C.openblas_get_corename()) + ")"
+	s := C.GoString(C.openblas_get_config()) + " (" + C.GoString(C.openblas_get_corename()) + ")"
+	if wideGemm != "" {
+		s += "; " + wideGemm
+	}
+	return s
 }

@@ -170,6 +170,9 @@ func NetKernel(bf16 bool) string {
 	return "oneDNN (" + prec + ")"
 }
 
+// wideGemm names what sgemmWide uses, for BLAS.
+const wideGemm = "oneDNN sgemm from 32 × 64 × 32"
+
 // sgemmWide multiplies through oneDNN's sgemm where it beats OpenBLAS and
 // reports whether it did: for the training pass's 200-wide layers at 32
 // rows it took 12–15 µs against OpenBLAS's 15–21 (one thread, Zen 5), for

@@ -30,6 +30,9 @@ func (n *Net) Close() {}
 // NetKernel names the code a Net runs on: none in this build.
 func NetKernel(bf16 bool) string { return "none (built without oneDNN)" }
 
+// wideGemm names what sgemmWide uses: nothing in this build.
+const wideGemm = ""
+
 // sgemmWide is oneDNN's sgemm where it is faster; this build has none.
 func sgemmWide(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) bool {
 	return false
