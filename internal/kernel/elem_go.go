@@ -225,8 +225,8 @@ func gaussLossGo(dOut, dHi, dLo, out, y, w, hi, lo []float32, c float64) float64
 		if w != nil {
 			wr = float32(c * float64(w[r]))
 		}
+		o := out[2*r*d:]
 		for j := range d {
-			o := out[2*r*d:]
 			sp1, s1 := softplusSigmoidf(hi[j] - o[d+j])
 			sp2, s2 := softplusSigmoidf(hi[j] - sp1 - lo[j])
 			lv := sp2 + lo[j]

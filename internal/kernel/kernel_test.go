@@ -323,14 +323,20 @@ func BenchmarkElementwise(b *testing.B) {
 	}
 }
 
+// adamInputs is n random parameters, gradients and first moments, and
+// second moments (squares, so non-negative) for Adam's tests.
+func adamInputs(r *rand.Rand, n int) (p, g, m, v []float32) {
+	p, g, m, v = randSlice(r, n), randSlice(r, n), randSlice(r, n), randSlice(r, n)
+	for i := range v {
+		v[i] *= v[i]
+	}
+	return p, g, m, v
+}
+
 func TestAdamUpdateAndDecayBackendsAgree(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
 	const n = 1000
-	p0, g := randSlice(r, n), randSlice(r, n)
-	m0, v0 := randSlice(r, n), randSlice(r, n)
-	for i := range v0 {
-		v0[i] *= v0[i]
-	}
+	p0, g, m0, v0 := adamInputs(r, n)
 	run := func(f func(p, g, m, v []float32, b1, b2, lr, rbc2, eps float32)) (p, m, v []float32) {
 		p, m, v = append([]float32(nil), p0...), append([]float32(nil), m0...), append([]float32(nil), v0...)
 		f(p, g, m, v, 0.9, 0.999, 0.01, 1.5, 1e-8)
@@ -787,13 +793,8 @@ func TestColSums(t *testing.T) {
 // backend, the bits of Decay followed by AdamUpdate, and leaves the
 // gradient alone.
 func TestAdamDecayIsDecayThenAdam(t *testing.T) {
-	r := rand.New(rand.NewPCG(9, 10))
 	const n = 2001
-	p0, g0 := randSlice(r, n), randSlice(r, n)
-	m0, v0 := randSlice(r, n), randSlice(r, n)
-	for i := range v0 {
-		v0[i] *= v0[i]
-	}
+	p0, g0, m0, v0 := adamInputs(rand.New(rand.NewPCG(9, 10)), n)
 	cp := func(s []float32) []float32 { return append([]float32(nil), s...) }
 	for _, be := range []struct {
 		name   string

@@ -39,13 +39,19 @@ func Decay(g, w []float32, lambda float32) {
 	}
 }
 
+// adamOne is Adam's update of one element with gradient g, the formula
+// adamUpdateGo and adamDecayGo share (as MM_ADAM_ONE in C).
+func adamOne(p, m, v *float32, g, b1, b2, lr, rbc2, eps float32) {
+	mj := b1**m + (1-b1)*g
+	vj := b2**v + (1-b2)*g*g
+	*m, *v = mj, vj
+	*p -= lr * mj / (sqrtf(vj)*rbc2 + eps)
+}
+
 func adamUpdateGo(p, g, m, v []float32, b1, b2, lr, rbc2, eps float32) {
 	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
 	for j, gj := range g {
-		mj := b1*m[j] + (1-b1)*gj
-		vj := b2*v[j] + (1-b2)*gj*gj
-		m[j], v[j] = mj, vj
-		p[j] -= lr * mj / (sqrtf(vj)*rbc2 + eps)
+		adamOne(&p[j], &m[j], &v[j], gj, b1, b2, lr, rbc2, eps)
 	}
 }
 
@@ -53,11 +59,7 @@ func adamDecayGo(p, g, m, v []float32, lambda, b1, b2, lr, rbc2, eps float32) {
 	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
 	for j, gj := range g {
 		// Rounded as decayGo rounds it: stored, then read.
-		gj = float32(gj + lambda*p[j])
-		mj := b1*m[j] + (1-b1)*gj
-		vj := b2*v[j] + (1-b2)*gj*gj
-		m[j], v[j] = mj, vj
-		p[j] -= lr * mj / (sqrtf(vj)*rbc2 + eps)
+		adamOne(&p[j], &m[j], &v[j], float32(gj+lambda*p[j]), b1, b2, lr, rbc2, eps)
 	}
 }
 
