@@ -12,6 +12,7 @@ import (
 	"github.com/mismatch-rl/mismatch/dynamics"
 	"github.com/mismatch-rl/mismatch/env"
 	"github.com/mismatch-rl/mismatch/env/classic"
+	"github.com/mismatch-rl/mismatch/internal/kernel"
 	"github.com/mismatch-rl/mismatch/nn"
 	"github.com/mismatch-rl/mismatch/rng"
 )
@@ -864,7 +865,7 @@ func TestLanes(t *testing.T) {
 	const H, P, seed = 4, 2, 10
 	for _, c := range []struct {
 		n, lanes int
-	}{{999, 1}, {2100, 2}, {3500, 3}} {
+	}{{199, 1}, {200, 2}, {999, 2}, {2100, 2}, {3500, 3}} {
 		seqs := make([]float32, c.n*H)
 		rng.New(9).FillUniform(seqs, -1, 1)
 		for _, prop := range []Propagation{TSInf, TS1, Expectation, Mean} {
@@ -874,12 +875,10 @@ func TestLanes(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				want := c.lanes
-				if prop == Expectation {
-					want = max(c.n/laneRows, 1)
-				}
-				if got := o.laneCount(c.n); got != want {
-					t.Fatalf("%d sequences, %v: %d lanes, want %d", c.n, prop, got, want)
+				// Two members and two particles: a member carries a row
+				// of every sequence, under every propagation.
+				if got := o.laneCount(c.n); got != c.lanes {
+					t.Fatalf("%d sequences, %v: %d lanes, want %d", c.n, prop, got, c.lanes)
 				}
 				o.SetStart([]float32{0.2, -0.1})
 				r := make([]float64, c.n)
@@ -904,8 +903,12 @@ func TestLanes(t *testing.T) {
 			}
 			// Lane l's share, by an objective of lane l's seed.
 			L := c.lanes
+			split, err := NewModelObjective(classic.PointMass, m, H, P, prop, nn.FP32, 1, seed)
+			if err != nil {
+				t.Fatal(err)
+			}
 			for l := 0; l < L; l++ {
-				lo, hi := l*c.n/L, (l+1)*c.n/L
+				lo, hi := split.laneStart(l, L, c.n), split.laneStart(l+1, L, c.n)
 				ls := uint64(seed)
 				if L > 1 {
 					ls = rng.New(seed).Named("lanes").Uint64() + uint64(l)
@@ -928,7 +931,62 @@ func TestLanes(t *testing.T) {
 					}
 				}
 			}
+			split.Close()
 		}
+	}
+}
+
+// TestLanesTakeWholeBlocks: lanes split an evaluation where every
+// member's rows come to a multiple of kernel.NetRows, so that lanes
+// compute no more rows than one objective would (the kernel computes a
+// part-filled group whole), each lane keeping most of its share.
+func TestLanesTakeWholeBlocks(t *testing.T) {
+	// The rows the kernel computes for a member's rows.
+	computed := func(rows int) int { return (rows + kernel.NetRows - 1) / kernel.NetRows * kernel.NetRows }
+	for _, c := range []struct {
+		members, particles, n int
+		prop                  Propagation
+		aligned               bool // the split can fall on whole blocks
+	}{
+		{5, 20, 500, TSInf, true}, // mbrl-lib's notebook: 2 lanes of 252 and 248
+		{5, 5, 200, TSInf, true},  // the fast presets: 2 lanes of 96 and 104
+		{5, 5, 200, TS1, true},
+		{7, 20, 2000, TSInf, true},
+		{3, 7, 90, TSInf, false},  // 16 rows a member take 48 sequences
+		{2, 31, 40, TSInf, false}, // 32 sequences, where a lane's share is 20
+		{4, 1, 250, Expectation, true},
+		{3, 1, 7000, Expectation, true},
+	} {
+		m, err := dynamics.New(classic.PointMass, dynamics.Config{Class: dynamics.PE, Members: c.members, Hidden: []int{8}, Activation: nn.Swish}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := NewModelObjective(classic.PointMass, m, 2, c.particles, c.prop, nn.FP32, 1, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		L := o.laneCount(c.n)
+		if L < 2 {
+			t.Fatalf("%+v: %d lanes", c, L)
+		}
+		perMember := func(seqs int) int { // rows a member carries for seqs sequences
+			if c.prop == Expectation {
+				return seqs
+			}
+			return (seqs*c.particles + c.members - 1) / c.members
+		}
+		sum := 0
+		for l := 0; l < L; l++ {
+			lo, hi := o.laneStart(l, L, c.n), o.laneStart(l+1, L, c.n)
+			if l == 0 && lo != 0 || l == L-1 && hi != c.n || hi-lo < c.n/(2*L) {
+				t.Fatalf("%+v: lane %d of %d takes sequences [%d, %d)", c, l, L, lo, hi)
+			}
+			sum += computed(perMember(hi - lo))
+		}
+		if one := computed(perMember(c.n)); c.aligned && sum != one {
+			t.Errorf("%+v: the lanes compute %d rows a member, one objective %d", c, sum, one)
+		}
+		o.Close()
 	}
 }
 

@@ -16,6 +16,11 @@ import "math"
 // NetAvailable reports whether this build has it (cgo with oneDNN: not
 // under -tags purego or nodnnl).
 
+// NetRows is the granularity of a Net's own kernels: they compute a
+// member's rows in blocks of 32, the last one as 16 or 32 rows, so a call
+// pays for its rows rounded up to a multiple of NetRows.
+const NetRows = 16
+
 // ownKernel is the best of our kernels nets may run on, where the CPU can:
 // 2 mlp512.c's (AVX-512), 1 mlp256.c's (AVX2), 0 none (oneDNN). Tests
 // lower it to check the others on machines that have the best.
