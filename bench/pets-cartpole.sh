@@ -3,7 +3,8 @@
 # given): prints each trial's reward and the planning time per step, then
 # checks the acceptance figures: some trial among the first 15 scores at
 # least 175, and trials 13-15 average at least 170. Long: 12-15 minutes per
-# seed on 2 Zen 5 cores (an hour with the first planner). Resumes runs left in runs/bench-cartpole-seedN. Seeds run
+# seed on 2 Zen 5 cores, 19 on 2 Zen 4 cores (an hour with the first
+# planner). Resumes runs left in runs/bench-cartpole-seedN. Seeds run
 # one after another on every core; two single-threaded runs side by side
 # (GOMAXPROCS=1 ./bin/mismatch pets --out runs/bench-cartpole-seedN seed=N)
 # get about 20% more out of two cores, and this script then just reports.

@@ -303,16 +303,20 @@ func lanesFor(perMember, n int) int {
 // multiple of kernel.NetRows rows, where that leaves each lane most of its
 // share, so that the lanes' network calls compute no more rows than one
 // objective's would (at the fast presets' 200 rows a member, two lanes of
-// 100 computed 224 rows a member where one computes 208: a tenth of the
-// 1-goroutine step).
+// 100 compute 224 rows a member where one computes 208, and took the
+// 1-goroutine step 10% longer).
 func (o *ModelObjective) laneStart(l, L, n int) int {
 	if l >= L {
 		return n
 	}
-	q := kernel.NetRows // sequences that fill whole groups: under Expectation each is one row a member
+	// q sequences give every member whole groups: under Expectation a
+	// sequence is a row on each member; otherwise its particles are dealt
+	// out over the members, so q·particles must be a multiple of a group
+	// on each.
+	q := kernel.NetRows
 	if o.prop != Expectation {
-		E := kernel.NetRows * max(len(o.members), 1)
-		q = E / gcd(E, o.particles)
+		g := kernel.NetRows * max(len(o.members), 1)
+		q = g / gcd(g, o.particles)
 	}
 	s := l * n / L
 	if q > n/(2*L) {
@@ -321,6 +325,7 @@ func (o *ModelObjective) laneStart(l, L, n int) int {
 	return min((s+q/2)/q*q, n)
 }
 
+// gcd is the greatest common divisor of a and b.
 func gcd(a, b int) int {
 	for b != 0 {
 		a, b = b, a%b
