@@ -18,8 +18,6 @@ void cblas_sgemm(int order, int transA, int transB, int m, int n, int k,
 */
 import "C"
 
-import "unsafe"
-
 // Backend names the matrix-multiply backend compiled in.
 const Backend = "openblas"
 
@@ -40,17 +38,9 @@ func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	if transB {
 		tb = C.mmTrans
 	}
-	var pa, pb *float32
-	if len(a) > 0 {
-		pa = &a[0]
-	}
-	if len(b) > 0 {
-		pb = &b[0]
-	}
 	C.cblas_sgemm(C.mmRowMajor, ta, tb, C.int(m), C.int(n), C.int(k),
-		C.float(alpha), (*C.float)(unsafe.Pointer(pa)), C.int(lda),
-		(*C.float)(unsafe.Pointer(pb)), C.int(ldb),
-		C.float(beta), (*C.float)(unsafe.Pointer(&c[0])), C.int(ldc))
+		C.float(alpha), fpOrNil(a), C.int(lda), fpOrNil(b), C.int(ldb),
+		C.float(beta), fp(c), C.int(ldc))
 }
 
 // BLAS names the library and kernel that multiply matrices, as OpenBLAS

@@ -104,8 +104,8 @@ func (n *Net) Forward(worker, member int, x []float32, rows int, dst []float32) 
 		return fmt.Errorf("kernel: %d inputs and %d outputs for %d rows", len(x), len(dst), rows)
 	}
 	eb := &n.errs[worker]
-	if C.mm_net_forward(n.c, C.int(worker), C.int(member), (*C.float)(unsafe.Pointer(&x[0])), C.long(rows),
-		(*C.float)(unsafe.Pointer(&dst[0])), &eb[0], C.int(len(eb))) != 0 {
+	if C.mm_net_forward(n.c, C.int(worker), C.int(member), fp(x), C.long(rows),
+		fp(dst), &eb[0], C.int(len(eb))) != 0 {
 		return errors.New(C.GoString(&eb[0]))
 	}
 	return nil
@@ -138,8 +138,8 @@ func (n *Net) ForwardBlocks(threads int, x []float32, rows int, members []int, k
 		mb[i] = C.int(e)
 	}
 	eb := &n.errs[0]
-	if C.mm_net_forward_blocks(n.c, C.int(max(threads, 1)), (*C.float)(unsafe.Pointer(&x[0])), C.long(rows), &mb[0], C.int(k), C.long(chunk),
-		(*C.float)(unsafe.Pointer(&dst[0])), &eb[0], C.int(len(eb))) != 0 {
+	if C.mm_net_forward_blocks(n.c, C.int(max(threads, 1)), fp(x), C.long(rows), &mb[0], C.int(k), C.long(chunk),
+		fp(dst), &eb[0], C.int(len(eb))) != 0 {
 		return errors.New(C.GoString(&eb[0]))
 	}
 	return nil
@@ -190,6 +190,6 @@ func sgemmWide(transA, transB bool, m, n, k int, alpha float32, a []float32, lda
 	if transB {
 		tb = 'T'
 	}
-	return C.mm_sgemm_dnnl(ta, tb, C.long(m), C.long(n), C.long(k), C.float(alpha), (*C.float)(unsafe.Pointer(&a[0])), C.long(lda),
-		(*C.float)(unsafe.Pointer(&b[0])), C.long(ldb), C.float(beta), (*C.float)(unsafe.Pointer(&c[0])), C.long(ldc)) == 0
+	return C.mm_sgemm_dnnl(ta, tb, C.long(m), C.long(n), C.long(k), C.float(alpha), fp(a), C.long(lda),
+		fp(b), C.long(ldb), C.float(beta), fp(c), C.long(ldc)) == 0
 }
